@@ -1,0 +1,106 @@
+"""The evidence store port: write-once packages joined by a signed, append-only ledger.
+
+Package format v1 (DESIGN.md, stable)::
+
+    <case_id>/<report_id>/
+      message.eml     MIME exactly as Exchange returned it
+      headers.txt     transport headers as returned, "Name: value" CRLF-terminated, folded as received
+      metadata.json   parsed facts + capture facts + header analysis + classification
+      manifest.json   every file's sha256 and size, previous ledger hash, ledger sequence, signature
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class SealedPackage:
+    """What the use case needs to know about a package once it is sealed."""
+
+    case_id: str
+    report_id: str
+    message_sha256: str  # "sha256:<hex>"
+    message_size: int
+    manifest_sha256: str  # "sha256:<hex>" of manifest.json's bytes
+    ledger_sequence: int
+
+
+@dataclass(frozen=True)
+class VerifyProblem:
+    case_id: str | None
+    report_id: str | None
+    ledger_sequence: int | None
+    problem: str
+
+
+@dataclass
+class VerifyResult:
+    reports_checked: int = 0
+    problems: list[VerifyProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PendingPackage(Protocol):
+    """A package being written. Nothing is visible under ``<case_id>/`` until :meth:`seal`."""
+
+    report_id: str
+
+    def write(self, data: bytes, /) -> int:
+        """Append MIME bytes (a :class:`~addin_service.mail.ports.MimeSink`).
+
+        :raises MessageTooLarge: more than the package's byte limit was written.
+        :raises EvidenceStoreUnavailable: the bytes could not be written.
+        """
+        ...
+
+    @property
+    def message_sha256(self) -> str: ...
+
+    @property
+    def message_size(self) -> int: ...
+
+    def seal(self, case_id: str, headers: tuple[tuple[str, str], ...], metadata: dict[str, Any]) -> SealedPackage:
+        """Write headers.txt, metadata.json and manifest.json, fsync, move into place, append the
+        ledger entry. After this returns the package is durable and immutable.
+
+        :raises EvidenceStoreUnavailable: anything could not be written; nothing is left in place.
+        """
+        ...
+
+    def abort(self) -> None:
+        """Discard everything written so far. Safe to call more than once or after seal."""
+        ...
+
+
+class EvidenceStore(Protocol):
+    name: str
+
+    def open_package(self, report_id: str, max_message_bytes: int) -> PendingPackage:
+        """Start a package in a private temporary area.
+
+        :raises EvidenceStoreUnavailable: the store cannot be written.
+        """
+        ...
+
+    def read_file(self, case_id: str, report_id: str, name: str) -> bytes:
+        """Return one stored file's bytes. :raises FileNotFoundError: no such file."""
+        ...
+
+    def check(self) -> None:
+        """Readiness probe. :raises EvidenceStoreUnavailable: not writable."""
+        ...
+
+    def verify(self) -> VerifyResult:
+        """Check every package and the whole ledger chain, in ledger order."""
+        ...
+
+    def export_case(self, case_id: str, out: Path) -> int:
+        """Write a zip with the case's packages, the ledger entries they need, the public key and
+        a VERIFY.txt. Returns the number of reports exported. :raises KeyError: unknown case."""
+        ...

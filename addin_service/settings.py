@@ -1,0 +1,356 @@
+"""Configuration: ``ADDIN_*`` environment variables validated once, at start, into a frozen object.
+
+A bad or missing value raises :class:`~addin_service.errors.ConfigError` whose message starts
+with the variable's name, so start-up stops with one line that says what to fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import Schema, ValidationError, validate
+from marshmallow import fields as mf
+
+from addin_service.errors import ConfigError
+
+PREFIX = "ADDIN_"
+DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secure_url(value: str, *, allow_loopback_http: bool = True) -> str:
+    """An https URL, or http only towards this machine (the demo and the test doubles)."""
+    parts = urlsplit(value)
+    if not parts.netloc or parts.scheme not in ("https", "http"):
+        raise ValueError("must be an absolute https:// URL")
+    if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
+        raise ValueError("must use https:// (plain http is accepted only for loopback addresses)")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials in the URL")
+    return value.rstrip("/")
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+
+
+def parse_duration(value: str) -> int:
+    """'90', '90s', '30m', '24h', '7d' → seconds."""
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError("must be a duration such as 3600, 30m, 24h or 7d")
+    n, unit = int(m.group(1)), m.group(2) or "s"
+    seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"[^@\s<>\"(),;:]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,63}|[^@\s<>]+@localhost", value):
+        raise ValueError("must be one email address, such as security@contoso.com")
+    return value.lower()
+
+
+def _guid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError("must be a GUID such as 00000000-0000-0000-0000-000000000000") from None
+
+
+def _tenant(value: str) -> str:
+    if value in ("common", "organizations"):
+        raise ValueError("must be your tenant's GUID or domain, not a multi-tenant alias")
+    try:
+        return _guid(value)
+    except ValueError:
+        if re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,63}", value):
+            return value.lower()
+        raise ValueError("must be your tenant's GUID or primary domain") from None
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if n <= 0:
+        raise ValueError("must be a positive whole number")
+    return n
+
+
+def _rate(value: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\S+)\s*", value)
+    if not m:
+        raise ValueError("must look like 20/10m (twenty reports per ten minutes per caller)")
+    count = int(m.group(1))
+    if count <= 0:
+        raise ValueError("the count must be positive")
+    return count, parse_duration(m.group(2))
+
+
+def _file_or_s3_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            raise ValueError("file URLs must be absolute: file:///var/lib/addin/evidence")
+        return value
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError("s3 URLs need a bucket: s3://bucket/prefix")
+        return value
+    raise ValueError("must be file:///absolute/path or s3://bucket/prefix")
+
+
+def _database_url(value: str) -> str:
+    scheme = value.split(":", 1)[0]
+    if scheme.startswith("postgres"):
+        # Always psycopg 3, whatever driver the admin wrote.
+        rest = value.split("://", 1)[1] if "://" in value else ""
+        return f"postgresql+psycopg://{rest}"
+    if scheme.startswith("sqlite"):
+        return value
+    raise ValueError("must be sqlite:///path/to/file.db or postgresql://user@host/db")
+
+
+def _smtp_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps", "smtp+starttls") or not parts.hostname:
+        raise ValueError("must be smtp://host:25, smtp+starttls://user:pass@host:587 or smtps://host:465")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        v = value.strip().lower()
+        if v not in options:
+            raise ValueError(f"must be one of: {', '.join(options)}")
+        return v
+
+    return check
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _existing_file(value: str) -> str:
+    if not Path(value).is_file():
+        raise ValueError(f"no readable file at {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, validated. Field ``foo_bar`` comes from ``ADDIN_FOO_BAR``."""
+
+    database_url: str = ""
+    evidence_url: str = ""
+    exchange: str = "ews"
+    ews_url: str | None = None
+    ews_auth: str = "ntlm"
+    ews_username: str | None = None
+    ews_password: str | None = field(default=None, repr=False)
+    ews_version: str | None = None
+    ews_timeout: int = 30
+    exchange_max_wait: int = 20
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    authority: str = "https://login.microsoftonline.com"
+    audience: tuple[str, ...] = ()
+    required_scope: str = "access_as_user"
+    accepted_domains: tuple[str, ...] = ()
+    security_mailbox: str | None = None
+    fallback_mailbox: str | None = None
+    notify_from: str | None = None
+    notify_transport: str = "ews"
+    smtp_url: str | None = field(default=None, repr=False)
+    signing_key: str | None = None
+    supervisor_map: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    internal_affairs_mailbox: str | None = None
+    internal_affairs_name: str = "Internal Affairs"
+    investigations_mailbox: str | None = None
+    investigations_name: str = "Office of Investigations"
+    security_attach_message: bool = True
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    escalate_after: int = 24 * 3600
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    graph_auth: str = "obo"
+    rate_limit: tuple[int, int] = (20, 600)
+    eap_name: str = "Employee Assistance Program"
+    eap_phone: str = ""
+    eap_url: str = ""
+    support_phone: str = ""
+    incident_response_phone: str = ""
+    emergency_number: str = "911"
+    office_js_url: str = "https://appsforoffice.microsoft.com/lib/1/hosted/office.js"
+    log_level: str = "info"
+    worker: bool = True
+    demo: bool = False
+
+    @property
+    def evidence_path(self) -> Path | None:
+        parts = urlsplit(self.evidence_url)
+        return Path(parts.path) if parts.scheme == "file" else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def issuer_discovery_url(self) -> str:
+        return f"{self.authority}/{self.tenant_id}/v2.0/.well-known/openid-configuration"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None) -> Settings:
+        """Build settings from ``ADDIN_*`` variables (``os.environ`` by default).
+
+        :raises ConfigError: naming the first bad variable.
+        """
+        env = dict(os.environ if environ is None else environ)
+        base = (cwd or Path.cwd()).resolve()
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{base / 'var' / 'addin.db'}",
+            "evidence_url": f"file://{base / 'var' / 'evidence'}",
+        }
+        known = {f.name for f in fields(cls)}
+        for name in sorted(env):
+            if not name.startswith(PREFIX):
+                continue
+            key = name[len(PREFIX) :].lower()
+            if key not in known:
+                continue  # Tolerated: other tools share the prefix; documented in the README.
+            raw = env[name]
+            if raw.strip() == "":
+                continue  # An empty variable means "use the default".
+            parser = _PARSERS.get(key, _text)
+            try:
+                values[key] = parser(raw)
+            except ValueError as exc:
+                raise ConfigError(name, f"{exc} (got {_shown(key, raw)})") from None
+        settings = cls(**values)
+        settings._check_combinations()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(changes)
+        new = Settings(**data)
+        new._check_combinations()
+        return new
+
+    def _check_combinations(self) -> None:
+        """Rules that span variables; each error names the variable to set."""
+        if self.exchange == "ews":
+            if not self.ews_url:
+                raise ConfigError("ADDIN_EWS_URL", "is required when ADDIN_EXCHANGE=ews (e.g. https://mail.contoso.com/EWS/Exchange.asmx)")
+            if self.ews_auth in ("basic", "ntlm"):
+                if not self.ews_username:
+                    raise ConfigError("ADDIN_EWS_USERNAME", f"is required when ADDIN_EWS_AUTH={self.ews_auth}")
+                if not self.ews_password:
+                    raise ConfigError("ADDIN_EWS_PASSWORD", f"is required when ADDIN_EWS_AUTH={self.ews_auth}")
+        if self.exchange == "ews" and self.ews_auth.startswith("oauth") or self.exchange == "graph":
+            if not self.client_secret:
+                raise ConfigError("ADDIN_CLIENT_SECRET", "is required for OAuth access to Exchange")
+        if not self.tenant_id:
+            raise ConfigError("ADDIN_TENANT_ID", "is required: tokens are validated against your tenant")
+        if not self.client_id:
+            raise ConfigError("ADDIN_CLIENT_ID", "is required: the add-in's Entra ID application (client) id")
+        if not self.audience:
+            object.__setattr__(self, "audience", (self.client_id, f"api://{self.client_id}"))
+        if self.notify_transport == "smtp" and not self.smtp_url:
+            raise ConfigError("ADDIN_SMTP_URL", "is required when ADDIN_NOTIFY_TRANSPORT=smtp")
+
+
+def _shown(key: str, raw: str) -> str:
+    """Echo a bad value back, unless it is a secret."""
+    if key in {"ews_password", "client_secret", "smtp_url", "database_url"}:
+        return "a value that is not shown because it may hold a secret"
+    return repr(raw if len(raw) <= 80 else raw[:77] + "...")
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _database_url,
+    "evidence_url": _file_or_s3_url,
+    "exchange": _choice("ews", "graph"),
+    "ews_url": _secure_url,
+    "ews_auth": _choice("basic", "ntlm", "oauth-app", "oauth-obo"),
+    "ews_timeout": _positive_int,
+    "exchange_max_wait": _positive_int,
+    "tenant_id": _tenant,
+    "client_id": _guid,
+    "authority": _secure_url,
+    "audience": _csv,
+    "accepted_domains": lambda v: tuple(d.lower() for d in _csv(v)),
+    "security_mailbox": _email,
+    "fallback_mailbox": _email,
+    "notify_from": _email,
+    "notify_transport": _choice("ews", "graph", "smtp"),
+    "smtp_url": _smtp_url,
+    "signing_key": _existing_file,
+    "supervisor_map": _existing_file,
+    "public_url": _secure_url,
+    "internal_affairs_mailbox": _email,
+    "investigations_mailbox": _email,
+    "security_attach_message": _bool,
+    "max_message_bytes": _positive_int,
+    "escalate_after": parse_duration,
+    "graph_url": _secure_url,
+    "graph_auth": _choice("obo", "app"),
+    "rate_limit": _rate,
+    "log_level": _choice("debug", "info", "warning", "error"),
+    "worker": _bool,
+    "demo": _bool,
+    "office_js_url": _secure_url,
+}
+
+
+class SettingsSchema(Schema):
+    """Read-only view of the non-secret settings, for ``/readyz`` diagnostics and the CLI."""
+
+    exchange = mf.String(validate=validate.OneOf(["ews", "graph"]))
+    ews_auth = mf.String()
+    evidence_url = mf.String()
+    max_message_bytes = mf.Integer()
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    try:
+        return dict(SettingsSchema().dump(settings))
+    except ValidationError:  # pragma: no cover - dump does not validate
+        return {}
