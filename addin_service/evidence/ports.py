@@ -65,7 +65,9 @@ class PendingPackage(Protocol):
     @property
     def message_size(self) -> int: ...
 
-    def seal(self, case_id: str, headers: tuple[tuple[str, str], ...], metadata: dict[str, Any]) -> SealedPackage:
+    def seal(
+        self, case_id: str, headers: tuple[tuple[str, str], ...], metadata: dict[str, Any]
+    ) -> SealedPackage:
         """Write headers.txt, metadata.json and manifest.json, fsync, move into place, append the
         ledger entry. After this returns the package is durable and immutable.
 

@@ -1,0 +1,138 @@
+"""``FileEvidenceStore``: the evidence store on a local (or mounted) directory.
+
+Layout under the root::
+
+    <case_id>/<report_id>/{message.eml,headers.txt,metadata.json,manifest.json}   read-only once sealed
+    ledger/ledger.jsonl            the signed hash chain, one line per package
+    ledger/signing-key.pub.pem     the public key that verifies it
+    ledger/signing-key.pem         the private key, only when ADDIN_SIGNING_KEY is not set (0600)
+    .tmp/                          packages being written (same filesystem, so sealing is a rename)
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from addin_service.evidence.export import export_case
+from addin_service.evidence.fsio import read_regular, unavailable, write_new_file
+from addin_service.evidence.keys import LedgerKeys
+from addin_service.evidence.layout import StoreLayout
+from addin_service.evidence.ledger import Ledger
+from addin_service.evidence.package import FilePendingPackage
+from addin_service.evidence.ports import VerifyResult
+from addin_service.evidence.sealing import Sealer
+from addin_service.evidence.verify import Verifier
+from addin_service.ids import is_report_id
+
+log = logging.getLogger("addin_service.evidence")
+
+
+class FileEvidenceStore:
+    """Write-once evidence packages in a directory, joined by a signed append-only ledger.
+
+    Safe for many threads and many processes sharing one directory (POSIX ``flock``; use a
+    local filesystem, or NFSv4 with working locks). Nothing touches the disk until first use.
+    """
+
+    name = "file"
+
+    def __init__(
+        self, root: Path, signing_key_path: str | None = None, *, lock_timeout: float = 30.0
+    ) -> None:
+        self._layout = StoreLayout(root)
+        self._keys = LedgerKeys(self._layout.ledger_dir, signing_key_path)
+        self._ledger = Ledger(self._layout.ledger_dir, lock_timeout)
+        self._sealer = Sealer(self._layout, self._ledger, self._keys)
+        self._verifier = Verifier(self._layout, self._ledger, self._keys)
+        self._probe_lock = threading.Lock()
+
+    @property
+    def root(self) -> Path:
+        return self._layout.root
+
+    def open_package(self, report_id: str, max_message_bytes: int) -> FilePendingPackage:
+        """Start a package in ``.tmp``. The signing key is prepared now, so that a key problem is
+        reported before a large message is fetched rather than after.
+
+        :raises ValueError: ``report_id`` is malformed or the limit is not positive.
+        :raises ConfigError: ``ADDIN_SIGNING_KEY`` cannot be used.
+        :raises EvidenceStoreUnavailable: the store cannot be written.
+        """
+        if not is_report_id(report_id):
+            raise ValueError("not a report id")
+        if max_message_bytes <= 0:
+            raise ValueError("max_message_bytes must be positive")
+        try:
+            self._layout.ensure()
+            work = Path(tempfile.mkdtemp(prefix=f"{report_id}.", dir=self._layout.tmp_dir))
+        except OSError as exc:
+            raise unavailable(exc, "start an evidence package") from exc
+        try:
+            self._keys.signer()
+            return FilePendingPackage(report_id, max_message_bytes, work, self._sealer)
+        except OSError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            raise unavailable(exc, "start an evidence package") from exc
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def read_file(self, case_id: str, report_id: str, name: str) -> bytes:
+        """One sealed file's bytes.
+
+        :raises FileNotFoundError: no such file (including malformed ids or names).
+        """
+        try:
+            path = self._layout.package_file(case_id, report_id, name)
+        except ValueError:
+            raise FileNotFoundError(errno.ENOENT, "no such evidence file") from None
+        return read_regular(path)
+
+    def check(self) -> None:
+        """Readiness: create, fsync and remove a probe file in ``.tmp``; make sure a key exists.
+
+        :raises EvidenceStoreUnavailable: the store is not writable or the key cannot be used.
+        :raises ConfigError: ``ADDIN_SIGNING_KEY`` cannot be used.
+        """
+        probe = self._layout.tmp_dir / f"probe-{os.getpid()}-{threading.get_ident()}"
+        with self._probe_lock:
+            try:
+                self._layout.ensure()
+                probe.unlink(missing_ok=True)
+                write_new_file(probe, b"probe\n")
+                probe.unlink()
+            except OSError as exc:
+                raise unavailable(exc, "write a probe file") from exc
+        self._keys.signer()
+
+    def verify(self) -> VerifyResult:
+        """Check the ledger chain, its signatures and every package, in ledger order.
+
+        Needs only ``ledger/signing-key.pub.pem``, never the private key.
+
+        :raises EvidenceStoreUnavailable: a writer held the ledger lock for too long.
+        :raises OSError: the ledger or the root cannot be read at all.
+        """
+        return self._verifier.verify_all()
+
+    def verify_package(self, case_id: str, report_id: str) -> VerifyResult:
+        """Check one report's ledger entry and package (not the rest of the chain).
+
+        :raises ValueError: an id is malformed.
+        :raises KeyError: the store knows nothing of this report.
+        """
+        return self._verifier.verify_one(case_id, report_id)
+
+    def export_case(self, case_id: str, out: Path) -> int:
+        """Write the case's evidence as a zip verifiable by hand; returns the number of reports.
+
+        :raises KeyError: unknown case.
+        :raises OSError: the zip could not be written.
+        """
+        return export_case(self._layout, self._ledger, self._keys, case_id, out)

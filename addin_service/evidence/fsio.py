@@ -1,0 +1,188 @@
+"""Small durable-file helpers and the translation of OS errors into a calm service error.
+
+Every helper either completes (data written and fsynced) or raises :class:`OSError`; callers at
+the store's boundary turn that into :class:`~addin_service.errors.EvidenceStoreUnavailable` with
+:func:`unavailable`, which logs the technical details (path, errno) for administrators only.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from addin_service.errors import EvidenceStoreUnavailable
+from addin_service.evidence.canonical import SHA256_PREFIX, sha256_tag
+
+log = logging.getLogger("addin_service.evidence")
+
+CHUNK = 1024 * 1024
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the storage quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the storage is read-only",
+    errno.EIO: "a storage input/output error",
+    errno.ENOTDIR: "the configured evidence folder is not a folder",
+    errno.EEXIST: "the configured evidence folder is not a folder",
+}
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's ``sha256:<hex>`` and size in bytes."""
+
+    sha256: str
+    size: int
+
+
+def unavailable(exc: OSError, action: str) -> EvidenceStoreUnavailable:
+    """Log ``exc`` for administrators and return the calm error a caller may show to a person.
+
+    ``action`` says what was being done ("write the message"); it is logged, not shown.
+    """
+    reason = _REASONS.get(exc.errno or 0, "a storage error")
+    log.error(
+        "evidence store: could not %s: %s",
+        action,
+        exc,
+        extra={"event": "evidence.unavailable", "errno": exc.errno},
+    )
+    return EvidenceStoreUnavailable(
+        f"Evidence cannot be saved right now ({reason}). Nothing was filed. "
+        "Please try again later; your administrator has been told what went wrong in the service log."
+    )
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte of ``data`` to ``fd``, looping over short writes.
+
+    :raises OSError: the write failed (ENOSPC, EIO...).
+    """
+    view = memoryview(data).cast("B")
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> FileDigest:
+    """Create ``path`` (never replacing anything), write ``data``, fsync it, return its digest.
+
+    :raises OSError: the file exists or could not be written.
+    """
+    fd = os.open(path, _NEW_FILE_FLAGS, mode)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return FileDigest(sha256=sha256_tag(data), size=len(data))
+
+
+def create_exclusive(path: Path, data: bytes, mode: int) -> bool:
+    """Atomically create ``path`` with ``data`` unless it exists; never overwrite.
+
+    The bytes go to a private temporary file first and are hard-linked into place, so a
+    concurrent reader sees either no file or the whole file. Returns False if ``path`` existed.
+
+    :raises OSError: the directory is not writable.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}")
+    fd = os.open(tmp, _NEW_FILE_FLAGS, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        fsync_dir(path.parent)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (creations, renames, removals) durable.
+
+    :raises OSError: the directory cannot be opened or synced.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_private_dir(path: Path) -> bool:
+    """Create ``path`` with mode 0700 if it is missing. Returns True if it was created.
+
+    :raises OSError: it could not be created, or exists and is not a real directory.
+    """
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(path)) from None
+        return False
+    return True
+
+
+def open_regular(path: Path) -> int:
+    """Open ``path`` for reading, refusing symbolic links and anything but a regular file.
+
+    :raises OSError: missing, a link, or not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+    return fd
+
+
+def digest_file(path: Path) -> FileDigest:
+    """Hash a regular file in 1 MiB chunks (messages can be 100 MB).
+
+    :raises OSError: the file is missing, a link, or unreadable.
+    """
+    fd = open_regular(path)
+    hasher = hashlib.sha256()
+    size = 0
+    try:
+        while chunk := os.read(fd, CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return FileDigest(sha256=SHA256_PREFIX + hasher.hexdigest(), size=size)
+
+
+def read_regular(path: Path, limit: int | None = None) -> bytes:
+    """Read a regular file (no links). With ``limit``, read at most ``limit + 1`` bytes.
+
+    :raises OSError: the file is missing, a link, or unreadable.
+    """
+    fd = open_regular(path)
+    try:
+        parts: list[bytes] = []
+        remaining = limit + 1 if limit is not None else None
+        while remaining is None or remaining > 0:
+            chunk = os.read(fd, CHUNK if remaining is None else min(CHUNK, remaining))
+            if not chunk:
+                break
+            parts.append(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+        return b"".join(parts)
+    finally:
+        os.close(fd)

@@ -1,0 +1,207 @@
+"""Verification: walk the ledger in order and check every entry and every package against it.
+
+Problems are reported in ledger order, so the first problem names the first bad report; packages
+on disk that the ledger does not know, and stray entries, follow at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from addin_service.evidence.canonical import sha256_tag
+from addin_service.evidence.fsio import digest_file, read_regular
+from addin_service.evidence.keys import LedgerKeys
+from addin_service.evidence.layout import MANIFEST, PACKAGE_FILES, StoreLayout
+from addin_service.evidence.ledger import Ledger, LedgerEntry, split_lines
+from addin_service.evidence.manifest import check_manifest
+from addin_service.evidence.ports import VerifyProblem, VerifyResult
+
+_MANIFEST_LIMIT = 1024 * 1024
+
+
+@dataclass
+class _Chain:
+    """Where the walk is: the sequence and hash the next entry must continue from."""
+
+    expected_sequence: int | None = 1  # None: unknown after an unreadable line
+    previous_hash: str | None = None
+    previous_known: bool = True
+
+
+class Verifier:
+    """Checks a store's ledger and packages using only the public key."""
+
+    def __init__(self, layout: StoreLayout, ledger: Ledger, keys: LedgerKeys) -> None:
+        self._layout = layout
+        self._ledger = ledger
+        self._keys = keys
+
+    def verify_all(self) -> VerifyResult:
+        """Check the whole ledger chain, every package, and that nothing was added or removed.
+
+        :raises EvidenceStoreUnavailable: a writer held the ledger lock for too long.
+        :raises OSError: the ledger or the store's root cannot be read at all.
+        """
+        with self._ledger.shared():
+            lines = split_lines(self._ledger.read_bytes())
+            scan = self._layout.scan()
+        result = VerifyResult()
+        key = self._public_key(result) if lines else None
+        chain = _Chain()
+        seen_sequences: set[int] = set()
+        ledgered: set[tuple[str, str]] = set()
+        for line in lines:
+            entry = line.entry
+            if entry is None:
+                result.problems.append(
+                    VerifyProblem(None, None, None, f"ledger line {line.number}: {line.error}")
+                )
+                chain = _Chain(expected_sequence=None, previous_known=False)
+                continue
+            problems = self._chain_problems(entry, chain, seen_sequences)
+            problems += self._entry_problems(entry, key)
+            if (entry.case_id, entry.report_id) in ledgered:
+                problems.append("this report appears more than once in the ledger")
+            else:
+                ledgered.add((entry.case_id, entry.report_id))
+                problems += self.package_problems(entry, key)
+                result.reports_checked += 1
+            result.problems += [
+                VerifyProblem(entry.case_id, entry.report_id, entry.sequence, p) for p in problems
+            ]
+            seen_sequences.add(entry.sequence)
+            chain = _Chain(expected_sequence=entry.sequence + 1, previous_hash=entry.hash)
+        for case_id, report_id in scan.packages:
+            if (case_id, report_id) not in ledgered:
+                result.problems.append(
+                    VerifyProblem(
+                        case_id,
+                        report_id,
+                        None,
+                        "package is not in the ledger (added, or its seal was interrupted)",
+                    )
+                )
+        result.problems += [
+            VerifyProblem(None, None, None, f"unexpected entry in the evidence folder: {stray}")
+            for stray in scan.strays
+        ]
+        return result
+
+    def verify_one(self, case_id: str, report_id: str) -> VerifyResult:
+        """Check one report's ledger entry (hash, signature) and package; not the whole chain.
+
+        :raises ValueError: an id is malformed.
+        :raises KeyError: neither a ledger entry nor a package exists for this report.
+        :raises OSError: the ledger cannot be read.
+        """
+        package = self._layout.package_dir(case_id, report_id)
+        with self._ledger.shared():
+            lines = split_lines(self._ledger.read_bytes())
+        entries = [
+            line.entry
+            for line in lines
+            if line.entry is not None and (line.entry.case_id, line.entry.report_id) == (case_id, report_id)
+        ]
+        result = VerifyResult()
+        if not entries:
+            if not os.path.lexists(package):
+                raise KeyError(f"{case_id}/{report_id}")
+            result.problems.append(VerifyProblem(case_id, report_id, None, "package is not in the ledger"))
+            return result
+        key = self._public_key(result)
+        entry = entries[0]
+        problems = self._entry_problems(entry, key) + self.package_problems(entry, key)
+        if len(entries) > 1:
+            problems.append("this report appears more than once in the ledger")
+        result.reports_checked = 1
+        result.problems += [VerifyProblem(case_id, report_id, entry.sequence, p) for p in problems]
+        return result
+
+    def package_problems(self, entry: LedgerEntry, key: Ed25519PublicKey | None) -> list[str]:
+        """Everything wrong with the package that ``entry`` seals; empty when it is intact."""
+        package = self._layout.package_dir(entry.case_id, entry.report_id)
+        try:
+            mode = os.lstat(package).st_mode
+            present = set(os.listdir(package)) if stat.S_ISDIR(mode) else None
+        except FileNotFoundError:
+            return ["package folder is missing (removed)"]
+        except OSError as exc:
+            return [f"package folder cannot be read ({exc.strerror})"]
+        if present is None:
+            return ["package path is not a folder"]
+        problems = [
+            f"unexpected file {name} in the package (added)" for name in sorted(present - set(PACKAGE_FILES))
+        ]
+        problems += [f"{name} is missing (removed)" for name in PACKAGE_FILES if name not in present]
+        if MANIFEST not in present:
+            return problems
+        try:
+            manifest_bytes = read_regular(package / MANIFEST, _MANIFEST_LIMIT)
+        except OSError as exc:
+            return [*problems, f"manifest.json cannot be read ({exc.strerror})"]
+        if sha256_tag(manifest_bytes) != entry.manifest_sha256:
+            problems.append(
+                "manifest.json does not match the hash in its ledger entry (it was edited or replaced)"
+            )
+        files, manifest_problems = check_manifest(manifest_bytes, entry, key)
+        problems += manifest_problems
+        for name, listed in sorted(files.items()):
+            if name not in present:
+                continue
+            try:
+                actual = digest_file(package / name)
+            except OSError as exc:
+                problems.append(f"{name} cannot be read ({exc.strerror})")
+                continue
+            if actual.size != listed.size:
+                problems.append(
+                    f"{name} is {actual.size} bytes; the manifest says {listed.size} (it was edited)"
+                )
+            elif actual.sha256 != listed.sha256:
+                problems.append(f"{name} does not match its sha256 in the manifest (it was edited)")
+        return problems
+
+    @staticmethod
+    def _chain_problems(entry: LedgerEntry, chain: _Chain, seen: set[int]) -> list[str]:
+        problems: list[str] = []
+        if entry.sequence in seen:
+            problems.append(f"sequence {entry.sequence} appears more than once in the ledger")
+        elif chain.expected_sequence is not None and entry.sequence != chain.expected_sequence:
+            problems.append(
+                f"sequence {entry.sequence} where {chain.expected_sequence} was expected "
+                "(ledger entries were removed, inserted or reordered)"
+            )
+        if chain.previous_known and entry.previous_hash != chain.previous_hash:
+            problems.append(
+                "previous_hash does not match the entry before it "
+                "(ledger entries were removed, inserted or reordered)"
+            )
+        return problems
+
+    @staticmethod
+    def _entry_problems(entry: LedgerEntry, key: Ed25519PublicKey | None) -> list[str]:
+        problems: list[str] = []
+        if entry.computed_hash() != entry.hash:
+            problems.append("ledger entry does not match its hash (the entry was edited)")
+        if key is not None and not entry.signature_valid(key):
+            problems.append("ledger entry signature is not valid for the ledger's public key")
+        return problems
+
+    def _public_key(self, result: VerifyResult) -> Ed25519PublicKey | None:
+        """The public key, or None with a problem recorded that says why signatures go unchecked."""
+        try:
+            key = self._keys.public_key()
+        except ValueError as exc:
+            result.problems.append(VerifyProblem(None, None, None, f"signatures cannot be checked: {exc}"))
+            return None
+        if key is None:
+            result.problems.append(
+                VerifyProblem(
+                    None, None, None, "signatures cannot be checked: signing-key.pub.pem is missing"
+                )
+            )
+        return key

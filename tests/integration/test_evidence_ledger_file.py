@@ -1,0 +1,81 @@
+"""The ledger file itself: appends that fail leave no torn line; the lock; reading the tail."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+import pytest
+
+from addin_service import ids
+from addin_service.errors import EvidenceStoreUnavailable
+from addin_service.evidence import signing
+from addin_service.evidence.files import FileEvidenceStore
+from addin_service.evidence.keys import Signer
+from addin_service.evidence.ledger import Ledger, LedgerEntry, LedgerUnusable
+from tests.fakes.evidence import file_report
+
+MANIFEST_HASH = "sha256:" + "cd" * 32
+
+
+@pytest.fixture
+def signer() -> Signer:
+    key = signing.generate_private_key()
+    return Signer(key, key.public_key(), signing.fingerprint(key.public_key()))
+
+
+def next_entry(previous: LedgerEntry | None, signer: Signer) -> LedgerEntry:
+    return LedgerEntry.create(
+        previous, ids.new_case_id(), ids.new_report_id(), MANIFEST_HASH, "2026-11-25T09:00:00.000000Z", signer
+    )
+
+
+def test_a_failed_append_cuts_the_file_back_to_its_previous_length(
+    tmp_path: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(tmp_path)
+    first = next_entry(None, signer)
+    ledger.append(first)
+    before = ledger.path.read_bytes()
+
+    def fsync_fails(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fsync_fails)
+    with pytest.raises(OSError):
+        ledger.append(next_entry(first, signer))
+    monkeypatch.undo()
+    assert ledger.path.read_bytes() == before
+
+
+def test_the_last_entry_is_found_at_the_end_of_a_long_ledger(tmp_path: Path, signer: Signer) -> None:
+    ledger = Ledger(tmp_path)
+    entry = None
+    for _ in range(40):
+        entry = next_entry(entry, signer)
+        ledger.append(entry)
+    assert ledger.last_entry(signer.public_key) == entry
+
+
+def test_the_last_entry_must_be_signed_by_the_key_in_use(tmp_path: Path, signer: Signer) -> None:
+    ledger = Ledger(tmp_path)
+    ledger.append(next_entry(None, signer))
+    other = signing.generate_private_key().public_key()
+    with pytest.raises(LedgerUnusable, match="not signed by this service's key"):
+        ledger.last_entry(other)
+
+
+def test_a_seal_gives_up_calmly_when_the_ledger_stays_locked(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    FileEvidenceStore(root).check()
+    holder = os.open(root / "ledger" / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(EvidenceStoreUnavailable, match="try again shortly"):
+            file_report(FileEvidenceStore(root, lock_timeout=0.2), b"x")
+    finally:
+        os.close(holder)
+    assert sorted(p.name for p in root.iterdir()) == [".tmp", "ledger"]
+    assert list((root / ".tmp").iterdir()) == []
