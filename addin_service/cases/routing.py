@@ -1,0 +1,519 @@
+"""Routing policy: who must be told about a report, and who must never be.
+
+Pure: the directory lookups, the origin analysis and the configuration are gathered by the
+use case and passed in as a :class:`RoutingContext`; :func:`plan_notifications` returns a
+:class:`RoutingPlan` whose ``decisions`` explain every choice (stored in the case and the
+audit log).
+
+The rules (DESIGN "Routing"), strongest first:
+
+1. The claimed sender is never told. "Claimed sender" means every From and Sender address,
+   any address written in their display names, and any address Exchange reported for the
+   item (``also_claimed``), whether authenticated or not, compared case-insensitively by
+   address and by every alias the directory knows.
+2. The reporter's supervisor is told, unless they are the claimed sender; then the next
+   manager up who is not the sender is told instead (``skip-level``), or the fallback
+   mailbox when nobody in the chain is left. The text says whether the sender was
+   authenticated. Whenever the sender is anywhere in the chain, that is a conflict of
+   interest and the investigators are told too.
+3. No supervisor known → the fallback mailbox.
+4. Internal senders → Internal Affairs; external and spoofed senders → the Office of
+   Investigations; each only when its mailbox is configured (otherwise recorded, and for a
+   conflict of interest the other investigators or the fallback mailbox stand in).
+5. The security mailbox is told of every case, except a campaign already reported to it.
+   If the claimed sender is the security mailbox (or one of its aliases, or a listed team
+   member), the fallback mailbox is told in its place.
+6. The reporter always gets a receipt. "I feel unsafe" makes every notification urgent.
+7. One address never receives two notifications for one report: roles are merged and the
+   most specific role is kept (reporter, supervisor, skip-level, internal-affairs,
+   investigations, security, fallback). The message itself is attached only for the
+   security role (and the fallback mailbox standing in for it), never for a manager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from addin_service.cases.origin import OriginAnalysis
+from addin_service.cases.origin_headers import normalise_address
+
+Role = Literal[
+    "reporter",
+    "supervisor",
+    "skip-level",
+    "internal-affairs",
+    "investigations",
+    "security",
+    "fallback",
+]
+SupervisorSource = Literal["directory", "map", "fallback"]
+
+# Most specific first: when one address holds several roles, the first one wins.
+ROLE_ORDER: tuple[Role, ...] = (
+    "reporter",
+    "supervisor",
+    "skip-level",
+    "internal-affairs",
+    "investigations",
+    "security",
+    "fallback",
+)
+# People in the reporter's management chain: never sent the message content.
+_MANAGER_ROLES: frozenset[str] = frozenset({"supervisor", "skip-level"})
+_SOURCE_TEXT = {
+    "directory": "the directory",
+    "map": "the supervisor mapping file",
+    "fallback": "neither the directory nor the mapping file",
+}
+
+
+@dataclass(frozen=True)
+class RoutingMailboxes:
+    """The configured mailboxes (``ADDIN_*_MAILBOX``); None when not configured."""
+
+    security: str | None = None
+    fallback: str | None = None
+    internal_affairs: str | None = None
+    internal_affairs_name: str = "Internal Affairs"
+    investigations: str | None = None
+    investigations_name: str = "Office of Investigations"
+    security_attach_message: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    """Everything the policy needs, already looked up.
+
+    ``supervisor_chain`` is the manager, the manager's manager, ... (may be empty);
+    ``aliases`` maps an address to that person's other addresses (proxy addresses such as
+    ``smtp:j.doe@contoso.com`` are understood); ``security_team`` optionally lists members of
+    the security team; ``also_claimed`` holds sender addresses Exchange reported for the item.
+    """
+
+    reporter: str
+    supervisor_chain: tuple[str, ...]
+    supervisor_source: SupervisorSource
+    origin: OriginAnalysis
+    mailboxes: RoutingMailboxes
+    feels_unsafe: bool = False
+    campaign_already_notified: bool = False
+    aliases: Mapping[str, Collection[str]] = field(default_factory=dict)
+    security_team: frozenset[str] = frozenset()
+    also_claimed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    """One message to queue. ``also_as`` lists roles merged into this one (same address)."""
+
+    role: Role
+    to: str
+    reason: str
+    urgent: bool
+    attach_message: bool
+    also_as: tuple[Role, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "to": self.to,
+            "reason": self.reason,
+            "urgent": self.urgent,
+            "attach_message": self.attach_message,
+            "also_as": list(self.also_as),
+        }
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    """The notifications to queue and why. ``conflict_note`` (when set) is the sentence the
+    notification templates show to whoever is told in place of a conflicted manager."""
+
+    notifications: tuple[PlannedNotification, ...]
+    decisions: tuple[str, ...]
+    conflict_of_interest: bool
+    sender_authenticated: bool | None
+    conflict_note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The full plan, addresses included, for the case record and the audit log."""
+        return {
+            "notifications": [n.to_dict() for n in self.notifications],
+            "decisions": list(self.decisions),
+            "conflict_of_interest": self.conflict_of_interest,
+            "sender_authenticated": self.sender_authenticated,
+            "conflict_note": self.conflict_note,
+        }
+
+
+class _Add(Protocol):
+    def __call__(self, role: Role, to: str | None, reason: str, attach: bool = False) -> None: ...
+
+
+def describe_for_reporter(plan: RoutingPlan) -> list[dict[str, str]]:
+    """The plan as the reporter may see it in the API response: roles and status only.
+
+    Addresses are left out on purpose: the reporter knows who their supervisor is, but the
+    skip-level manager's and the investigators' addresses are not theirs to see, and a
+    stolen token must not be a way to map an organisation's management chain.
+    """
+    return [{"role": n.role, "status": "queued"} for n in plan.notifications]
+
+
+class _People:
+    """Who is who: two addresses are the same person when they share an alias group."""
+
+    def __init__(self, aliases: Mapping[str, Collection[str]]) -> None:
+        self._groups: dict[str, frozenset[str]] = {}
+        for primary, others in aliases.items():
+            members = {normalise_address(primary), *(normalise_address(o) for o in others)}
+            members.discard("")
+            merged = set(members)
+            for member in members:
+                merged |= self._groups.get(member, frozenset())
+            group = frozenset(merged)
+            for member in group:
+                self._groups[member] = group
+
+    def ids(self, address: str) -> frozenset[str]:
+        normal = normalise_address(address)
+        return self._groups.get(normal, frozenset({normal}))
+
+    def same(self, a: str, b: str) -> bool:
+        return bool(self.ids(a) & self.ids(b))
+
+    def matches_any(self, address: str, candidates: Iterable[str]) -> bool:
+        mine = self.ids(address)
+        return any(mine & self.ids(c) for c in candidates)
+
+
+def _authentication_sentence(authenticated: bool | None) -> str:
+    if authenticated is True:
+        return (
+            "The sender's identity was authenticated by our mail system, so the message very likely "
+            "came from their mailbox."
+        )
+    if authenticated is False:
+        return (
+            "The sender's identity was NOT authenticated: the message may have been forged to look as "
+            "if it came from them."
+        )
+    return "Whether the sender's identity was authenticated could not be determined from the message."
+
+
+def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
+    """Decide who is told about this report, and record why.
+
+    Pure and total: bad or missing inputs become decisions, never exceptions.
+    """
+    people = _People(ctx.aliases)
+    origin = ctx.origin
+    mailboxes = ctx.mailboxes
+    claimed = tuple(
+        dict.fromkeys(
+            a
+            for a in (
+                normalise_address(x)
+                for x in (*origin.claimed_senders, *origin.display_name_addresses, *ctx.also_claimed)
+            )
+            if a
+        )
+    )
+    reporter = normalise_address(ctx.reporter)
+    auth = _authentication_sentence(origin.authenticated)
+    decisions: list[str] = []
+    planned: list[PlannedNotification] = []
+
+    def is_sender(address: str) -> bool:
+        return people.matches_any(address, claimed)
+
+    def add(role: Role, to: str | None, reason: str, attach: bool = False) -> None:
+        if to:
+            planned.append(PlannedNotification(role, normalise_address(to), reason, ctx.feels_unsafe, attach))
+
+    if claimed:
+        decisions.append("Claimed sender address(es): " + ", ".join(claimed) + ".")
+    else:
+        decisions.append("The message names no sender address; nobody can be excluded as the sender.")
+
+    # 1. The management chain. A "fallback" source means no supervisor was resolved: any
+    #    addresses it carries are fallback mailboxes, told as such rather than as managers.
+    chain = _clean_chain(ctx.supervisor_chain, reporter, people, decisions)
+    source = _SOURCE_TEXT.get(ctx.supervisor_source, str(ctx.supervisor_source))
+    stand_ins: list[str] = []
+    if ctx.supervisor_source == "fallback":
+        stand_ins, chain = chain, []
+    if mailboxes.fallback:
+        stand_ins.append(mailboxes.fallback)
+    in_chain = [a for a in chain if is_sender(a)]
+    conflict = bool(in_chain)
+    conflict_note: str | None = None
+    if not chain:
+        decisions.append(
+            f"No supervisor was found for the reporter ({source}); the fallback mailbox is told."
+        )
+        for address in stand_ins:
+            add(
+                "fallback",
+                address,
+                "No supervisor is known for the reporter, so this mailbox is told in the supervisor's place.",
+            )
+        if not stand_ins:
+            decisions.append(
+                "No fallback mailbox is configured (ADDIN_FALLBACK_MAILBOX): no manager is told."
+            )
+    elif not is_sender(chain[0]):
+        add("supervisor", chain[0], f"You are the reporter's supervisor (according to {source}).")
+        decisions.append(f"The supervisor {chain[0]} is told (found in {source}).")
+        if conflict:
+            conflict_note = (
+                f"The reported message appears to come from {', '.join(in_chain)}, who is higher in the "
+                f"reporter's management chain. Do not escalate this case to them. {auth}"
+            )
+            decisions.append(
+                "The claimed sender matches a higher manager in the reporter's chain "
+                f"({', '.join(in_chain)}); "
+                f"they are never told, and the investigators are told as well. {auth}"
+            )
+    else:
+        supervisor = chain[0]
+        above = next((a for a in chain[1:] if not is_sender(a)), None)
+        skipped = [a for a in chain[1:] if is_sender(a)]
+        conflict_note = (
+            f"The reporter's supervisor ({supervisor}) appears to be the sender of the reported message, "
+            f"so they have not been told. {auth}"
+        )
+        decisions.append(
+            f"The claimed sender matches the reporter's supervisor ({supervisor}): the supervisor is not "
+            f"told. {auth}"
+        )
+        if skipped:
+            decisions.append(
+                "Higher manager(s) in the chain also match the claimed sender and are skipped too: "
+                + ", ".join(skipped)
+                + "."
+            )
+        if above:
+            add(
+                "skip-level",
+                above,
+                "You are told instead of the reporter's supervisor, who appears to be the sender. " + auth,
+            )
+            decisions.append(f"The next manager up who is not the sender, {above}, is told instead.")
+        else:
+            decisions.append("Nobody left in the management chain can be told; the fallback mailbox is told.")
+            if mailboxes.fallback:
+                add(
+                    "fallback",
+                    mailboxes.fallback,
+                    "Everyone known in the reporter's management chain appears to be the sender, so this "
+                    "mailbox is told in their place. " + auth,
+                )
+            else:
+                decisions.append(
+                    "No fallback mailbox is configured (ADDIN_FALLBACK_MAILBOX): no manager is told."
+                )
+
+    # 2. The investigators.
+    _plan_investigators(ctx, conflict, in_chain, auth, add, decisions)
+
+    # 3. The security team.
+    security_ids = (mailboxes.security, *ctx.security_team)
+    if ctx.campaign_already_notified:
+        decisions.append(
+            "The security team was already told about this campaign; it is not told again for this report."
+        )
+    elif not mailboxes.security:
+        decisions.append(
+            "No security mailbox is configured (ADDIN_SECURITY_MAILBOX); the fallback mailbox is told in "
+            "its place."
+        )
+        if mailboxes.fallback:
+            add(
+                "fallback",
+                mailboxes.fallback,
+                "No security mailbox is configured, so this mailbox is told in its place.",
+                mailboxes.security_attach_message,
+            )
+    elif any(is_sender(a) for a in security_ids if a):
+        decisions.append(
+            "The claimed sender matches the security mailbox, one of its aliases or a member of the security "
+            "team: the security mailbox is not told, the fallback mailbox is told in its place."
+        )
+        if mailboxes.fallback:
+            add(
+                "fallback",
+                mailboxes.fallback,
+                "The sender appears to be in the security team, so this mailbox is told in the security "
+                "mailbox's place. " + auth,
+                mailboxes.security_attach_message,
+            )
+        else:
+            decisions.append("No fallback mailbox is configured (ADDIN_FALLBACK_MAILBOX): no one stands in.")
+    else:
+        add(
+            "security",
+            mailboxes.security,
+            "Every report goes to the security team (network administrator and incident response).",
+            mailboxes.security_attach_message,
+        )
+
+    # 4. The reporter's receipt.
+    if reporter:
+        add("reporter", reporter, "Your receipt for the report you filed.")
+    else:
+        decisions.append("The reporter has no address; no receipt can be sent.")
+
+    # 5. Safety net: whatever role, the claimed sender is never told (the reporter's own
+    #    receipt excepted: someone may report a message forged in their own name).
+    kept: list[PlannedNotification] = []
+    for notification in planned:
+        if notification.role != "reporter" and is_sender(notification.to):
+            decisions.append(
+                f"The {notification.role} notification to {notification.to} was dropped: that address "
+                "matches the claimed sender."
+            )
+            continue
+        kept.append(notification)
+
+    if ctx.feels_unsafe:
+        decisions.append("The reporter feels unsafe: every notification is marked urgent.")
+    notifications = _merge_same_person(kept, people, decisions)
+    return RoutingPlan(
+        notifications=notifications,
+        decisions=tuple(decisions),
+        conflict_of_interest=conflict,
+        sender_authenticated=origin.authenticated,
+        conflict_note=conflict_note,
+    )
+
+
+def _clean_chain(chain: Iterable[str], reporter: str, people: _People, decisions: list[str]) -> list[str]:
+    """The chain without blanks, repeats and the reporter themselves (directory loops)."""
+    cleaned: list[str] = []
+    for level, entry in enumerate(chain, start=1):
+        address = normalise_address(entry or "")
+        if not address:
+            decisions.append(f"An empty entry at level {level} of the management chain was ignored.")
+        elif reporter and people.same(address, reporter):
+            decisions.append(
+                f"The management chain lists the reporter at level {level}; that entry was ignored."
+            )
+        elif any(people.same(address, seen) for seen in cleaned):
+            decisions.append(f"{address} appears twice in the management chain; the repeat was ignored.")
+        else:
+            cleaned.append(address)
+    return cleaned
+
+
+def _plan_investigators(
+    ctx: RoutingContext,
+    conflict: bool,
+    in_chain: list[str],
+    auth: str,
+    add: _Add,
+    decisions: list[str],
+) -> None:
+    mailboxes = ctx.mailboxes
+    origin = ctx.origin
+    internal = origin.is_internal
+    ia: tuple[Role, str | None, str, str] = (
+        "internal-affairs",
+        mailboxes.internal_affairs,
+        mailboxes.internal_affairs_name,
+        "ADDIN_INTERNAL_AFFAIRS_MAILBOX",
+    )
+    oi: tuple[Role, str | None, str, str] = (
+        "investigations",
+        mailboxes.investigations,
+        mailboxes.investigations_name,
+        "ADDIN_INVESTIGATIONS_MAILBOX",
+    )
+    primary, other = (ia, oi) if internal else (oi, ia)
+    role, mailbox, name, variable = primary
+    if origin.verdict == "spoofed-internal":
+        kind = "an outsider pretending to be an internal sender (spoofed)"
+    elif internal:
+        kind = "inside the organisation"
+    else:
+        kind = "outside the organisation"
+    reason = f"The sender appears to be {kind}; {name} handles such threats."
+    if conflict:
+        reason += (
+            f" The claimed sender ({', '.join(in_chain)}) is in the reporter's management chain, so the "
+            f"usual escalation path cannot be trusted. {auth}"
+        )
+    if mailbox:
+        add(role, mailbox, reason)
+        decisions.append(f"{name} is told because the sender appears to be {kind}.")
+        return
+    decisions.append(f"{name} was not told: no mailbox is configured ({variable}).")
+    if not conflict:
+        return
+    other_role, other_mailbox, other_name, _ = other
+    if other_mailbox:
+        add(
+            other_role,
+            other_mailbox,
+            reason + f" You are told in place of {name}, which has no mailbox configured.",
+        )
+        decisions.append(f"Because of the conflict of interest, {other_name} is told in place of {name}.")
+    elif mailboxes.fallback:
+        add(
+            "fallback",
+            mailboxes.fallback,
+            reason + " You are told because no investigators' mailbox is configured.",
+        )
+        decisions.append(
+            "Because of the conflict of interest, the fallback mailbox is told in place of investigators."
+        )
+    else:
+        decisions.append(
+            "No investigator could be told about this conflict of interest: configure "
+            "ADDIN_INTERNAL_AFFAIRS_MAILBOX, ADDIN_INVESTIGATIONS_MAILBOX or ADDIN_FALLBACK_MAILBOX."
+        )
+
+
+def _merge_same_person(
+    planned: list[PlannedNotification], people: _People, decisions: list[str]
+) -> tuple[PlannedNotification, ...]:
+    """One notification per person: the most specific role wins, the others are folded in."""
+    ordered = sorted(planned, key=lambda n: ROLE_ORDER.index(n.role))
+    merged: list[PlannedNotification] = []
+    for notification in ordered:
+        target = next((i for i, m in enumerate(merged) if people.same(m.to, notification.to)), None)
+        if target is None:
+            merged.append(notification)
+            continue
+        kept = merged[target]
+        if notification.role == kept.role or notification.role in kept.also_as:
+            merged[target] = replace(
+                kept,
+                attach_message=_attach(kept, notification),
+                reason=_joined(kept.reason, notification.reason),
+            )
+            continue
+        merged[target] = replace(
+            kept,
+            reason=_joined(kept.reason, notification.reason),
+            attach_message=_attach(kept, notification),
+            also_as=(*kept.also_as, notification.role),
+        )
+        decisions.append(
+            f"{kept.to} would have been told as {kept.role} and as {notification.role}; one notification is "
+            f"sent, as {kept.role}."
+        )
+    return tuple(merged)
+
+
+def _attach(a: PlannedNotification, b: PlannedNotification) -> bool:
+    roles = {a.role, b.role, *a.also_as}
+    if roles & _MANAGER_ROLES or "reporter" in roles:
+        return False
+    return a.attach_message or b.attach_message
+
+
+def _joined(first: str, second: str) -> str:
+    return first if second in first else f"{first} {second}"

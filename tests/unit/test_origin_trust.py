@@ -1,0 +1,333 @@
+"""Which Authentication-Results and AuthAs headers the origin analysis believes, and the
+verdict rules built on them."""
+
+from __future__ import annotations
+
+from addin_service.cases.origin import analyze_origin
+
+ACCEPTED = ("contoso.com",)
+EDGE_HOP = (
+    "Received",
+    "from smtp.example.net (203.0.113.66) by BN2PEPF000044A9.mail.protection.outlook.com "
+    "(192.0.2.104) with Microsoft SMTP Server id 15.20.8356.11 via Frontend Transport; "
+    "Sat, 18 Jan 2025 02:10:42 +0000",
+)
+
+
+def test_authserv_id_in_an_accepted_domain_above_the_edge_hop_is_trusted() -> None:
+    headers = [
+        (
+            "Authentication-Results",
+            "mx1.contoso.com; spf=pass smtp.mailfrom=contoso.com; dmarc=pass header.from=contoso.com",
+        ),
+        EDGE_HOP,
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.authentication[0].trusted
+    assert (analysis.verdict, analysis.authenticated) == ("internal", True)
+
+
+def test_topmost_authentication_results_from_a_foreign_authserv_id_is_not_trusted() -> None:
+    headers = [
+        ("Authentication-Results", "mx.example.net; dmarc=pass header.from=contoso.com"),
+        EDGE_HOP,
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert not analysis.authentication[0].trusted
+    assert "not ours" in analysis.authentication[0].trust
+    assert analysis.authenticated is None
+
+
+def test_microsoft_form_naming_our_tenant_is_parsed_and_trusted() -> None:
+    value = (
+        "spf=none (sender IP is 192.0.2.4) smtp.mailfrom=fabrikam.com; contoso.com; dkim=none "
+        "(message not signed) header.d=none; contoso.com; dmarc=none action=none "
+        "header.from=fabrikam.com; compauth=fail reason=001"
+    )
+
+    analysis = analyze_origin(
+        [("Authentication-Results", value), EDGE_HOP, ("From", "chris@fabrikam.com")], ACCEPTED
+    )
+
+    (header,) = analysis.authentication
+    assert (header.authserv_id, header.microsoft_form, header.trusted) == ("contoso.com", True, True)
+    assert [r.method for r in header.results] == ["spf", "dkim", "dmarc", "compauth"]
+    assert (analysis.verdict, analysis.authenticated) == ("external", False)
+
+
+def test_microsoft_form_naming_another_tenant_is_not_ours() -> None:
+    value = (
+        "spf=pass (sender IP is 192.0.2.4) smtp.mailfrom=contoso.com; fabrikam.com; "
+        "dmarc=pass header.from=contoso.com"
+    )
+
+    analysis = analyze_origin(
+        [("Authentication-Results", value), EDGE_HOP, ("From", "a@contoso.com")], ACCEPTED
+    )
+
+    assert analysis.authentication[0].authserv_id == "fabrikam.com"
+    assert not analysis.authentication[0].trusted
+
+
+def test_configured_gateway_directly_below_our_hop_is_trusted() -> None:
+    headers = [
+        (
+            "Authentication-Results",
+            "dkim=none (message not signed) header.d=none;dmarc=none action=none header.from=contoso.com;",
+        ),
+        (
+            "Received",
+            "from gw1.gateway.example (198.51.100.9) by BN2PEPF000044A9.mail.protection.outlook.com; Sat, "
+            "18 Jan 2025 02:10:42 +0000",
+        ),
+        (
+            "Authentication-Results",
+            "gw1.gateway.example; spf=pass smtp.mailfrom=contoso.com; dmarc=pass header.from=contoso.com",
+        ),
+        (
+            "Received",
+            "from smtp.example.net (203.0.113.66) by gw1.gateway.example; Sat, 18 Jan 2025 02:10:41 +0000",
+        ),
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED, trusted_authserv_ids=["GW1.gateway.example"])
+
+    assert [h.trusted for h in analysis.authentication] == [True, True]
+    assert (analysis.verdict, analysis.authenticated) == ("internal", True)
+
+
+def test_gateway_authserv_id_is_not_trusted_unless_configured() -> None:
+    headers = [
+        (
+            "Authentication-Results",
+            "dkim=none (message not signed) header.d=none;dmarc=none action=none header.from=contoso.com;",
+        ),
+        (
+            "Received",
+            "from gw1.gateway.example (198.51.100.9) by BN2PEPF000044A9.mail.protection.outlook.com; Sat, "
+            "18 Jan 2025 02:10:42 +0000",
+        ),
+        (
+            "Authentication-Results",
+            "gw1.gateway.example; spf=pass smtp.mailfrom=contoso.com; dmarc=pass header.from=contoso.com",
+        ),
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert [h.trusted for h in analysis.authentication] == [True, False]
+    assert analysis.verdict == "spoofed-internal"
+
+
+def test_forged_gateway_result_two_hops_down_is_not_trusted() -> None:
+    headers = [
+        ("Authentication-Results", "dmarc=none action=none header.from=contoso.com"),
+        (
+            "Received",
+            "from gw1.gateway.example by BN2PEPF000044A9.mail.protection.outlook.com; Sat, 18 Jan 2025 "
+            "02:10:42 +0000",
+        ),
+        (
+            "Received",
+            "from smtp.example.net (203.0.113.66) by gw1.gateway.example; Sat, 18 Jan 2025 02:10:41 +0000",
+        ),
+        ("Authentication-Results", "gw1.gateway.example; dmarc=pass header.from=contoso.com"),
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED, trusted_authserv_ids=["gw1.gateway.example"])
+
+    assert [h.trusted for h in analysis.authentication] == [True, False]
+    assert analysis.verdict == "spoofed-internal"
+
+
+def test_unparseable_authentication_results_is_recorded_and_not_used() -> None:
+    headers = [("Authentication-Results", "contoso.com; dmarc="), EDGE_HOP, ("From", "a@contoso.com")]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    (header,) = analysis.authentication
+    assert not header.parsed and not header.trusted
+    assert header.parse_error and "authres" in header.parse_error
+    assert analysis.authenticated is None
+    assert any("could not be parsed" in r for r in analysis.reasons)
+
+
+def test_dmarc_result_about_another_from_domain_does_not_authenticate() -> None:
+    headers = [
+        ("Authentication-Results", "mx1.contoso.com; dmarc=pass header.from=fabrikam.com"),
+        EDGE_HOP,
+        ("From", "casey.lindqvist@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert (analysis.verdict, analysis.authenticated) == ("spoofed-internal", False)
+
+
+def test_dkim_pass_from_a_subdomain_is_aligned() -> None:
+    headers = [
+        ("Authentication-Results", "dkim=pass header.d=mail.contoso.com"),
+        EDGE_HOP,
+        ("From", "a@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert (analysis.verdict, analysis.authenticated) == ("internal", True)
+
+
+def test_spf_pass_for_an_unrelated_envelope_domain_is_not_aligned() -> None:
+    headers = [
+        ("Authentication-Results", "spf=pass smtp.mailfrom=bulk.example.net; dkim=none header.d=none"),
+        EDGE_HOP,
+        ("From", "a@contoso.com"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.verdict == "spoofed-internal"
+
+
+def test_conflicting_auth_as_headers_use_the_least_trusted_value() -> None:
+    headers = [
+        ("From", "jordan.reyes@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Internal"),
+        ("X-MS-Exchange-Organization-AuthAs", "anonymous"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.exchange_auth_as.conflicting
+    assert analysis.exchange_auth_as.seen == ("Internal", "Anonymous")
+    assert analysis.exchange_auth_as.auth_as == "Anonymous"
+    assert analysis.verdict == "spoofed-internal"
+
+
+def test_unknown_auth_as_value_is_never_treated_as_internal() -> None:
+    analysis = analyze_origin(
+        [("From", "jordan.reyes@contoso.com"), ("X-MS-Exchange-Organization-AuthAs", "Trusted")], ACCEPTED
+    )
+
+    assert analysis.verdict == "spoofed-internal"
+    assert any("does not know" in r for r in analysis.reasons)
+
+
+def test_anonymous_submission_with_aligned_dmarc_pass_is_external_not_spoofed() -> None:
+    headers = [
+        (
+            "Authentication-Results",
+            "dkim=pass (signature was verified) header.d=contoso.com;dmarc=pass action=none "
+            "header.from=contoso.com",
+        ),
+        EDGE_HOP,
+        ("From", "newsletter@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Anonymous"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert (analysis.verdict, analysis.spoofed, analysis.authenticated) == ("external", False, True)
+
+
+def test_auth_as_internal_wins_over_a_recorded_failure_and_says_so() -> None:
+    headers = [
+        ("Authentication-Results", "dmarc=fail action=none header.from=contoso.com"),
+        EDGE_HOP,
+        ("From", "jordan.reyes@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Internal"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.verdict == "internal"
+    assert any("investigators should check" in r for r in analysis.reasons)
+
+
+def test_internal_claim_in_sender_header_only_is_a_spoof() -> None:
+    headers = [
+        ("From", "riley.chen.1990@gmail.com"),
+        ("Sender", "jordan.reyes@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Anonymous"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.claims_internal_domain
+    assert analysis.verdict == "spoofed-internal"
+    assert analysis.claimed_senders == ("riley.chen.1990@gmail.com", "jordan.reyes@contoso.com")
+
+
+def test_subdomain_of_an_accepted_domain_claims_internal() -> None:
+    analysis = analyze_origin(
+        [("From", "ops@eu.contoso.com"), ("X-MS-Exchange-Organization-AuthAs", "Internal")], ACCEPTED
+    )
+
+    assert analysis.claims_internal_domain
+    assert analysis.verdict == "internal"
+
+
+def test_lookalike_domain_is_not_internal() -> None:
+    analysis = analyze_origin(
+        [("From", "jordan.reyes@contoso.com.example.net"), ("X-MS-Exchange-Organization-AuthAs", "Internal")],
+        ACCEPTED,
+    )
+
+    assert not analysis.claims_internal_domain
+    assert analysis.verdict == "external"
+    assert any("submitted inside our organisation" in r for r in analysis.reasons)
+
+
+def test_without_accepted_domains_nothing_is_internal_and_the_reason_says_why() -> None:
+    analysis = analyze_origin(
+        [("From", "jordan.reyes@contoso.com"), ("X-MS-Exchange-Organization-AuthAs", "Internal")], []
+    )
+
+    assert analysis.verdict == "external"
+    assert any("No accepted domains are configured" in r for r in analysis.reasons)
+
+
+def test_signature_for_a_bare_top_level_domain_is_not_aligned() -> None:
+    headers = [("Authentication-Results", "dkim=pass header.d=com"), EDGE_HOP, ("From", "a@contoso.com")]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.verdict == "spoofed-internal"
+
+
+def test_dmarc_failure_outweighs_an_aligned_dkim_pass() -> None:
+    headers = [
+        (
+            "Authentication-Results",
+            "dkim=pass header.d=contoso.com;dmarc=fail action=none header.from=contoso.com",
+        ),
+        EDGE_HOP,
+        ("From", "jordan.reyes@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Anonymous"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert (analysis.verdict, analysis.authenticated) == ("spoofed-internal", False)
+
+
+def test_microsoft_form_whose_first_result_has_no_properties_keeps_that_result() -> None:
+    # authres alone would take "spf=pass" for the authserv-id and lose the SPF result.
+    headers = [
+        ("Authentication-Results", "spf=pass; dkim=pass header.d=contoso.com"),
+        EDGE_HOP,
+        ("From", "a@contoso.com"),
+    ]
+
+    (header,) = analyze_origin(headers, ACCEPTED).authentication
+
+    assert header.authserv_id is None
+    assert [(r.method, r.result) for r in header.results] == [("spf", "pass"), ("dkim", "pass")]

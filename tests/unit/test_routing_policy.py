@@ -1,0 +1,378 @@
+"""The routing policy: who is told about a report, and who must never be."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+
+from addin_service.cases.origin import OriginAnalysis, analyze_origin
+from addin_service.cases.routing import (
+    PlannedNotification,
+    RoutingContext,
+    RoutingMailboxes,
+    RoutingPlan,
+    SupervisorSource,
+    describe_for_reporter,
+    plan_notifications,
+)
+
+REPORTER = "sam.patel@contoso.com"
+SUPERVISOR = "jordan.reyes@contoso.com"
+SKIP_LEVEL = "casey.lindqvist@contoso.com"
+DIRECTOR = "morgan.ito@contoso.com"
+CHAIN = (SUPERVISOR, SKIP_LEVEL, DIRECTOR)
+MAILBOXES = RoutingMailboxes(
+    security="security@contoso.com",
+    fallback="hr-helpdesk@contoso.com",
+    internal_affairs="internal.affairs@contoso.com",
+    investigations="investigations@contoso.com",
+)
+
+
+def origin(
+    from_: str = "riley.chen.1990@gmail.com", auth_as: str | None = "Anonymous", **more: str
+) -> OriginAnalysis:
+    """A real analysis of a minimal header set: From, optional Sender, Exchange's AuthAs."""
+    headers = [("From", from_)]
+    if "sender" in more:
+        headers.append(("Sender", more["sender"]))
+    if auth_as:
+        headers.append(("X-MS-Exchange-Organization-AuthAs", auth_as))
+    return analyze_origin(headers, ["contoso.com"])
+
+
+def plan(
+    analysis: OriginAnalysis | None = None,
+    *,
+    chain: tuple[str, ...] = CHAIN,
+    source: SupervisorSource = "directory",
+    aliases: Mapping[str, Collection[str]] | None = None,
+    mailboxes: RoutingMailboxes = MAILBOXES,
+    feels_unsafe: bool = False,
+    campaign_already_notified: bool = False,
+    security_team: frozenset[str] = frozenset(),
+    also_claimed: frozenset[str] = frozenset(),
+) -> RoutingPlan:
+    return plan_notifications(
+        RoutingContext(
+            reporter=REPORTER,
+            supervisor_chain=chain,
+            supervisor_source=source,
+            origin=analysis or origin(),
+            mailboxes=mailboxes,
+            feels_unsafe=feels_unsafe,
+            campaign_already_notified=campaign_already_notified,
+            aliases=aliases or {},
+            security_team=security_team,
+            also_claimed=also_claimed,
+        )
+    )
+
+
+def recipients(result: RoutingPlan) -> dict[str, str]:
+    return {n.role: n.to for n in result.notifications}
+
+
+def told(result: RoutingPlan) -> set[str]:
+    return {n.to for n in result.notifications}
+
+
+def only(result: RoutingPlan, role: str) -> PlannedNotification:
+    (notification,) = [n for n in result.notifications if n.role == role]
+    return notification
+
+
+# --- the supervisor -----------------------------------------------------------------------
+
+
+def test_supervisor_is_told_when_someone_else_sent_the_message() -> None:
+    result = plan(origin("riley.chen.1990@gmail.com"))
+
+    assert recipients(result)["supervisor"] == SUPERVISOR
+    assert "skip-level" not in recipients(result)
+    assert not result.conflict_of_interest
+
+
+def test_report_from_supervisor_goes_to_skip_level_manager_and_investigators() -> None:
+    result = plan(origin(SUPERVISOR, auth_as="Internal"))
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+    assert recipients(result)["internal-affairs"] == "internal.affairs@contoso.com"
+    assert result.conflict_of_interest
+    assert "authenticated by our mail system" in only(result, "skip-level").reason
+    assert result.conflict_note and SUPERVISOR in result.conflict_note
+
+
+def test_unauthenticated_message_claiming_to_be_from_supervisor_still_skips_them_and_says_so() -> None:
+    spoof = origin(SUPERVISOR, auth_as="Anonymous")
+
+    result = plan(spoof)
+
+    assert spoof.verdict == "spoofed-internal"
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+    assert recipients(result)["investigations"] == "investigations@contoso.com"
+    assert "NOT authenticated" in only(result, "skip-level").reason
+    assert "NOT authenticated" in only(result, "investigations").reason
+
+
+def test_supervisor_matched_by_alias_only_is_not_told() -> None:
+    aliases = {SUPERVISOR: {"SMTP:Jordan.Reyes@contoso.com", "smtp:J.Reyes@Contoso.onmicrosoft.com"}}
+
+    result = plan(origin("j.reyes@contoso.onmicrosoft.com", auth_as="Internal"), aliases=aliases)
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+    assert result.conflict_of_interest
+
+
+def test_supervisor_match_ignores_letter_case() -> None:
+    result = plan(
+        origin("JORDAN.Reyes@Contoso.COM", auth_as="Internal"), chain=("Jordan.Reyes@contoso.com", SKIP_LEVEL)
+    )
+
+    assert {n.to for n in result.notifications} & {SUPERVISOR, "jordan.reyes@contoso.com"} == set()
+
+
+def test_sender_who_is_both_supervisor_and_skip_level_is_skipped_up_the_chain() -> None:
+    both = origin(SUPERVISOR, auth_as="Internal", sender=SKIP_LEVEL)
+
+    result = plan(both)
+
+    assert told(result).isdisjoint({SUPERVISOR, SKIP_LEVEL})
+    assert recipients(result)["skip-level"] == DIRECTOR
+    assert any(SKIP_LEVEL in d and "skipped" in d for d in result.decisions)
+
+
+def test_sender_higher_in_the_chain_is_never_told_and_investigators_are_alerted() -> None:
+    result = plan(origin(SKIP_LEVEL, auth_as="Internal"))
+
+    assert recipients(result)["supervisor"] == SUPERVISOR
+    assert SKIP_LEVEL not in told(result)
+    assert result.conflict_of_interest
+    assert "internal-affairs" in recipients(result)
+    assert result.conflict_note and "Do not escalate" in result.conflict_note
+
+
+def test_when_the_whole_chain_is_the_sender_the_fallback_mailbox_is_told() -> None:
+    result = plan(origin(SUPERVISOR, auth_as="Internal"), chain=(SUPERVISOR,))
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
+
+
+def test_address_in_the_display_name_counts_as_a_claim_to_be_the_supervisor() -> None:
+    lookalike = origin(f'"{SUPERVISOR}" <x81@fabrikam.com>')
+
+    result = plan(lookalike)
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+
+
+def test_sender_reported_by_exchange_counts_as_a_claim() -> None:
+    result = plan(origin("riley.chen.1990@gmail.com"), also_claimed=frozenset({SUPERVISOR.upper()}))
+
+    assert SUPERVISOR not in told(result)
+
+
+def test_no_supervisor_found_goes_to_fallback() -> None:
+    result = plan(chain=(), source="fallback")
+
+    assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
+    assert "supervisor" not in recipients(result)
+    assert any("No supervisor was found" in d for d in result.decisions)
+
+
+def test_addresses_from_a_fallback_source_are_told_as_fallback_not_as_supervisor() -> None:
+    result = plan(chain=("facilities-managers@contoso.com",), source="fallback")
+
+    assert "supervisor" not in recipients(result)
+    fallbacks = {n.to for n in result.notifications if n.role == "fallback"}
+    assert fallbacks == {"facilities-managers@contoso.com", "hr-helpdesk@contoso.com"}
+
+
+def test_reporter_listed_in_their_own_chain_is_skipped() -> None:
+    result = plan(chain=(REPORTER.upper(), SUPERVISOR))
+
+    assert recipients(result)["supervisor"] == SUPERVISOR
+    assert any("lists the reporter" in d for d in result.decisions)
+
+
+# --- the investigators --------------------------------------------------------------------
+
+
+def test_internal_sender_goes_to_internal_affairs() -> None:
+    result = plan(origin("taylor.kim@contoso.com", auth_as="Internal"))
+
+    assert "internal-affairs" in recipients(result)
+    assert "investigations" not in recipients(result)
+
+
+def test_external_sender_goes_to_office_of_investigations() -> None:
+    result = plan(origin("riley.chen.1990@gmail.com"))
+
+    assert "investigations" in recipients(result)
+    assert "internal-affairs" not in recipients(result)
+
+
+def test_spoofed_internal_sender_goes_to_investigations_not_internal_affairs() -> None:
+    result = plan(origin("taylor.kim@contoso.com", auth_as="Anonymous"))
+
+    assert "investigations" in recipients(result)
+    assert "internal-affairs" not in recipients(result)
+    assert "spoofed" in only(result, "investigations").reason
+
+
+def test_unconfigured_investigators_are_recorded_not_invented() -> None:
+    result = plan(
+        origin("taylor.kim@contoso.com", auth_as="Internal"),
+        mailboxes=RoutingMailboxes(security="security@contoso.com", fallback="hr-helpdesk@contoso.com"),
+    )
+
+    assert "internal-affairs" not in recipients(result)
+    assert any("ADDIN_INTERNAL_AFFAIRS_MAILBOX" in d for d in result.decisions)
+
+
+def test_conflict_of_interest_without_internal_affairs_tells_the_other_investigators() -> None:
+    mailboxes = RoutingMailboxes(
+        security="security@contoso.com",
+        fallback="hr-helpdesk@contoso.com",
+        investigations="investigations@contoso.com",
+    )
+
+    result = plan(origin(SUPERVISOR, auth_as="Internal"), mailboxes=mailboxes)
+
+    assert recipients(result)["investigations"] == "investigations@contoso.com"
+
+
+# --- the security team --------------------------------------------------------------------
+
+
+def test_security_team_is_told_of_every_case_with_the_message_attached() -> None:
+    result = plan()
+
+    assert only(result, "security").to == "security@contoso.com"
+    assert only(result, "security").attach_message
+
+
+def test_sender_in_security_team_routes_to_fallback_instead_of_security_mailbox() -> None:
+    aliases = {"security@contoso.com": {"soc@contoso.com"}}
+
+    result = plan(origin("soc@contoso.com", auth_as="Internal"), aliases=aliases)
+
+    assert "security@contoso.com" not in told(result)
+    assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
+    assert any("security mailbox is not told" in d for d in result.decisions)
+
+
+def test_listed_security_team_member_as_sender_routes_to_fallback() -> None:
+    result = plan(
+        origin("avery.soc@contoso.com", auth_as="Internal"),
+        security_team=frozenset({"Avery.SOC@contoso.com"}),
+    )
+
+    assert "security" not in recipients(result)
+    assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
+
+
+def test_campaign_already_notified_does_not_tell_security_again() -> None:
+    result = plan(campaign_already_notified=True)
+
+    assert "security" not in recipients(result)
+    assert any("already told about this campaign" in d for d in result.decisions)
+
+
+# --- the reporter, urgency and one message per person ------------------------------------
+
+
+def test_reporter_always_gets_a_receipt_without_the_message() -> None:
+    receipt = only(plan(chain=(), mailboxes=RoutingMailboxes()), "reporter")
+
+    assert receipt.to == REPORTER
+    assert not receipt.attach_message
+
+
+def test_feeling_unsafe_makes_every_notification_urgent() -> None:
+    result = plan(feels_unsafe=True)
+
+    assert len(result.notifications) >= 4
+    assert all(n.urgent for n in result.notifications)
+
+
+def test_without_feeling_unsafe_nothing_is_urgent() -> None:
+    assert not any(n.urgent for n in plan().notifications)
+
+
+def test_same_address_in_two_roles_receives_one_notification_as_the_more_specific_role() -> None:
+    shared = RoutingMailboxes(
+        security="soc@contoso.com", fallback="SOC@contoso.com", investigations="oi@contoso.com"
+    )
+
+    result = plan(chain=(), mailboxes=shared)
+
+    to_soc = [n for n in result.notifications if n.to == "soc@contoso.com"]
+    assert len(to_soc) == 1
+    assert (to_soc[0].role, to_soc[0].also_as) == ("security", ("fallback",))
+    assert len(result.notifications) == len(told(result))
+
+
+def test_supervisor_who_is_also_the_security_mailbox_never_gets_the_message_attached() -> None:
+    result = plan(mailboxes=RoutingMailboxes(security=SUPERVISOR, fallback="hr-helpdesk@contoso.com"))
+
+    (to_supervisor,) = [n for n in result.notifications if n.to == SUPERVISOR]
+    assert to_supervisor.role == "supervisor"
+    assert not to_supervisor.attach_message
+
+
+def test_fallback_mailbox_that_is_the_sender_is_never_told() -> None:
+    result = plan(origin("hr-helpdesk@contoso.com", auth_as="Internal"), chain=())
+
+    assert "hr-helpdesk@contoso.com" not in told(result)
+    assert any("dropped" in d for d in result.decisions)
+
+
+# --- what is shown and stored -------------------------------------------------------------
+
+
+def test_reporter_sees_roles_but_no_addresses() -> None:
+    result = plan(origin(SUPERVISOR, auth_as="Internal"))
+
+    shown = describe_for_reporter(result)
+
+    assert {"role": "skip-level", "status": "queued"} in shown
+    assert all(set(entry) == {"role", "status"} for entry in shown)
+    assert "@" not in json.dumps(shown)
+
+
+def test_plan_is_stored_as_json_with_its_decisions() -> None:
+    document = json.loads(json.dumps(plan(origin(SUPERVISOR, auth_as="Anonymous")).to_dict()))
+
+    assert document["conflict_of_interest"] is True
+    assert document["sender_authenticated"] is False
+    assert any("supervisor is not told" in d for d in document["decisions"])
+    assert {n["role"] for n in document["notifications"]} >= {
+        "skip-level",
+        "investigations",
+        "security",
+        "reporter",
+    }
+
+
+def test_mailboxes_that_are_aliases_of_each_other_receive_one_notification() -> None:
+    aliases = {"security@contoso.com": ["smtp:hr-helpdesk@contoso.com"]}
+
+    result = plan(chain=(), aliases=aliases)
+
+    assert [n.role for n in result.notifications if n.role in ("security", "fallback")] == ["security"]
+    assert only(result, "security").also_as == ("fallback",)
+
+
+def test_supervisor_listed_twice_under_different_aliases_counts_once() -> None:
+    aliases = {SUPERVISOR: ["jr@contoso.com"]}
+
+    result = plan(chain=(SUPERVISOR, "jr@contoso.com", SKIP_LEVEL), aliases=aliases)
+
+    assert any("appears twice" in d for d in result.decisions)
+    assert recipients(result)["supervisor"] == SUPERVISOR
