@@ -1,0 +1,231 @@
+"""``EwsMailbox``: capture a reported message from Exchange Server over EWS, streaming.
+
+One ``GetItem`` fetches ``MimeContent``, ``InternetMessageHeaders`` and the capture facts while
+impersonating the reporter, so Exchange itself enforces what the reporter may read. When the
+item is said to be in another mailbox (delegate or shared), ``ConvertId`` first tells which mailbox
+really holds it. The response is read in 64 KiB chunks and parsed incrementally; the MIME is
+base64-decoded straight into the evidence sink, so memory stays flat for a 100 MB message.
+
+Every failure leaves as an ``addin_service.errors`` type; no exchangelib or requests exception
+escapes. See ``docs/exchangelib-streaming.md`` for why the response is not read by exchangelib.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from addin_service.errors import MailboxUnavailable, MessageNotFound, NotYourMailbox, ServiceError
+from addin_service.mail import ews_requests
+from addin_service.mail.ews_codes import NOT_FOUND_DETAIL, NOT_YOURS_DETAIL, failure_for
+from addin_service.mail.ews_connection import DEFAULT_MAX_CONNECTIONS, READ_CHUNK, EwsConnection
+from addin_service.mail.ews_response import EwsResponse, EwsResponseReader, MalformedResponse, ResponseMessage
+from addin_service.mail.ews_retry import Retrier, RetryPolicy, TransientFailure
+from addin_service.mail.ports import ITEM_ID_MAX_LENGTH, CapturedItem, ItemRef, MimeSink
+from addin_service.settings import Settings
+
+log = logging.getLogger("addin_service.mail.ews")
+
+CHECK_TTL_SECONDS = 10.0
+_EWS_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+PARTIAL_DETAIL = (
+    "The connection to Exchange broke while the message was being copied, so the copy is incomplete. "
+    "Nothing was filed. Please try again."
+)
+
+
+class _CountingSink:
+    """Passes MIME bytes on and remembers whether any were written (then a retry would duplicate them)."""
+
+    def __init__(self, sink: MimeSink) -> None:
+        self._sink = sink
+        self.written = 0
+
+    def write(self, data: bytes, /) -> int:
+        written = self._sink.write(data)
+        self.written += len(data)
+        return written
+
+
+def _only_message(response: EwsResponse, operation: str) -> ResponseMessage:
+    if len(response.messages) != 1:
+        raise TransientFailure(f"{operation} answered with {len(response.messages)} response messages")
+    return response.messages[0]
+
+
+def _raise_unless_success(message: ResponseMessage) -> None:
+    if message.response_class == "Success" and message.code == "NoError":
+        return
+    raise failure_for(message.code, message.back_off_ms)
+
+
+class EwsMailbox:
+    """The EWS implementation of :class:`~addin_service.mail.ports.Mailbox`.
+
+    Built once per process from settings (endpoint, auth, version pin, timeout, retry budget);
+    thread-safe, with a pool of authenticated sessions.
+
+    :param retry: / :param sleep: / :param clock: / :param jitter: the retry policy and its time
+        sources, injectable so tests need not wait.
+    :raises ConfigError: missing endpoint, unsupported auth mode or bad ``ADDIN_EWS_VERSION``.
+    """
+
+    name = "ews"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[float, float], float] | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        check_ttl: float = CHECK_TTL_SECONDS,
+    ) -> None:
+        self._connection = EwsConnection(settings, max_connections=max_connections)
+        policy = retry or RetryPolicy(max_wait=settings.exchange_max_wait)
+        retrier_kwargs: dict[str, Any] = {"sleep": sleep, "clock": clock}
+        if jitter is not None:
+            retrier_kwargs["jitter"] = jitter
+        self._retrier = Retrier(policy, **retrier_kwargs)
+        self._clock = clock
+        self._check_ttl = check_ttl
+        self._check_lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._check_failure: MailboxUnavailable | None = None
+
+    # capture --------------------------------------------------------------------------------------
+    def capture(self, ref: ItemRef, sink: MimeSink) -> CapturedItem:
+        """Stream the item's MIME into ``sink`` and return its transport headers and facts.
+
+        Never modifies, moves or deletes the item.
+
+        :raises MessageNotFound: the item does not exist for this user (or the id is malformed).
+        :raises NotYourMailbox: the reporter may not read that mailbox or item, or the item is not in
+            the mailbox the client named.
+        :raises MailboxUnavailable: Exchange is down, timing out or still throttling after retries, or
+            refuses this service's credentials.
+        :raises MessageTooLarge: raised by the sink and passed through.
+        """
+        if len(ref.item_id) > ITEM_ID_MAX_LENGTH or not _EWS_ID.fullmatch(ref.item_id):
+            raise MessageNotFound(NOT_FOUND_DETAIL)
+        started = self._clock()
+        deadline = self._retrier.deadline()
+        if ref.mailbox.casefold() != ref.reporter.casefold():
+            holder = self._retrier.run(lambda: self._mailbox_holding(ref), what="ConvertId", deadline=deadline)
+            if holder.casefold() != ref.mailbox.casefold():
+                raise NotYourMailbox(NOT_YOURS_DETAIL)
+        counting = _CountingSink(sink)
+        captured = self._retrier.run(lambda: self._get_item(ref, counting), what="GetItem", deadline=deadline)
+        log.info("EWS capture done: %d bytes in %.2f s", counting.written, self._clock() - started)
+        return captured
+
+    def _mailbox_holding(self, ref: ItemRef) -> str:
+        """Which mailbox holds the item, according to Exchange (ConvertId, as the reporter)."""
+        version = self._connection.version()
+        envelope = ews_requests.convert_id(
+            self._connection.protocol,
+            version,
+            item_id=ref.item_id,
+            mailbox=ref.mailbox,
+            impersonate=ref.reporter,
+        )
+        message = _only_message(self._call(envelope, "ConvertId", anchor=ref.reporter), "ConvertId")
+        _raise_unless_success(message)
+        mailboxes = [alternate.mailbox for alternate in message.alternate_ids if alternate.mailbox]
+        if len(mailboxes) != 1:
+            raise TransientFailure("ConvertId answered without the item's mailbox")
+        return mailboxes[0]
+
+    def _get_item(self, ref: ItemRef, sink: _CountingSink) -> CapturedItem:
+        version = self._connection.version()
+        envelope = ews_requests.get_item(
+            self._connection.protocol, version, item_id=ref.item_id, impersonate=ref.reporter
+        )
+        try:
+            response = self._call(envelope, "GetItem", anchor=ref.reporter, mime_write=sink.write)
+        except TransientFailure as failure:
+            if sink.written:
+                raise TransientFailure(failure.reason, detail=PARTIAL_DETAIL, retryable=False) from None
+            raise
+        message = _only_message(response, "GetItem")
+        _raise_unless_success(message)
+        if len(message.items) != 1 or not message.items[0].has_mime:
+            raise MailboxUnavailable(
+                "Exchange returned the message without its MIME content, so it could not be preserved. "
+                "Nothing was filed."
+            )
+        item = message.items[0]
+        size = item.size.strip() if item.size else ""
+        return CapturedItem(
+            headers=tuple(item.headers),
+            item_id=item.item_id or ref.item_id,
+            change_key=item.change_key,
+            internet_message_id=item.internet_message_id,
+            subject=item.subject,
+            sender=item.sender,
+            from_address=item.from_address,
+            received_at=item.received_at,
+            exchange_size=int(size) if size.isdigit() else None,
+            adapter=self.name,
+            server_version=response.server_version or f"{version.api_version} ({version.build})",
+            mime_source="ews-mimecontent",
+        )
+
+    def _call(
+        self,
+        envelope: bytes,
+        operation: str,
+        *,
+        anchor: str | None,
+        mime_write: Callable[[bytes], object] | None = None,
+    ) -> EwsResponse:
+        """POST ``envelope`` and parse the answer while it streams in; raise for a SOAP fault."""
+        reader = EwsResponseReader(operation, mime_write)
+        try:
+            with self._connection.post(envelope, anchor_mailbox=anchor) as response:
+                for chunk in response.iter_content(chunk_size=READ_CHUNK):
+                    reader.feed(chunk)
+                result = reader.close()
+        except MalformedResponse as exc:
+            raise TransientFailure(f"{operation}: malformed response ({exc})") from None
+        if result.fault is not None:
+            raise failure_for(result.fault.code, result.fault.back_off_ms)
+        return result
+
+    # readiness ------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Cheap authenticated call (GetServerTimeZones), its outcome cached for ``check_ttl`` seconds.
+
+        :raises MailboxUnavailable: Exchange cannot be reached or refuses this service.
+        """
+        with self._check_lock:
+            now = self._clock()
+            if self._checked_at is None or now - self._checked_at >= self._check_ttl:
+                self._check_failure = self._probe()
+                self._checked_at = now
+            failure = self._check_failure
+        if failure is not None:
+            raise MailboxUnavailable(failure.detail, retry_after=failure.retry_after)
+
+    def _probe(self) -> MailboxUnavailable | None:
+        try:
+            version = self._connection.version()
+            envelope = ews_requests.server_time_zones(self._connection.protocol, version)
+            _raise_unless_success(_only_message(self._call(envelope, "GetServerTimeZones", anchor=None), "probe"))
+        except TransientFailure as failure:
+            return MailboxUnavailable(failure.detail, retry_after=self._retrier.policy.retry_after(failure))
+        except MailboxUnavailable as exc:
+            return exc
+        except ServiceError as exc:
+            return MailboxUnavailable(f"Exchange refused the readiness probe ({type(exc).__name__}).")
+        return None
+
+    def close(self) -> None:
+        """Release pooled connections (the app calls this on shutdown)."""
+        self._connection.close()

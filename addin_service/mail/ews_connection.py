@@ -1,0 +1,342 @@
+"""One authenticated EWS endpoint: exchangelib's protocol (credentials, NTLM/OAuth, session pool)
+plus a streaming POST that turns HTTP-level trouble into this adapter's failure types.
+
+The endpoint comes only from ``ADDIN_EWS_URL`` (never autodiscover). exchangelib owns
+authentication and connection reuse; this module owns how a response is read: in large chunks.
+exchangelib's own response handling feeds its XML parser one byte at a time
+(``to_xml(response.iter_content())`` with requests' default ``chunk_size=1``); sessions created
+here get a response hook that makes that default 64 KiB for non-streamed responses, for the
+exchangelib services that still run on them (version discovery). Nothing is patched globally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from exchangelib import (
+    BASIC,
+    NTLM,
+    OAUTH2,
+    Build,
+    Configuration,
+    Credentials,
+    FailFast,
+    OAuth2Credentials,
+    Version,
+)
+from exchangelib.errors import EWSError, UnauthorizedError
+from exchangelib.protocol import CachingProtocol, Protocol
+from exchangelib.version import VERSIONS
+from oauthlib.oauth2 import InsecureTransportError, OAuth2Error, TokenExpiredError
+
+from addin_service.errors import ConfigError, MailboxUnavailable
+from addin_service.mail.ews_retry import TransientFailure
+from addin_service.settings import Settings
+
+READ_CHUNK = 64 * 1024
+DEFAULT_MAX_CONNECTIONS = 4
+# exchangelib logs whole SOAP requests and responses (message bodies) at DEBUG, requests-oauthlib
+# and oauthlib log tokens and client secrets at DEBUG: none of that may reach our logs.
+QUIET_LOGGERS = ("exchangelib", "requests_oauthlib", "oauthlib", "requests_ntlm")
+
+CREDENTIALS_REJECTED = (
+    "Exchange rejected this service's sign-in (HTTP 401). This is a configuration problem, not "
+    "something the reporter can fix: an administrator should check ADDIN_EWS_AUTH and the service "
+    "account's user name, password or application credentials."
+)
+
+
+def quiet_library_loggers() -> None:
+    """Force the loggers that would write SOAP bodies, tokens or secrets to WARNING or higher."""
+    for name in QUIET_LOGGERS:
+        prefix = name + "."
+        loggers = [logging.getLogger(name)] + [
+            logging.getLogger(other) for other in list(logging.root.manager.loggerDict) if other.startswith(prefix)
+        ]
+        for logger in loggers:
+            if logger.level < logging.WARNING:
+                logger.setLevel(logging.WARNING)
+
+
+def _read_in_large_chunks(
+    response: requests.Response, *args: Any, stream: bool = False, **kwargs: Any
+) -> requests.Response:
+    """Response hook: for a response read whole (``stream=False``, exchangelib's normal services),
+    make ``iter_content()`` without arguments yield 64 KiB slices instead of single bytes.
+
+    Streamed responses are left alone: exchangelib's ``DocumentYielder`` (GetStreamingEvents)
+    expects one byte per item, and the capture path asks for its chunk size explicitly.
+    """
+    if stream:
+        return response
+    original = response.iter_content
+
+    def iter_content(chunk_size: int | None = READ_CHUNK, decode_unicode: bool = False) -> Iterator[Any]:
+        return original(chunk_size=chunk_size, decode_unicode=decode_unicode)
+
+    response.iter_content = iter_content  # type: ignore[method-assign]
+    return response
+
+
+class _PrivateProtocol(CachingProtocol):  # type: ignore[misc]  # exchangelib is untyped
+    """exchangelib caches one Protocol per (endpoint, credentials) for the whole process; ours is
+    owned by one adapter instance so its sessions, hook and timeout are not shared by accident."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        return type.__call__(cls, *args, **kwargs)
+
+
+class AddinProtocol(Protocol, metaclass=_PrivateProtocol):  # type: ignore[misc]
+    """exchangelib's Protocol with a per-instance timeout and large-chunk response reading."""
+
+    def __init__(self, *args: Any, timeout: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.TIMEOUT = timeout
+
+    @classmethod
+    def raw_session(
+        cls,
+        prefix: str,
+        oauth2_client: Any = None,
+        oauth2_session_params: Any = None,
+        oauth2_token_endpoint: Any = None,
+    ) -> Any:
+        session = super().raw_session(prefix, oauth2_client, oauth2_session_params, oauth2_token_endpoint)
+        session.hooks["response"].append(_read_in_large_chunks)
+        return session
+
+
+class AppCredentials(OAuth2Credentials):  # type: ignore[misc]
+    """OAuth 2.0 client credentials against ``ADDIN_AUTHORITY`` for the EWS host's resource.
+
+    exchangelib's defaults point at login.microsoftonline.com and outlook.office365.com; an
+    on-premises or sovereign deployment needs its own authority and resource. Tokens are not
+    refreshed in place (client credentials have no refresh token): an expired token surfaces as
+    ``TokenExpiredError`` and a new session fetches a new one.
+    """
+
+    def __init__(self, *, authority: str, resource: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.authority = authority.rstrip("/")
+        self.resource = resource.rstrip("/")
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+    @property
+    def scope(self) -> list[str]:
+        return [f"{self.resource}/.default"]
+
+    def session_params(self) -> dict[str, Any]:
+        return {"token": self.access_token}
+
+
+def pinned_version(value: str | None) -> Any:
+    """``ADDIN_EWS_VERSION`` as an exchangelib Version: an EWS schema name such as ``Exchange2016``
+    or a build number such as ``15.1.2507.6``. None means "ask the server once".
+
+    :raises ConfigError: neither form.
+    """
+    if not value:
+        return None
+    text = value.strip()
+    names = [(build, name) for build, name, _ in VERSIONS if name.lower() == text.lower()]
+    if names:
+        build, name = names[-1]  # the oldest server that speaks this schema
+        return Version(build=build, api_version=name)
+    parts = text.split(".")
+    if 2 <= len(parts) <= 4 and all(part.isdigit() for part in parts):
+        numbers = [int(part) for part in parts] + [0] * (4 - len(parts))
+        try:
+            return Version(build=Build(*numbers))
+        except ValueError:
+            pass
+    known = ", ".join(sorted({name for _, name, _ in VERSIONS}))
+    raise ConfigError(
+        "ADDIN_EWS_VERSION",
+        f"must be an EWS schema version ({known}) or an Exchange build number such as 15.1.2507.6",
+    )
+
+
+def _credentials(settings: Settings) -> tuple[Any, str]:
+    auth = settings.ews_auth
+    if auth in ("basic", "ntlm"):
+        if not settings.ews_username or not settings.ews_password:
+            raise ConfigError("ADDIN_EWS_USERNAME", f"and ADDIN_EWS_PASSWORD are required when ADDIN_EWS_AUTH={auth}")
+        return Credentials(settings.ews_username, settings.ews_password), BASIC if auth == "basic" else NTLM
+    if auth == "oauth-app":
+        if not (settings.tenant_id and settings.client_id and settings.client_secret):
+            raise ConfigError(
+                "ADDIN_CLIENT_SECRET", "with ADDIN_TENANT_ID and ADDIN_CLIENT_ID is required for oauth-app"
+            )
+        parts = urlsplit(settings.ews_url or "")
+        credentials = AppCredentials(
+            authority=settings.authority,
+            resource=f"{parts.scheme}://{parts.netloc}",
+            client_id=settings.client_id,
+            client_secret=settings.client_secret,
+            tenant_id=settings.tenant_id,
+        )
+        return credentials, OAUTH2
+    if auth == "oauth-obo":
+        raise ConfigError(
+            "ADDIN_EWS_AUTH",
+            "oauth-obo (acting on behalf of the reporter) is not supported yet for EWS; "
+            "use basic, ntlm or oauth-app with impersonation",
+        )
+    raise ConfigError("ADDIN_EWS_AUTH", "must be one of: basic, ntlm, oauth-app, oauth-obo")
+
+
+def _retry_after_header(response: requests.Response) -> float | None:
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _check_status(response: requests.Response) -> None:
+    """Accept a response whose body is EWS XML; classify everything else.
+
+    :raises TransientFailure: HTTP 5xx or 429 (with Retry-After when given).
+    :raises MailboxUnavailable: HTTP 401 (credentials), redirects, other client errors.
+    """
+    status = response.status_code
+    is_xml = "xml" in response.headers.get("Content-Type", "").lower()
+    if status == 200 or (status == 500 and is_xml):
+        return
+    if status == 401:
+        raise MailboxUnavailable(CREDENTIALS_REJECTED)
+    if status >= 500 or status == 429:
+        raise TransientFailure(f"Exchange answered HTTP {status}", back_off=_retry_after_header(response))
+    if 300 <= status < 400:
+        raise MailboxUnavailable(
+            f"Exchange answered with a redirect (HTTP {status}), which this service does not follow. "
+            "An administrator should set ADDIN_EWS_URL to the final EWS endpoint."
+        )
+    raise MailboxUnavailable(
+        f"Exchange answered HTTP {status}. An administrator should check that ADDIN_EWS_URL is the "
+        "EWS endpoint (.../EWS/Exchange.asmx)."
+    )
+
+
+class EwsConnection:
+    """The EWS endpoint of one adapter instance. Thread-safe; sessions are pooled by exchangelib.
+
+    :raises ConfigError: a missing endpoint, unsupported auth mode or bad version pin.
+    """
+
+    def __init__(self, settings: Settings, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        quiet_library_loggers()
+        if not settings.ews_url:
+            raise ConfigError("ADDIN_EWS_URL", "is required for the EWS adapter")
+        self.url = settings.ews_url
+        self.timeout = settings.ews_timeout
+        credentials, auth_type = _credentials(settings)
+        self.uses_oauth = auth_type == OAUTH2
+        config = Configuration(
+            credentials=credentials,
+            service_endpoint=self.url,
+            auth_type=auth_type,
+            version=pinned_version(settings.ews_version),
+            retry_policy=FailFast(),  # retries are the adapter's, with its own budget
+            max_connections=max_connections,
+        )
+        self.protocol = AddinProtocol(config=config, timeout=settings.ews_timeout)
+
+    def version(self) -> Any:
+        """The server's EWS version: pinned, or learnt once with exchangelib's discovery request.
+
+        :raises TransientFailure: the discovery request failed in a way worth retrying.
+        :raises MailboxUnavailable: Exchange refused our credentials.
+        """
+        try:
+            return self.protocol.version
+        except UnauthorizedError:
+            raise MailboxUnavailable(CREDENTIALS_REJECTED) from None
+        except (EWSError, requests.RequestException, OAuth2Error) as exc:
+            raise TransientFailure(f"could not learn the Exchange version ({type(exc).__name__})") from None
+
+    @contextmanager
+    def post(self, envelope: bytes, *, anchor_mailbox: str | None = None) -> Iterator[requests.Response]:
+        """POST a SOAP envelope with ``stream=True`` and yield the response, whose body is XML
+        (a 200, or a 500 carrying a SOAP fault). The session goes back to the pool afterwards.
+
+        Exceptions from ``requests`` while the caller reads the body become TransientFailure;
+        anything else the caller raises (such as the sink's ``MessageTooLarge``) passes through.
+
+        :raises TransientFailure: connection trouble, timeouts, HTTP 5xx, an expired token.
+        :raises MailboxUnavailable: rejected credentials, TLS failure, redirects, other HTTP errors.
+        """
+        session = self._session()
+        response: requests.Response | None = None
+        try:
+            response = self._send(session, envelope, anchor_mailbox)
+            if response.status_code == 401 and self.uses_oauth:
+                # A token Exchange no longer accepts: a fresh session fetches a fresh one.
+                session = self._renewed(session, self.protocol.renew_session)
+                raise TransientFailure("Exchange rejected the OAuth token", detail=CREDENTIALS_REJECTED)
+            _check_status(response)
+            yield response
+        except TokenExpiredError:
+            session = self._renewed(session, self.protocol.refresh_credentials)
+            raise TransientFailure("the OAuth token expired", back_off=0) from None
+        except InsecureTransportError:
+            raise MailboxUnavailable(
+                "OAuth access to Exchange needs https. An administrator should set ADDIN_EWS_URL to an https:// URL."
+            ) from None
+        except requests.exceptions.SSLError:
+            raise MailboxUnavailable(
+                "The TLS connection to Exchange failed (certificate or protocol). An administrator should "
+                "check ADDIN_EWS_URL and the trusted certificates."
+            ) from None
+        except (requests.RequestException, OAuth2Error) as exc:
+            raise TransientFailure(f"connection to Exchange failed ({type(exc).__name__})") from None
+        finally:
+            if response is not None:
+                response.close()
+            self.protocol.release_session(session)
+
+    def _renewed(self, session: Any, renew: Callable[[Any], Any]) -> Any:
+        """A new session (with a new token) in place of ``session``, which exchangelib closes.
+        If the new one cannot be made now, the old one goes back so the pool keeps its size;
+        the next rejection or expiry tries again."""
+        try:
+            return renew(session)
+        except (OAuth2Error, requests.RequestException):
+            return session
+
+    def _session(self) -> Any:
+        """A pooled session; creating one may fetch an OAuth token."""
+        try:
+            return self.protocol.get_session()
+        except OAuth2Error as exc:
+            raise MailboxUnavailable(
+                f"The identity platform refused this service's application credentials ({exc.error}). "
+                "An administrator should check ADDIN_TENANT_ID, ADDIN_CLIENT_ID, ADDIN_CLIENT_SECRET "
+                "and ADDIN_AUTHORITY."
+            ) from None
+        except requests.RequestException as exc:
+            raise TransientFailure(f"could not reach the token endpoint ({type(exc).__name__})") from None
+
+    def _send(self, session: Any, envelope: bytes, anchor_mailbox: str | None) -> requests.Response:
+        headers = {"X-AnchorMailbox": anchor_mailbox} if anchor_mailbox else {}
+        response: requests.Response = session.post(
+            self.url,
+            data=envelope,
+            headers=headers,
+            stream=True,
+            allow_redirects=False,  # the endpoint comes from configuration only
+            timeout=(self.timeout, self.timeout),
+        )
+        return response
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.protocol.close()

@@ -1,0 +1,80 @@
+"""The SOAP requests the EWS adapter sends, built with exchangelib's own XML helpers.
+
+exchangelib writes the envelope (``RequestServerVersion``, the ``ExchangeImpersonation`` header
+with the impersonated user's ``ConnectingSID``) and the payloads exactly as its own services do,
+so the only thing this module adds is *which* properties to ask for. Ids are passed as
+``ItemId``/``AlternateId`` objects: exchangelib iterates a bare string id character by character.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exchangelib.account import Identity
+from exchangelib.ewsdatetime import EWSTimeZone
+from exchangelib.fields import FieldPath
+from exchangelib.items import ID_ONLY, Message
+from exchangelib.properties import EWS_ID, AlternateId, ItemId
+from exchangelib.services import ConvertId, GetServerTimeZones
+from exchangelib.services.common import EWSService, item_ids_element, shape_element
+from exchangelib.util import create_element
+
+# The facts a capture records, by exchangelib field name (item:MimeContent, item:InternetMessageHeaders...).
+CAPTURE_FIELDS = (
+    "mime_content",
+    "headers",
+    "subject",
+    "datetime_received",
+    "size",
+    "sender",
+    "author",
+    "message_id",
+)
+
+
+class _Envelope(EWSService):  # type: ignore[misc]  # exchangelib is untyped
+    """exchangelib's envelope writer (``EWSService.wrap``) with an impersonated identity of our choice."""
+
+    SERVICE_NAME = "Envelope"
+
+    def __init__(self, protocol: Any, impersonate: str | None) -> None:
+        super().__init__(protocol=protocol)
+        self._identity = Identity(primary_smtp_address=impersonate) if impersonate else None
+
+    @property
+    def _account_to_impersonate(self) -> Any:
+        return self._identity
+
+    @property
+    def _timezone(self) -> None:
+        return None
+
+
+def _wrap(protocol: Any, payload: Any, api_version: str, impersonate: str | None) -> bytes:
+    envelope: bytes = _Envelope(protocol, impersonate).wrap(content=payload, api_version=api_version)
+    return envelope
+
+
+def get_item(protocol: Any, version: Any, *, item_id: str, impersonate: str) -> bytes:
+    """GetItem for one item: MIME, transport headers and capture facts, as ``impersonate``."""
+    fields = [FieldPath(field=Message.get_field_by_fieldname(name)) for name in CAPTURE_FIELDS]
+    payload = create_element("m:GetItem")
+    payload.append(shape_element("m:ItemShape", ID_ONLY, fields, version))
+    payload.append(item_ids_element([ItemId(id=item_id)], version))
+    return _wrap(protocol, payload, version.api_version, impersonate)
+
+
+def convert_id(protocol: Any, version: Any, *, item_id: str, mailbox: str, impersonate: str) -> bytes:
+    """ConvertId EwsId → EwsId, whose answer names the mailbox that really holds the item."""
+    payload = ConvertId(protocol=protocol).get_payload(
+        items=[AlternateId(id=item_id, format=EWS_ID, mailbox=mailbox)], destination_format=EWS_ID
+    )
+    return _wrap(protocol, payload, version.api_version, impersonate)
+
+
+def server_time_zones(protocol: Any, version: Any) -> bytes:
+    """GetServerTimeZones for UTC only: a small authenticated call that touches no mailbox."""
+    payload = GetServerTimeZones(protocol=protocol).get_payload(
+        timezones=[EWSTimeZone("UTC")], return_full_timezone_data=False
+    )
+    return _wrap(protocol, payload, version.api_version, None)
