@@ -1,0 +1,312 @@
+"""The database connection: engine set-up per back end, units of work, migrations, readiness.
+
+Two back ends, one behaviour:
+
+* **SQLite** (the embedded default): WAL journal so readers never block the writer,
+  ``synchronous=FULL`` so a committed report survives a power cut, ``foreign_keys=ON``, a busy
+  timeout, and ``BEGIN IMMEDIATE`` for write transactions. The last one matters: a deferred
+  transaction that reads and then writes cannot wait for the lock when another connection
+  committed in between, and fails at once with "database is locked"; taking the write lock up
+  front makes concurrent writers queue behind each other for up to the busy timeout instead.
+* **PostgreSQL** through psycopg 3: ``READ COMMITTED``, pre-ping on checkout, a bounded pool,
+  and server-side ``lock_timeout`` / ``idle_in_transaction_session_timeout`` so no request waits
+  forever behind a stuck transaction.
+
+Every SQLAlchemy connectivity error is translated into
+:class:`~addin_service.errors.DatabaseUnavailable` at this boundary, so the API answers 503 with
+``Retry-After`` and no driver message ever reaches a user or a log line with parameters in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from addin_service.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 5
+LOCK_TIMEOUT_MS = 10_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+MIGRATION_LOCK_TIMEOUT = "5min"  # a migration may wait for the running service's row locks
+UNAVAILABLE_DETAIL = "The case database cannot be reached right now. Please try again in a moment."
+BUSY_DETAIL = "The case database is busy right now. Please try again in a moment."
+
+# The PostgreSQL advisory lock that serialises concurrent `db upgrade` runs, derived from a
+# fixed name so every process (and every version of this code) uses the same number.
+MIGRATION_LOCK_ID = int.from_bytes(
+    hashlib.sha256(b"addin_service.migrations").digest()[:8], "big", signed=True
+)
+
+_SQLITE_BEGIN_OPTION = "addin_sqlite_begin"
+
+
+class Database:
+    """One database, one engine, one pool. Create it in ``create_app()`` or a CLI command.
+
+    Nothing connects in the constructor except, for a file-based SQLite database, making sure
+    its directory and an owner-only file exist (notes are stored in it).
+
+    :raises ValueError: ``url`` is neither SQLite nor PostgreSQL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 10.0,
+        connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+        busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS,
+    ) -> None:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            self.engine = _sqlite_engine(parsed, busy_timeout, pool_size, max_overflow, pool_timeout)
+        elif backend == "postgresql":
+            self.engine = _postgres_engine(parsed, connect_timeout, pool_size, max_overflow, pool_timeout)
+        else:
+            raise ValueError("database URL must be sqlite:///path or postgresql+psycopg://...")
+        self.dialect: str = backend
+        self._write_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            bind=self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"}),
+            expire_on_commit=False,
+        )
+
+    @property
+    def url(self) -> str:
+        """The URL with any password masked, for logs and diagnostics."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def __repr__(self) -> str:
+        return f"Database({self.url!r})"
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A unit of work: commit when the block ends normally, roll back when it raises.
+
+        ``write=False`` is for read-only work: on SQLite it starts a deferred transaction that
+        does not queue behind writers; on PostgreSQL it changes nothing.
+
+        :raises DatabaseUnavailable: the database cannot be reached, dropped the connection, is
+            locked for longer than the busy timeout, or the pool is exhausted.
+        """
+        factory = self._write_sessions if write else self._read_sessions
+        with translate_errors(), factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def check(self) -> None:
+        """Readiness probe: one ``SELECT 1`` round trip.
+
+        :raises DatabaseUnavailable: the database cannot answer.
+        """
+        with translate_errors(), self.engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar_one()
+
+    def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision; doing nothing when it is current.
+
+        All pending revisions run in one transaction. On PostgreSQL that transaction first takes
+        a transaction-scoped advisory lock, so two processes starting at once run the migrations
+        one after the other (the second finds nothing to do), and may wait up to five minutes
+        for locks. On SQLite the write transaction's ``BEGIN IMMEDIATE`` does the same job.
+        Thread-safe only because of those locks: Alembic's ``context`` is process-global.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        from alembic import command
+
+        with translate_errors(), self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(text(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            command.upgrade(alembic_config(connection), "head")
+
+    def current_revision(self) -> str | None:
+        """The schema's Alembic revision, or None for a database never upgraded.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        from alembic.migration import MigrationContext
+
+        with translate_errors(), self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def dispose(self) -> None:
+        """Close every pooled connection (on shutdown, or in a child process after fork)."""
+        self.engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this package."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revision 0001
+        raise RuntimeError(f"no Alembic revisions found in {MIGRATIONS_DIR}")
+    return head
+
+
+def alembic_config(connection: Connection | None) -> Any:
+    """An Alembic ``Config`` built in code (no alembic.ini), pointing at the packaged scripts.
+
+    ``env.py`` runs its migrations on ``connection``, inside the transaction the caller holds.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn SQLAlchemy connectivity errors into :class:`DatabaseUnavailable`.
+
+    Integrity errors and programming errors pass through untouched: they are not "try later".
+
+    :raises DatabaseUnavailable: for operational, interface and pool-timeout errors.
+    """
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise
+    except sa_exc.TimeoutError as exc:
+        log.warning("database pool exhausted", extra={"error": type(exc).__name__})
+        raise DatabaseUnavailable(BUSY_DETAIL, retry_after=2) from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise _unavailable(exc) from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise _unavailable(exc) from exc
+        raise
+
+
+def _unavailable(exc: sa_exc.DBAPIError) -> DatabaseUnavailable:
+    # Log the driver's error class only: its message may quote SQL, and the pool, not the
+    # request, is where the detail is useful. `hide_parameters` keeps values out regardless.
+    driver_error = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+    message = str(exc.orig) if exc.orig is not None else ""
+    if "locked" in message or "busy" in message:
+        log.warning("database busy", extra={"error": driver_error})
+        return DatabaseUnavailable(BUSY_DETAIL, retry_after=2)
+    log.warning("database unavailable", extra={"error": driver_error})
+    return DatabaseUnavailable(UNAVAILABLE_DETAIL, retry_after=5)
+
+
+def _sqlite_engine(
+    url: URL, busy_timeout: float, pool_size: int, max_overflow: int, pool_timeout: float
+) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    options: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "timeout": busy_timeout},
+        "hide_parameters": True,
+    }
+    if in_memory:
+        # One shared connection, or every checkout would see a different empty database.
+        # Suitable for single-threaded tests only.
+        options["poolclass"] = StaticPool
+    else:
+        _prepare_sqlite_file(Path(database))
+        options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
+    engine = create_engine(url, **options)
+    busy_ms = int(busy_timeout * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control away from the sqlite3 module (it would issue its own BEGIN
+        # lazily, before the first write) so that _on_begin decides how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            # Switching to WAL needs an exclusive lock; skip it when the file is already WAL
+            # (the mode is persistent) so a burst of new connections does not contend for it.
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() not in ("wal", "memory"):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
+
+    return engine
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the database's directory and an empty owner-only file if they do not exist yet.
+
+    SQLite would create the file with the process umask (often world-readable); the WAL and
+    shared-memory files it creates later copy the main file's permissions.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+    except OSError as exc:
+        # Reported on first use as DatabaseUnavailable by SQLite itself; log why here.
+        log.warning("cannot prepare the SQLite file", extra={"error": type(exc).__name__})
+
+
+def _postgres_engine(
+    url: URL, connect_timeout: int, pool_size: int, max_overflow: int, pool_timeout: float
+) -> Engine:
+    if url.drivername != "postgresql+psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    # Bounded waits: a stuck transaction elsewhere turns into a 503 with Retry-After here, not a
+    # request that hangs; and a session left idle inside a transaction is ended by the server.
+    server_options = [f"-c lock_timeout={LOCK_TIMEOUT_MS}",
+                      f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}"]
+    given = url.query.get("options")
+    if isinstance(given, str) and given:
+        server_options.insert(0, given)  # connect_args would otherwise replace the URL's options
+    connect_args: dict[str, Any] = {"options": " ".join(server_options)}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = connect_timeout
+    if "application_name" not in url.query:
+        connect_args["application_name"] = "addin-service"
+    return create_engine(
+        url,
+        connect_args=connect_args,
+        isolation_level="READ COMMITTED",
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_recycle=1800,
+        hide_parameters=True,
+    )

@@ -1,0 +1,805 @@
+"""The repository that files reports: idempotent, safe under concurrent retries, one transaction.
+
+The filing use case drives it like this (see ``tests/integration/test_db_concurrency.py``)::
+
+    found = repo.lookup(reporter, key, idem_key, fingerprint)   # 422 if the key was reused
+    if found.existing: return found.existing.response_json       # replay the first answer
+    token = repo.claim(reporter, key)
+    if token is None:                                            # someone else is filing it
+        report = repo.wait_for_report(reporter, key, timeout)    # 503 "in progress" on timeout
+        if report: return report.response_json
+        ...start again (the other attempt gave up)...
+    try: capture and seal the evidence
+    except: repo.release(reporter, key, token); raise
+    try: repo.file(new_report, case, claim_token=token, ...)
+    except AlreadyFiled as first: return first.existing.response_json
+
+Return types are small frozen dataclasses (:class:`Report`, :class:`Case`, :class:`AuditEntry`),
+never ORM rows: they outlive the session, cannot lazy-load, and a note never shows in a ``repr``.
+Addresses (reporter, mailbox, sender) are stored lower-cased.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from addin_service.db.database import Database
+from addin_service.db.models import (
+    AuditRow,
+    Base,
+    CaseRow,
+    IdempotencyKeyRow,
+    ItemClaimRow,
+    ReportRow,
+)
+from addin_service.errors import IdempotencyKeyReused, InvalidRequest, ReportInProgress
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+DEFAULT_LEASE_SECONDS = 120.0
+POLL_INTERVAL_SECONDS = 0.075
+IN_PROGRESS_RETRY_AFTER = 2
+
+# Keys that must never reach the audit log, at any depth: it is read by more people than the
+# evidence, and its details are free-form.
+FORBIDDEN_AUDIT_KEYS = frozenset(
+    {
+        "note",
+        "body",
+        "mime",
+        "message",
+        "token",
+        "user_token",
+        "access_token",
+        "authorization",
+        "password",
+        "secret",
+        "client_secret",
+        "subject",
+    }
+)
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def item_key(mailbox: str, item_id: str) -> str:
+    """The index key of one Exchange item: sha256 hex of ``"mailbox\\0item_id"``.
+
+    ``item_id`` must be the canonical (EWS-format) id, so that the EWS and REST ids of one item
+    give one key; the mailbox address is compared case-insensitively.
+    """
+    return hashlib.sha256(f"{mailbox.lower()}\0{item_id}".encode()).hexdigest()
+
+
+def message_id_key(internet_message_id: str) -> str:
+    """The index key of a ``Message-ID``: sha256 hex of the value with outer whitespace removed.
+
+    Message-IDs are the sender's choice and may be arbitrarily long, so they are never indexed
+    directly; lookups go through this key and then compare the full value.
+    """
+    return hashlib.sha256(internet_message_id.strip().encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewCase:
+    """A case to open together with its first report. ``id`` comes from ``ids.new_case_id()``."""
+
+    id: str
+    reporter: str
+    sender_address: str | None = None
+    origin: str | None = None  # 'internal' | 'external' | 'spoofed-internal'
+    urgent: bool = False
+    campaign_message_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    status: str
+    reporter: str
+    sender_address: str | None
+    origin: str | None
+    urgent: bool
+    campaign_message_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewReport:
+    """Everything known about a report once its evidence package is sealed.
+
+    ``response_json`` is the exact 201 body, stored so that a retry is answered byte for byte.
+    """
+
+    id: str
+    reporter: str
+    mailbox: str
+    item_id: str
+    item_key: str
+    change_key: str | None
+    internet_message_id: str | None
+    category: str
+    note: str | None = field(repr=False)
+    feels_unsafe: bool
+    include_related: bool
+    message_sha256: str
+    message_size: int
+    manifest_sha256: str
+    ledger_sequence: int
+    adapter: str
+    mime_source: str
+    response_json: str = field(repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Report:
+    """A filed report as stored."""
+
+    id: str
+    case_id: str
+    created_at: datetime
+    reporter: str
+    mailbox: str
+    item_id: str
+    item_key: str
+    change_key: str | None
+    internet_message_id: str | None
+    category: str
+    note: str | None = field(repr=False)
+    feels_unsafe: bool
+    include_related: bool
+    message_sha256: str
+    message_size: int
+    manifest_sha256: str
+    ledger_sequence: int
+    adapter: str
+    mime_source: str
+    response_json: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer of :meth:`ReportRepository.lookup`: the first report, if there is one."""
+
+    existing: Report | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    case_id: str | None
+    report_id: str | None
+    details: dict[str, Any]
+
+
+class AlreadyFiled(Exception):  # noqa: N818 - names the situation, like the service's errors
+    """The item was filed by another request while this one was capturing it.
+
+    Not an error for the reporter: answer with ``existing`` (the first report). Nothing of this
+    attempt was written to the database; its sealed package is an orphan, which is harmless.
+    """
+
+    def __init__(self, existing: Report) -> None:
+        super().__init__(f"item already filed as report {existing.id}")
+        self.existing = existing
+
+
+class _ReportExists(Exception):
+    """Internal: the report insert hit UNIQUE(reporter, item_key); roll back and find it."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReportRepository:
+    """Reads and writes cases, reports, idempotency keys, claims and audit entries.
+
+    ``clock`` and ``sleep`` are injectable so tests can expire leases without waiting.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        poll_interval: float = POLL_INTERVAL_SECONDS,
+    ) -> None:
+        self.db = database
+        self._clock = clock
+        self._sleep = sleep
+        self._poll_interval = poll_interval
+
+    # -- filing flow -------------------------------------------------------------------------
+
+    def lookup(self, reporter: str, item_key: str, idem_key: str | None, fingerprint: str | None) -> Lookup:
+        """Find the first report for this request, in one short read transaction.
+
+        :raises IdempotencyKeyReused: ``idem_key`` was stored for a different request (another
+            fingerprint or another item).
+        :raises InvalidRequest: ``idem_key`` is longer than 255 characters.
+        :raises ValueError: ``item_key`` is not a sha256 hex key, or a key comes without fingerprint.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        reporter = reporter.lower()
+        _check_item_key(item_key)
+        _check_idempotency(idem_key, fingerprint)
+        with self.db.session(write=False) as session:
+            if idem_key is not None:
+                stored = session.get(IdempotencyKeyRow, (reporter, idem_key))
+                if stored is not None:
+                    _check_same_request(stored, fingerprint, item_key)
+                    if stored.report_id is not None:
+                        row = session.get(ReportRow, stored.report_id)
+                        if row is not None:
+                            return Lookup(_report(row))
+            row = _report_for_item(session, reporter, item_key)
+            return Lookup(_report(row) if row is not None else None)
+
+    def claim(self, reporter: str, item_key: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> str | None:
+        """Mark this reporter's item as being filed; return the claim's token, or None.
+
+        None means "do not capture": another live claim exists, or the report was filed since
+        :meth:`lookup` — either way :meth:`wait_for_report` is the next step. An expired claim
+        is taken over atomically (``UPDATE ... WHERE token = <the expired token>``), so of many
+        racing callers exactly one gets a token.
+
+        :raises ValueError: ``item_key`` is not a sha256 hex key, or the lease is not positive.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        reporter = reporter.lower()
+        _check_item_key(item_key)
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        token = secrets.token_hex(16)
+        with self.db.session() as session:
+            now = self._clock()
+            expires = now + timedelta(seconds=lease_seconds)
+            values = {
+                "reporter": reporter,
+                "item_key": item_key,
+                "token": token,
+                "claimed_at": now,
+                "expires_at": expires,
+            }
+            inserted = session.execute(
+                _insert_ignoring_conflict(session, ItemClaimRow, values, ["reporter", "item_key"]).returning(
+                    ItemClaimRow.token
+                )
+            ).first()
+            if inserted is None:
+                current = session.execute(
+                    select(ItemClaimRow.token, ItemClaimRow.expires_at).where(
+                        ItemClaimRow.reporter == reporter, ItemClaimRow.item_key == item_key
+                    )
+                ).first()
+                # Gone already (released or filed between our insert and select): report
+                # "busy" and let wait_for_report decide; never spin inside a transaction.
+                if current is None or current.expires_at > now:
+                    return None
+                taken = session.execute(
+                    update(ItemClaimRow)
+                    .where(
+                        ItemClaimRow.reporter == reporter,
+                        ItemClaimRow.item_key == item_key,
+                        ItemClaimRow.token == current.token,
+                    )
+                    .values(token=token, claimed_at=now, expires_at=expires)
+                    .returning(ItemClaimRow.token)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                if taken is None:
+                    return None
+            # Checked after the claim is ours: the insert above waited for any transaction
+            # that was filing this item, so its report is visible now.
+            if _report_for_item(session, reporter, item_key) is not None:
+                session.rollback()
+                return None
+            return token
+
+    def wait_for_report(self, reporter: str, item_key: str, timeout: float) -> Report | None:
+        """Poll until the report exists (return it) or the claim is gone or expired (None).
+
+        None means the other attempt gave up: call :meth:`claim` again.
+
+        :raises ReportInProgress: still being filed after ``timeout`` seconds (Retry-After 2).
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        reporter = reporter.lower()
+        _check_item_key(item_key)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.db.session(write=False) as session:
+                row = _report_for_item(session, reporter, item_key)
+                if row is not None:
+                    return _report(row)
+                claim = session.get(ItemClaimRow, (reporter, item_key))
+                if claim is None or claim.expires_at <= self._clock():
+                    return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReportInProgress(
+                    "This message is being filed by another request right now. Please try again in a moment.",
+                    retry_after=IN_PROGRESS_RETRY_AFTER,
+                )
+            self._sleep(min(self._poll_interval, remaining))
+
+    def file(
+        self,
+        report: NewReport,
+        case: NewCase | str,
+        *,
+        claim_token: str | None,
+        idem_key: str | None,
+        fingerprint: str | None,
+        audit: Mapping[str, Any],
+        extra: Callable[[Session], None] | None = None,
+    ) -> None:
+        """Record a sealed report in ONE transaction: the case (new, or an existing id whose
+        ``updated_at`` moves and which becomes urgent if this reporter feels unsafe), the report,
+        the idempotency key, a ``report.filed`` audit entry with ``audit`` as details, whatever
+        ``extra`` adds (the outbox), and the release of the claim if ``claim_token`` still holds it.
+
+        :raises AlreadyFiled: the reporter's item was filed meanwhile; nothing was written.
+        :raises IdempotencyKeyReused: ``idem_key`` is stored for a different request.
+        :raises LookupError: ``case`` names a case that does not exist.
+        :raises ValueError: a malformed key, or forbidden keys (a note, a token...) in ``audit``.
+        :raises ReportInProgress: the conflicting report is not visible yet; retry shortly.
+        :raises DatabaseUnavailable: the database cannot be reached; nothing was committed,
+            unless the connection dropped during COMMIT — a retry then finds the report.
+        """
+        reporter = report.reporter.lower()
+        _check_item_key(report.item_key)
+        _check_idempotency(idem_key, fingerprint)
+        details = _audit_json(audit)
+        try:
+            with self.db.session() as session:
+                now = self._clock()
+                case_id = _save_case(session, case, report, now)
+                values = _report_values(report, case_id, now)
+                inserted = session.execute(
+                    _insert_ignoring_conflict(session, ReportRow, values, ["reporter", "item_key"]).returning(
+                        ReportRow.id
+                    )
+                ).first()
+                if inserted is None:
+                    raise _ReportExists
+                if idem_key is not None and fingerprint is not None:  # both, or neither: checked above
+                    _save_idempotency_key(session, reporter, idem_key, fingerprint, report.item_key, report.id, now)
+                session.add(
+                    AuditRow(
+                        at=now,
+                        actor=reporter,
+                        action="report.filed",
+                        case_id=case_id,
+                        report_id=report.id,
+                        details=details,
+                    )
+                )
+                session.flush()
+                if extra is not None:
+                    extra(session)
+                if claim_token is not None:
+                    session.execute(
+                        delete(ItemClaimRow)
+                        .where(
+                            ItemClaimRow.reporter == reporter,
+                            ItemClaimRow.item_key == report.item_key,
+                            ItemClaimRow.token == claim_token,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+        except _ReportExists:
+            with self.db.session(write=False) as session:
+                row = _report_for_item(session, reporter, report.item_key)
+                first = _report(row) if row is not None else None
+            if first is None:  # pragma: no cover - the conflicting row was committed before we saw it
+                raise ReportInProgress(
+                    "This message is being filed right now. Please try again.", retry_after=IN_PROGRESS_RETRY_AFTER
+                ) from None
+            raise AlreadyFiled(first) from None
+
+    def remember_key(self, reporter: str, idem_key: str, fingerprint: str, item_key: str, report_id: str) -> None:
+        """Bind a new ``Idempotency-Key`` to a report that was replayed rather than filed, so
+        that reusing the key later for a different request is refused too.
+
+        :raises IdempotencyKeyReused: the key is already bound to a different request.
+        :raises InvalidRequest: the key is longer than 255 characters.
+        :raises ValueError: ``item_key`` is not a sha256 hex key.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        reporter = reporter.lower()
+        _check_item_key(item_key)
+        _check_idempotency(idem_key, fingerprint)
+        with self.db.session() as session:
+            _save_idempotency_key(session, reporter, idem_key, fingerprint, item_key, report_id, self._clock())
+
+    def release(self, reporter: str, item_key: str, token: str) -> None:
+        """Give up a claim after a failed capture, so a retry need not wait for the lease.
+
+        Does nothing if the claim was taken over meanwhile.
+
+        :raises DatabaseUnavailable: the database cannot be reached (the lease then expires).
+        """
+        with self.db.session() as session:
+            session.execute(
+                delete(ItemClaimRow)
+                .where(
+                    ItemClaimRow.reporter == reporter.lower(),
+                    ItemClaimRow.item_key == item_key,
+                    ItemClaimRow.token == token,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get_report(self, report_id: str) -> Report | None:
+        """:raises DatabaseUnavailable: the database cannot be reached."""
+        with self.db.session(write=False) as session:
+            row = session.get(ReportRow, report_id)
+            return _report(row) if row is not None else None
+
+    def list_reports(self, case_id: str) -> list[Report]:
+        """The case's reports, oldest first. :raises DatabaseUnavailable: as above."""
+        with self.db.session(write=False) as session:
+            rows = session.scalars(
+                select(ReportRow).where(ReportRow.case_id == case_id).order_by(ReportRow.created_at, ReportRow.id)
+            )
+            return [_report(row) for row in rows]
+
+    def find_reports_by_message_id(self, internet_message_id: str) -> list[Report]:
+        """Every report of a message with this ``Message-ID`` (there may be several, from
+        several reporters, or different messages that share a forged id), oldest first.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        value = internet_message_id.strip()
+        with self.db.session(write=False) as session:
+            rows = session.scalars(
+                select(ReportRow)
+                .where(ReportRow.message_id_key == message_id_key(value), ReportRow.internet_message_id == value)
+                .order_by(ReportRow.created_at, ReportRow.id)
+            )
+            return [_report(row) for row in rows]
+
+    def get_case(self, case_id: str) -> Case | None:
+        """:raises DatabaseUnavailable: the database cannot be reached."""
+        with self.db.session(write=False) as session:
+            row = session.get(CaseRow, case_id)
+            return _case(row) if row is not None else None
+
+    def find_open_case(self, reporter: str, sender_address: str | None) -> Case | None:
+        """The reporter's most recently updated open case about this sender, if any.
+
+        An unknown sender (None) matches nothing: unrelated messages must not be merged.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        if not sender_address:
+            return None
+        with self.db.session(write=False) as session:
+            row = session.scalars(
+                select(CaseRow)
+                .where(
+                    CaseRow.reporter == reporter.lower(),
+                    CaseRow.sender_address == sender_address.lower(),
+                    CaseRow.status == "open",
+                )
+                .order_by(CaseRow.updated_at.desc(), CaseRow.id)
+                .limit(1)
+            ).first()
+            return _case(row) if row is not None else None
+
+    def find_campaign_case(self, internet_message_id: str | None) -> Case | None:
+        """The oldest open case opened for this ``Message-ID`` (the same message reported by
+        several people), if any. Grouping only: every report is still filed on its own.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        if not internet_message_id or not internet_message_id.strip():
+            return None
+        value = internet_message_id.strip()
+        with self.db.session(write=False) as session:
+            row = session.scalars(
+                select(CaseRow)
+                .where(
+                    CaseRow.campaign_key == message_id_key(value),
+                    CaseRow.campaign_message_id == value,
+                    CaseRow.status == "open",
+                )
+                .order_by(CaseRow.created_at, CaseRow.id)
+                .limit(1)
+            ).first()
+            return _case(row) if row is not None else None
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_audit(
+        self,
+        action: str,
+        *,
+        actor: str,
+        case_id: str | None = None,
+        report_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one audit entry in its own transaction (e.g. ``report.replayed``, ``report.failed``).
+
+        :raises ValueError: ``details`` holds a forbidden key (note, body, token...) or is not JSON.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        text = _audit_json(details or {})
+        with self.db.session() as session:
+            session.add(
+                AuditRow(
+                    at=self._clock(),
+                    actor=actor.lower(),
+                    action=action,
+                    case_id=case_id,
+                    report_id=report_id,
+                    details=text,
+                )
+            )
+
+    def list_audit(self, *, case_id: str | None = None, report_id: str | None = None) -> list[AuditEntry]:
+        """Audit entries, oldest first, filtered by case and/or report.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        query = select(AuditRow).order_by(AuditRow.id)
+        if case_id is not None:
+            query = query.where(AuditRow.case_id == case_id)
+        if report_id is not None:
+            query = query.where(AuditRow.report_id == report_id)
+        with self.db.session(write=False) as session:
+            return [
+                AuditEntry(
+                    id=row.id,
+                    at=row.at,
+                    actor=row.actor,
+                    action=row.action,
+                    case_id=row.case_id,
+                    report_id=row.report_id,
+                    details=json.loads(row.details),
+                )
+                for row in session.scalars(query)
+            ]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _check_item_key(key: str) -> None:
+    if not _HEX64.fullmatch(key):
+        raise ValueError("item_key must be the 64-character sha256 hex from item_key()")
+
+
+def _check_idempotency(idem_key: str | None, fingerprint: str | None) -> None:
+    if idem_key is None:
+        return
+    if len(idem_key) > MAX_IDEMPOTENCY_KEY_LENGTH or not idem_key:
+        raise InvalidRequest(
+            "The Idempotency-Key header is not valid.",
+            {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters."]},
+        )
+    if not fingerprint:
+        raise ValueError("an idempotency key needs the request's fingerprint")
+
+
+def _check_same_request(stored: IdempotencyKeyRow, fingerprint: str | None, key: str) -> None:
+    if stored.fingerprint != fingerprint or stored.item_key != key:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different report. Send a new key for a new report."
+        )
+
+
+def _insert_ignoring_conflict(
+    session: Session, model: type[Base], values: Mapping[str, Any], conflict_columns: Iterable[str]
+) -> Insert:
+    """``INSERT ... ON CONFLICT (cols) DO NOTHING`` for the session's back end.
+
+    On PostgreSQL (READ COMMITTED) the insert waits for a concurrent transaction that holds a
+    conflicting row, then skips — which is what makes claims and report inserts race-free.
+    """
+    columns = list(conflict_columns)
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns)
+    return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns)
+
+
+def _report_for_item(session: Session, reporter: str, key: str) -> ReportRow | None:
+    return session.scalars(select(ReportRow).where(ReportRow.reporter == reporter, ReportRow.item_key == key)).first()
+
+
+def _save_case(session: Session, case: NewCase | str, report: NewReport, now: datetime) -> str:
+    if isinstance(case, NewCase):
+        campaign = case.campaign_message_id.strip() if case.campaign_message_id else None
+        session.add(
+            CaseRow(
+                id=case.id,
+                created_at=now,
+                updated_at=now,
+                status="open",
+                reporter=case.reporter.lower(),
+                sender_address=case.sender_address.lower() if case.sender_address else None,
+                origin=case.origin,
+                urgent=case.urgent or report.feels_unsafe,
+                campaign_message_id=campaign,
+                campaign_key=message_id_key(campaign) if campaign else None,
+            )
+        )
+        session.flush()
+        return case.id
+    changes: dict[str, Any] = {"updated_at": now}
+    if report.feels_unsafe:
+        changes["urgent"] = True
+    found = session.execute(
+        update(CaseRow)
+        .where(CaseRow.id == case)
+        .values(**changes)
+        .returning(CaseRow.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if found is None:
+        raise LookupError(f"no case {case}")
+    return case
+
+
+def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, Any]:
+    mid = report.internet_message_id.strip() if report.internet_message_id else None
+    return {
+        "id": report.id,
+        "case_id": case_id,
+        "created_at": now,
+        "reporter": report.reporter.lower(),
+        "mailbox": report.mailbox.lower(),
+        "item_id": report.item_id,
+        "item_key": report.item_key,
+        "change_key": report.change_key,
+        "internet_message_id": mid,
+        "message_id_key": message_id_key(mid) if mid else None,
+        "category": report.category,
+        "note": report.note,
+        "feels_unsafe": report.feels_unsafe,
+        "include_related": report.include_related,
+        "message_sha256": report.message_sha256,
+        "message_size": report.message_size,
+        "manifest_sha256": report.manifest_sha256,
+        "ledger_sequence": report.ledger_sequence,
+        "adapter": report.adapter,
+        "mime_source": report.mime_source,
+        "response_json": report.response_json,
+    }
+
+
+def _save_idempotency_key(
+    session: Session,
+    reporter: str,
+    idem_key: str,
+    fingerprint: str,
+    key: str,
+    report_id: str,
+    now: datetime,
+) -> None:
+    """Insert the key; a concurrent insert of the same key for the same request is fine.
+
+    :raises IdempotencyKeyReused: the key is stored for another fingerprint or item.
+    """
+    values = {
+        "reporter": reporter,
+        "key": idem_key,
+        "fingerprint": fingerprint,
+        "item_key": key,
+        "report_id": report_id,
+        "created_at": now,
+    }
+    inserted = session.execute(
+        _insert_ignoring_conflict(session, IdempotencyKeyRow, values, ["reporter", "key"]).returning(
+            IdempotencyKeyRow.key
+        )
+    ).first()
+    if inserted is not None:
+        return
+    stored = session.scalars(
+        select(IdempotencyKeyRow).where(IdempotencyKeyRow.reporter == reporter, IdempotencyKeyRow.key == idem_key)
+    ).one()
+    _check_same_request(stored, fingerprint, key)
+    if stored.report_id is None:
+        stored.report_id = report_id
+
+
+def _audit_json(details: Mapping[str, Any]) -> str:
+    """Serialise audit details, refusing any key that could carry a note, body or secret.
+
+    :raises ValueError: a forbidden key, or a value JSON cannot represent.
+    """
+    bad = sorted(_forbidden_keys(details))
+    if bad:
+        raise ValueError(f"audit details must not contain {', '.join(bad)}")
+    try:
+        return json.dumps(dict(details), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit details must be plain JSON: {exc}") from None
+
+
+def _forbidden_keys(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            if str(key).lower() in FORBIDDEN_AUDIT_KEYS:
+                found.add(str(key))
+            found |= _forbidden_keys(inner)
+    elif isinstance(value, list | tuple):
+        for inner in value:
+            found |= _forbidden_keys(inner)
+    return found
+
+
+def _report(row: ReportRow) -> Report:
+    return Report(
+        id=row.id,
+        case_id=row.case_id,
+        created_at=row.created_at,
+        reporter=row.reporter,
+        mailbox=row.mailbox,
+        item_id=row.item_id,
+        item_key=row.item_key,
+        change_key=row.change_key,
+        internet_message_id=row.internet_message_id,
+        category=row.category,
+        note=row.note,
+        feels_unsafe=row.feels_unsafe,
+        include_related=row.include_related,
+        message_sha256=row.message_sha256,
+        message_size=row.message_size,
+        manifest_sha256=row.manifest_sha256,
+        ledger_sequence=row.ledger_sequence,
+        adapter=row.adapter,
+        mime_source=row.mime_source,
+        response_json=row.response_json,
+    )
+
+
+def _case(row: CaseRow) -> Case:
+    return Case(
+        id=row.id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status=row.status,
+        reporter=row.reporter,
+        sender_address=row.sender_address,
+        origin=row.origin,
+        urgent=row.urgent,
+        campaign_message_id=row.campaign_message_id,
+    )
+
+
+__all__ = [
+    "AlreadyFiled",
+    "AuditEntry",
+    "Case",
+    "Lookup",
+    "NewCase",
+    "NewReport",
+    "Report",
+    "ReportRepository",
+    "item_key",
+    "message_id_key",
+]

@@ -1,0 +1,228 @@
+"""Database: engine settings per back end, units of work, and 503 when the database is away."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from addin_service.db import Database
+from addin_service.db.models import AuditRow
+from addin_service.errors import DatabaseUnavailable
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable_postgres() -> Iterator[Database]:
+    database = Database(f"postgresql+psycopg://postgres:s3cret@127.0.0.1:{closed_port()}/test",
+                        connect_timeout=2)
+    yield database
+    database.dispose()
+
+
+def audit_row(action: str) -> AuditRow:
+    return AuditRow(at=datetime.now(UTC), actor="test", action=action, case_id=None, report_id=None,
+                    details="{}")
+
+
+def audit_count(database: Database) -> int:
+    with database.session(write=False) as session:
+        return int(session.scalar(select(func.count()).select_from(AuditRow)) or 0)
+
+
+# -- database away -------------------------------------------------------------------------
+
+
+def test_a_session_against_a_closed_port_raises_database_unavailable(unreachable_postgres: Database) -> None:
+    with pytest.raises(DatabaseUnavailable) as raised, unreachable_postgres.session() as session:
+        session.execute(text("SELECT 1"))
+
+    assert raised.value.status == 503 and raised.value.retry_after >= 1
+    assert "s3cret" not in raised.value.detail and "127.0.0.1" not in raised.value.detail
+
+
+def test_check_against_a_closed_port_raises_database_unavailable(unreachable_postgres: Database) -> None:
+    with pytest.raises(DatabaseUnavailable):
+        unreachable_postgres.check()
+
+
+def test_the_password_is_masked_wherever_the_url_is_shown(unreachable_postgres: Database) -> None:
+    assert "s3cret" not in unreachable_postgres.url
+    assert "s3cret" not in repr(unreachable_postgres)
+
+
+def test_an_sqlite_path_that_cannot_be_opened_is_database_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "addin.db").mkdir()  # a directory where the file should be
+    database = Database(f"sqlite:///{tmp_path / 'addin.db'}")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            database.check()
+    finally:
+        database.dispose()
+
+
+def test_an_exhausted_pool_is_database_unavailable_not_a_hang(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'addin.db'}", pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        with database.session(write=False) as held:
+            held.execute(text("SELECT 1"))
+            with pytest.raises(DatabaseUnavailable) as raised, database.session(write=False) as second:
+                second.execute(text("SELECT 1"))
+        assert raised.value.retry_after == 2
+    finally:
+        database.dispose()
+
+
+# -- units of work -------------------------------------------------------------------------
+
+
+def test_a_session_commits_when_the_block_ends(any_database: Database) -> None:
+    with any_database.session() as session:
+        session.add(audit_row("kept"))
+
+    assert audit_count(any_database) == 1
+
+
+def test_a_session_rolls_back_when_the_block_raises(any_database: Database) -> None:
+    with pytest.raises(RuntimeError), any_database.session() as session:
+        session.add(audit_row("dropped"))
+        session.flush()
+        raise RuntimeError("capture failed")
+
+    assert audit_count(any_database) == 0
+
+
+def test_check_answers_on_a_healthy_database(any_database: Database) -> None:
+    any_database.check()
+
+
+# -- SQLite ---------------------------------------------------------------------------------
+
+
+def test_sqlite_connections_are_durable_wal_with_foreign_keys(sqlite_database: Database) -> None:
+    with sqlite_database.engine.connect() as connection:
+        pragma = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                  for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")}
+
+    assert pragma == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "busy_timeout": 10_000}
+
+
+def test_a_new_sqlite_file_is_private_to_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "nested" / "addin.db"
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_concurrent_read_then_write_transactions_queue_instead_of_failing(sqlite_database: Database) -> None:
+    """Each writer reads the count and then inserts; BEGIN IMMEDIATE makes them take turns, so
+    none fails with "database is locked" and none works from a stale read."""
+    start = threading.Barrier(8)
+
+    def read_then_write(_: int) -> int:
+        start.wait(timeout=10)
+        with sqlite_database.session() as session:
+            seen = int(session.scalar(select(func.count()).select_from(AuditRow)) or 0)
+            time.sleep(0.02)
+            session.add(audit_row(f"after-{seen}"))
+        return seen
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seen = list(pool.map(read_then_write, range(8)))
+
+    assert sorted(seen) == list(range(8))
+
+
+def test_readers_do_not_wait_for_a_writer(sqlite_database: Database) -> None:
+    with sqlite_database.session() as writer:
+        writer.add(audit_row("in flight"))
+        writer.flush()
+        started = time.monotonic()
+        assert audit_count(sqlite_database) == 0  # a reader sees the last commit at once
+        assert time.monotonic() - started < 1
+
+
+def test_a_writer_locked_out_beyond_the_busy_timeout_gets_database_unavailable(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'addin.db'}", busy_timeout=0.2)
+    database.upgrade()
+    holding = threading.Event()
+    done = threading.Event()
+
+    def hold_the_write_lock() -> None:
+        with database.session() as session:
+            session.add(audit_row("slow"))
+            session.flush()
+            holding.set()
+            done.wait(timeout=10)
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        with pytest.raises(DatabaseUnavailable) as raised, database.session() as session:
+            session.add(audit_row("blocked"))
+        assert raised.value.retry_after == 2
+    finally:
+        done.set()
+        holder.join()
+        database.dispose()
+
+
+# -- PostgreSQL -----------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_run_read_committed(postgres_database: Database) -> None:
+    with postgres_database.session() as session:
+        level = session.execute(text("SHOW transaction_isolation")).scalar()
+
+    assert level == "read committed"
+
+
+def test_a_url_that_is_neither_sqlite_nor_postgres_is_refused() -> None:
+    with pytest.raises(ValueError, match="sqlite"):
+        Database("mysql://root@localhost/addin")
+
+
+@pytest.mark.postgres
+def test_postgres_lock_waits_are_bounded_and_url_options_are_kept(postgres_database: Database) -> None:
+    with postgres_database.session() as session:
+        lock_timeout = session.execute(text("SHOW lock_timeout")).scalar()
+        idle_timeout = session.execute(text("SHOW idle_in_transaction_session_timeout")).scalar()
+        schema = session.execute(text("SELECT current_schema()")).scalar()
+
+    assert (lock_timeout, idle_timeout) == ("10s", "1min")
+    assert str(schema).startswith("test_")  # the fixture's search_path option survived
+
+
+@pytest.mark.postgres
+def test_a_row_lock_held_too_long_elsewhere_is_database_unavailable(migrated_postgres_url: str) -> None:
+    database = Database(migrated_postgres_url)
+    other = Database(migrated_postgres_url)
+    try:
+        with other.session() as holder:
+            holder.execute(text("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(DatabaseUnavailable), database.session() as session:
+                session.execute(text("SET LOCAL lock_timeout = '200ms'"))  # not the default 10 s
+                session.execute(select(func.count()).select_from(AuditRow))
+    finally:
+        database.dispose()
+        other.dispose()

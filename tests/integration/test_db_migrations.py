@@ -1,0 +1,132 @@
+"""Migrations: upgrade is idempotent, safe when processes race, and matches the ORM models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Column, MetaData, String, Table, Text, inspect
+
+from addin_service.db import Database, head_revision
+from addin_service.db.database import alembic_config
+from addin_service.db.models import Base
+
+TABLES = {"alembic_version", "audit_log", "cases", "idempotency_keys", "item_claims", "reports"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'addin.db'}"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+@pytest.fixture
+def empty_database(empty_url: str) -> Iterator[Database]:
+    database = Database(empty_url)
+    yield database
+    database.dispose()
+
+
+def differences(database: Database, metadata: MetaData) -> list[Any]:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+
+def test_a_new_database_reports_no_revision(empty_database: Database) -> None:
+    assert empty_database.current_revision() is None
+
+
+def test_upgrade_creates_every_table_at_the_head_revision(empty_database: Database) -> None:
+    empty_database.upgrade()
+
+    assert set(inspect(empty_database.engine).get_table_names()) == TABLES
+    assert empty_database.current_revision() == head_revision() == "0001"
+
+
+def test_upgrading_twice_changes_nothing(empty_database: Database) -> None:
+    empty_database.upgrade()
+    empty_database.upgrade()
+
+    assert empty_database.current_revision() == "0001"
+    assert differences(empty_database, Base.metadata) == []
+
+
+def test_the_models_match_the_migrations(empty_database: Database) -> None:
+    empty_database.upgrade()
+
+    assert differences(empty_database, Base.metadata) == []
+
+
+def test_the_comparison_notices_a_model_the_migrations_lack(empty_database: Database) -> None:
+    """Guards the test above: a drifted model must show up as a difference."""
+    empty_database.upgrade()
+    drifted = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(drifted)
+    Table("outbox", drifted, Column("id", String(32), primary_key=True))
+    drifted.tables["reports"].append_column(Column("subject", String(200)))
+    drifted.tables["cases"].c.status.type = Text()
+
+    found = set()
+    for diff in differences(empty_database, drifted):
+        change = diff[0] if isinstance(diff, list) else diff  # column changes come wrapped in a list
+        found.add(change[0])
+        if change[0] == "add_table":
+            found.add(change[1].name)
+        elif change[0] in ("add_column", "modify_type"):
+            found.add(f"{change[2]}.{change[3] if change[0] == 'modify_type' else change[3].name}")
+
+    assert found == {"add_table", "outbox", "add_column", "reports.subject", "modify_type", "cases.status"}
+
+
+UPGRADE_ON_GO = """
+import sys
+import alembic.command
+from addin_service.db import Database
+database = Database(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+database.upgrade()
+print(database.current_revision())
+database.dispose()
+"""
+
+
+def test_processes_starting_at_once_all_upgrade_cleanly(empty_url: str) -> None:
+    """Two service processes start together on an empty database: the lock (advisory on
+    PostgreSQL, BEGIN IMMEDIATE on SQLite) makes one migrate and the other find nothing to do."""
+    children = [
+        subprocess.Popen([sys.executable, "-c", UPGRADE_ON_GO, empty_url], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for child in children:  # every interpreter has imported the package and is waiting
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = [child.communicate(timeout=60) for child in children]
+
+    assert [child.returncode for child in children] == [0, 0], [err for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0001"] * 2
+
+
+def test_downgrading_below_the_first_revision_is_refused(empty_database: Database) -> None:
+    empty_database.upgrade()
+
+    with pytest.raises(RuntimeError, match="Restore a database backup"), \
+            empty_database.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "base")
+
+    assert empty_database.current_revision() == "0001"
