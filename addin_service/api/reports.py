@@ -1,0 +1,110 @@
+"""``/api/v1/reports``: file a report, read your own report back."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from flask import Blueprint, Response, current_app, g, json, request
+from marshmallow import ValidationError
+
+from addin_service.api.schemas import ReportRequestSchema, ReportResponseSchema
+from addin_service.bootstrap import Container
+from addin_service.cases.service import ReportCommand
+from addin_service.errors import InvalidRequest, ReportNotFound, ServiceError
+from addin_service.ids import is_report_id
+
+bp = Blueprint("reports", __name__, url_prefix="/api/v1")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def container() -> Container:
+    return current_app.extensions["addin"]  # type: ignore[no-any-return]
+
+
+def _json_response(body: object, status: int) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get("Idempotency-Key")
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidRequest(
+            "The Idempotency-Key header must be 1 to 200 visible ASCII characters.",
+            {"Idempotency-Key": ["1 to 200 visible ASCII characters, e.g. a UUID."]},
+        )
+    return value
+
+
+def _request_json() -> dict[str, object]:
+    if not request.is_json:
+        raise InvalidRequest(
+            "Send the report as a JSON object with Content-Type: application/json.",
+            {"_body": ["Content-Type must be application/json."]},
+        )
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.", {"_body": ["Malformed JSON or not an object."]})
+    return data
+
+
+@bp.post("/reports")
+def create_report() -> Response:
+    """File the message the caller is looking at as evidence."""
+    c = container()
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        caller = c.authenticate(request.headers.get("Authorization"))
+        g.caller = caller.upn
+        key = _idempotency_key()
+        data = _request_json()
+        try:
+            loaded = ReportRequestSchema().load(data)
+        except ValidationError as exc:
+            raise InvalidRequest("Some fields are missing or invalid.", _flatten(exc.messages)) from None
+        c.rate_limiter.hit(caller.upn)
+        filed = c.filer.file(caller, ReportCommand(**loaded), key)
+        outcome = "filed" if filed.created else "replayed"
+        body = ReportResponseSchema().dump(filed.body)
+        if filed.created:
+            c.metrics.report_seconds.observe(time.perf_counter() - started)
+            c.metrics.report_bytes.observe(filed.body["size"])
+        return _json_response(body, 201 if filed.created else 200)
+    except ServiceError as exc:
+        outcome = exc.type_slug
+        raise
+    finally:
+        c.metrics.reports.labels(outcome=outcome).inc()
+
+
+@bp.get("/reports/<report_id>")
+def get_report(report_id: str) -> Response:
+    """The caller's own report; anyone else's is indistinguishable from one that does not exist."""
+    c = container()
+    caller = c.authenticate(request.headers.get("Authorization"))
+    if not is_report_id(report_id):
+        raise ReportNotFound("There is no report with that id.")
+    report = c.repository.get_report(report_id)
+    if report is None or report.reporter != caller.upn:
+        raise ReportNotFound("There is no report with that id.")
+    return _json_response(ReportResponseSchema().dump(json.loads(report.response_json)), 200)
+
+
+def _flatten(messages: object) -> dict[str, list[str]]:
+    """marshmallow's nested messages → {field: [messages]}, the one error shape."""
+    out: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for field, value in messages.items():
+            if isinstance(value, list):
+                out[str(field)] = [str(v) for v in value]
+            elif isinstance(value, dict):
+                for sub, msgs in _flatten(value).items():
+                    out[f"{field}.{sub}"] = msgs
+            else:
+                out[str(field)] = [str(value)]
+    elif isinstance(messages, list):
+        out["_body"] = [str(m) for m in messages]
+    return out

@@ -1,0 +1,144 @@
+"""Marshmallow schemas: the single source of truth for validation, responses and /openapi.json."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+
+from addin_service.mail.ports import ITEM_ID_MAX_LENGTH
+
+CATEGORIES = (
+    "threat-or-violence",
+    "sexual-harassment",
+    "stalking",
+    "hate-or-bias",
+    "bullying",
+    "other",
+)
+NOTE_MAX_LENGTH = 4000
+# EWS ids are standard base64, REST ids URL-safe base64; both may end in '=' padding.
+_ITEM_ID = re.compile(r"^[A-Za-z0-9+/_=-]+$")
+# Control characters other than TAB, LF and CR have no place in a note (and PostgreSQL text
+# cannot hold NUL).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_EMAIL = re.compile(
+    r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+)
+
+STRICT_TRUE = {True}
+STRICT_FALSE = {False}
+
+
+def _strict_bool(**kwargs: Any) -> fields.Boolean:
+    """Only JSON true/false: "yes" or 1 are errors, not guesses."""
+    return fields.Boolean(truthy=STRICT_TRUE, falsy=STRICT_FALSE, **kwargs)
+
+
+class ReportRequestSchema(Schema):
+    """Body of ``POST /api/v1/reports``."""
+
+    class Meta:
+        unknown = RAISE
+
+    item_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=ITEM_ID_MAX_LENGTH),
+        metadata={"description": "Office.context.mailbox.item.itemId (EWS format) or its REST form."},
+    )
+    id_format = fields.String(
+        load_default="ews",
+        validate=validate.OneOf(["ews", "rest"]),
+        metadata={"description": "Which form item_id is in: desktop and web give ews, mobile rest."},
+    )
+    mailbox = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=320),
+        metadata={"description": "SMTP address of the mailbox that holds the item; default the caller's own."},
+    )
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    note = fields.String(
+        load_default="",
+        validate=validate.Length(max=NOTE_MAX_LENGTH),
+        metadata={"description": "Optional words from the reporter; evidence only, never sent to the supervisor."},
+    )
+    feels_unsafe = _strict_bool(load_default=False)
+    include_related = _strict_bool(load_default=False)
+
+    @validates("item_id")
+    def _item_id_charset(self, value: str, **_: Any) -> None:
+        if not _ITEM_ID.fullmatch(value):
+            raise ValidationError("Not an Exchange item id: only base64 characters are allowed.")
+
+    @validates("mailbox")
+    def _mailbox_is_address(self, value: str | None, **_: Any) -> None:
+        if value is not None and not _EMAIL.fullmatch(value):
+            raise ValidationError("Not an email address.")
+
+    @validates("note")
+    def _note_is_text(self, value: str, **_: Any) -> None:
+        if _CONTROL.search(value):
+            raise ValidationError("The note may not contain control characters.")
+
+
+class NotificationSchema(Schema):
+    role = fields.String(required=True, metadata={"description": "supervisor, skip-level, security, ..."})
+    status = fields.String(required=True, metadata={"description": "queued, sent, failed or dead"})
+    urgent = fields.Boolean(required=True)
+
+
+class ContactSchema(Schema):
+    name = fields.String(required=True)
+    phone = fields.String(required=True)
+    url = fields.String(required=True)
+
+
+class SupportSchema(Schema):
+    eap = fields.Nested(ContactSchema, required=True)
+    support_24x7 = fields.Nested(ContactSchema, required=True)
+    incident_response = fields.Nested(ContactSchema, required=True)
+    emergency_number = fields.String(required=True)
+    guidance = fields.List(fields.String(), required=True)
+
+
+class ReportResponseSchema(Schema):
+    """Body of ``201`` (and of ``200`` when an idempotent retry replays the first answer)."""
+
+    case_id = fields.String(required=True)
+    report_id = fields.String(required=True)
+    mailbox = fields.String(required=True)
+    sha256 = fields.String(required=True, metadata={"description": "sha256:<hex> of message.eml"})
+    size = fields.Integer(required=True, metadata={"description": "bytes in message.eml"})
+    created_at = fields.String(required=True, metadata={"description": "UTC ISO 8601 with Z"})
+    category = fields.String(required=True)
+    urgent = fields.Boolean(required=True)
+    notifications = fields.List(fields.Nested(NotificationSchema), required=True)
+    support = fields.Nested(SupportSchema, required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, the one error shape everywhere."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String()
+    request_id = fields.String()
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "field name → messages, for 400 validation errors"},
+    )
+    retry_after = fields.Integer()
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

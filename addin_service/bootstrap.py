@@ -1,0 +1,103 @@
+"""The composition root: the one place that picks real adapters (or injected fakes) from settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from addin_service.errors import ConfigError
+from addin_service.observability.metrics import Metrics
+from addin_service.ratelimit import SlidingWindowLimiter
+from addin_service.settings import Settings
+
+if TYPE_CHECKING:
+    from addin_service.auth.caller import Caller
+    from addin_service.cases.service import ReportFiler
+    from addin_service.db.database import Database
+    from addin_service.db.reports import ReportRepository
+    from addin_service.evidence.ports import EvidenceStore
+    from addin_service.mail.ports import Mailbox
+
+log = logging.getLogger("addin_service.bootstrap")
+
+
+class Authenticator(Protocol):
+    def authenticate(self, authorization: str | None) -> Caller: ...
+
+
+@dataclass
+class Container:
+    """Everything a request needs, built once per app."""
+
+    settings: Settings
+    database: Database
+    repository: ReportRepository
+    evidence: EvidenceStore
+    mailbox: Mailbox
+    authenticator: Authenticator
+    rate_limiter: SlidingWindowLimiter
+    metrics: Metrics
+    filer: ReportFiler
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        return self.authenticator.authenticate(authorization)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build_evidence_store(settings: Settings) -> EvidenceStore:
+    from addin_service.evidence.files import FileEvidenceStore
+
+    path = settings.evidence_path
+    if path is None:
+        raise ConfigError(
+            "ADDIN_EVIDENCE_URL",
+            "s3:// evidence stores are not available in this build yet; use file:///path",
+        )
+    return FileEvidenceStore(Path(path), settings.signing_key)
+
+
+def build_mailbox(settings: Settings) -> Mailbox:
+    if settings.exchange == "ews":
+        from addin_service.mail.ews import EwsMailbox
+
+        return EwsMailbox(settings)
+    raise ConfigError("ADDIN_EXCHANGE", "graph is not available in this build yet; use ews")
+
+
+def build_container(
+    settings: Settings,
+    *,
+    mailbox: Mailbox | None = None,
+    evidence: EvidenceStore | None = None,
+    authenticator: Authenticator | None = None,
+) -> Container:
+    """Wire the real adapters, or the ones given (tests and the demo pass doubles here)."""
+    from addin_service.auth.tokens import BearerAuthenticator
+    from addin_service.cases.service import ReportFiler
+    from addin_service.db.database import Database
+    from addin_service.db.reports import ReportRepository
+
+    database = Database(settings.database_url)
+    if settings.is_sqlite:
+        database.upgrade()
+    repository = ReportRepository(database)
+    evidence = evidence or build_evidence_store(settings)
+    mailbox = mailbox or build_mailbox(settings)
+    authenticator = authenticator or BearerAuthenticator(settings)
+    limit, window = settings.rate_limit
+    filer = ReportFiler(settings, repository, evidence, mailbox)
+    return Container(
+        settings=settings,
+        database=database,
+        repository=repository,
+        evidence=evidence,
+        mailbox=mailbox,
+        authenticator=authenticator,
+        rate_limiter=SlidingWindowLimiter(limit, window),
+        metrics=Metrics(),
+        filer=filer,
+    )

@@ -1,0 +1,285 @@
+"""The reporting use case: capture → store → case → outbox, one unit of work.
+
+A report is either fully filed (evidence sealed in the ledger, then the case, report, audit and
+outbox rows committed together) or clearly not filed (an error, nothing recorded). Evidence is
+sealed before the database commit: an orphaned package is harmless, a record without its evidence
+is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from addin_service import ids
+from addin_service.auth.caller import Caller
+from addin_service.cases.capture_tee import HeaderTee
+from addin_service.cases.support import support_contacts
+from addin_service.db.reports import AlreadyFiled, NewCase, NewReport, ReportRepository, item_key
+from addin_service.errors import ReportInProgress
+from addin_service.evidence.facts import message_facts
+from addin_service.evidence.ports import EvidenceStore, SealedPackage
+from addin_service.mail.ports import CapturedItem, ItemRef, Mailbox, canonical_item_id
+from addin_service.settings import Settings
+
+log = logging.getLogger("addin_service.cases")
+METADATA_FORMAT = 1
+CLAIM_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ReportCommand:
+    """What the reporter asked for, already validated by the API schema."""
+
+    item_id: str
+    id_format: str
+    mailbox: str | None
+    category: str
+    note: str
+    feels_unsafe: bool
+    include_related: bool
+
+    def fingerprint(self, mailbox: str) -> str:
+        """Hash of the request as the service understood it; an Idempotency-Key binds to it."""
+        canonical = {
+            "item_id": canonical_item_id(self.item_id, self.id_format),
+            "mailbox": mailbox,
+            "category": self.category,
+            "note": self.note,
+            "feels_unsafe": self.feels_unsafe,
+            "include_related": self.include_related,
+        }
+        blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass(frozen=True)
+class FiledReport:
+    created: bool  # False when an earlier answer was replayed
+    body: dict[str, Any]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+PlanHook = Callable[[Any], Any]
+
+
+class ReportFiler:
+    """Files reports. One instance per app; safe to call from many threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: ReportRepository,
+        evidence: EvidenceStore,
+        mailbox: Mailbox,
+        *,
+        claim_wait_seconds: float = 30.0,
+    ) -> None:
+        self._settings = settings
+        self._repo = repository
+        self._evidence = evidence
+        self._mailbox = mailbox
+        self._claim_wait = claim_wait_seconds
+
+    def file(self, caller: Caller, command: ReportCommand, idempotency_key: str | None) -> FiledReport:
+        """File one report, or replay the first answer for a retry.
+
+        :raises MessageNotFound, NotYourMailbox, MailboxUnavailable, MessageTooLarge,
+            EvidenceStoreUnavailable, DatabaseUnavailable, IdempotencyKeyReused, ReportInProgress
+        """
+        mailbox = (command.mailbox or caller.upn).lower()
+        item_id = canonical_item_id(command.item_id, command.id_format)
+        key = item_key(mailbox, item_id)
+        fingerprint = command.fingerprint(mailbox)
+
+        for _ in range(CLAIM_ATTEMPTS):
+            lookup = self._repo.lookup(caller.upn, key, idempotency_key, fingerprint)
+            if lookup.existing is not None:
+                return self._replay(
+                    caller,
+                    lookup.existing.id,
+                    lookup.existing.response_json,
+                    idempotency_key,
+                    key,
+                    fingerprint,
+                )
+            token = self._repo.claim(caller.upn, key)
+            if token is not None:
+                return self._capture_and_file(
+                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, token
+                )
+            existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
+            if existing is not None:
+                return self._replay(caller, existing.id, existing.response_json, idempotency_key, key, fingerprint)
+        raise ReportInProgress("A report for this message is being filed right now. Try again in a moment.", 2)
+
+    def _replay(
+        self,
+        caller: Caller,
+        report_id: str,
+        response_json: str,
+        idem_key: str | None,
+        key: str,
+        fingerprint: str,
+    ) -> FiledReport:
+        if idem_key:
+            self._repo.remember_key(caller.upn, idem_key, fingerprint, key, report_id)
+        log.info("report replayed", extra={"event": "report.replayed", "report_id": report_id})
+        return FiledReport(created=False, body=json.loads(response_json))
+
+    def _capture_and_file(
+        self,
+        caller: Caller,
+        command: ReportCommand,
+        mailbox: str,
+        item_id: str,
+        key: str,
+        fingerprint: str,
+        idem_key: str | None,
+        token: str,
+    ) -> FiledReport:
+        report_id = ids.new_report_id()
+        started = time.perf_counter()
+        pending = None
+        try:
+            pending = self._evidence.open_package(report_id, self._settings.max_message_bytes)
+            tee = HeaderTee(pending)
+            ref = ItemRef(item_id=item_id, mailbox=mailbox, reporter=caller.upn, user_token=caller.token)
+            captured = self._mailbox.capture(ref, tee)
+            facts = message_facts(io.BytesIO(tee.header_block))
+            sender = _sender_address(captured, facts)
+            case = self._choose_case(caller.upn, sender, command.feels_unsafe)
+            case_id = case if isinstance(case, str) else case.id
+            metadata = self._metadata(caller, command, mailbox, report_id, case_id, captured, facts)
+            sealed = pending.seal(case_id, captured.headers, metadata)
+        except BaseException:
+            if pending is not None:
+                pending.abort()
+            self._repo.release(caller.upn, key, token)
+            raise
+
+        body = self._response(sealed, mailbox, command)
+        report = NewReport(
+            id=report_id,
+            reporter=caller.upn,
+            mailbox=mailbox,
+            item_id=item_id,
+            item_key=key,
+            change_key=captured.change_key,
+            internet_message_id=captured.internet_message_id,
+            category=command.category,
+            note=command.note,
+            feels_unsafe=command.feels_unsafe,
+            include_related=command.include_related,
+            message_sha256=sealed.message_sha256,
+            message_size=sealed.message_size,
+            manifest_sha256=sealed.manifest_sha256,
+            ledger_sequence=sealed.ledger_sequence,
+            adapter=captured.adapter,
+            mime_source=captured.mime_source,
+            response_json=json.dumps(body, sort_keys=True),
+        )
+        audit = {
+            "adapter": captured.adapter,
+            "mailbox": mailbox,
+            "size": sealed.message_size,
+            "sha256": sealed.message_sha256,
+            "ledger_sequence": sealed.ledger_sequence,
+        }
+        try:
+            self._repo.file(report, case, claim_token=token, idem_key=idem_key, fingerprint=fingerprint, audit=audit)
+        except AlreadyFiled as already:
+            return self._replay(caller, already.existing.id, already.existing.response_json, idem_key, key, fingerprint)
+        except BaseException:
+            self._repo.release(caller.upn, key, token)
+            raise
+        log.info(
+            "report filed",
+            extra={
+                "event": "report.filed",
+                "report_id": report_id,
+                "case_id": case_id,
+                "size": sealed.message_size,
+                "adapter": captured.adapter,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return FiledReport(created=True, body=body)
+
+    def _choose_case(self, reporter: str, sender: str | None, urgent: bool) -> NewCase | str:
+        """A report joins the reporter's open case about the same sender, else starts a case."""
+        if sender:
+            existing = self._repo.find_open_case(reporter, sender)
+            if existing is not None:
+                return existing.id
+        return NewCase(id=ids.new_case_id(), reporter=reporter, sender_address=sender, urgent=urgent)
+
+    def _metadata(
+        self,
+        caller: Caller,
+        command: ReportCommand,
+        mailbox: str,
+        report_id: str,
+        case_id: str,
+        captured: CapturedItem,
+        facts: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "format": METADATA_FORMAT,
+            "case_id": case_id,
+            "report_id": report_id,
+            "capture": {
+                "reported_by": caller.upn,
+                "reporter_object_id": caller.object_id,
+                "captured_at": utc_now_iso(),
+                "mailbox": mailbox,
+                "item_id": captured.item_id,
+                "change_key": captured.change_key,
+                "internet_message_id": captured.internet_message_id,
+                "received_at": captured.received_at,
+                "exchange_size": captured.exchange_size,
+                "adapter": captured.adapter,
+                "server_version": captured.server_version,
+                "mime_source": captured.mime_source,
+                "exchange_from": captured.from_address,
+                "exchange_sender": captured.sender,
+            },
+            "message": facts,
+            "classification": {
+                "category": command.category,
+                "note": command.note,
+                "feels_unsafe": command.feels_unsafe,
+                "include_related": command.include_related,
+            },
+        }
+
+    def _response(self, sealed: SealedPackage, mailbox: str, command: ReportCommand) -> dict[str, Any]:
+        return {
+            "case_id": sealed.case_id,
+            "report_id": sealed.report_id,
+            "mailbox": mailbox,
+            "sha256": sealed.message_sha256,
+            "size": sealed.message_size,
+            "created_at": utc_now_iso(),
+            "category": command.category,
+            "urgent": command.feels_unsafe,
+            "notifications": [],
+            "support": support_contacts(self._settings),
+        }
+
+
+def _sender_address(captured: CapturedItem, facts: dict[str, Any]) -> str | None:
+    for candidate in (captured.from_address, captured.sender, facts.get("from_address")):
+        if isinstance(candidate, str) and "@" in candidate:
+            return candidate.strip().lower()
+    return None

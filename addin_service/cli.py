@@ -1,0 +1,181 @@
+"""The ``addin-service`` command group (a Flask CLI group)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from flask.cli import AppGroup
+
+from addin_service.errors import ConfigError, ServiceError
+from addin_service.manifest import manifest_cli
+from addin_service.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+cli = AppGroup(
+    "addin-service",
+    help="Report Harassment for Outlook: the service behind the add-in.",
+)
+
+
+def stops_cleanly(func: F) -> F:
+    """Config and service errors end the command with one line and exit status 2 (config) or 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"configuration error: {exc.detail}", err=True)
+            sys.exit(2)
+        except ServiceError as exc:
+            click.echo(f"error: {exc.detail}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@cli.command("run", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--threads", default=16, show_default=True, type=int)
+@stops_cleanly
+def run_command(host: str, port: int, threads: int) -> None:
+    """Serve the API and the task pane (waitress, production-grade)."""
+    from waitress import serve
+
+    from addin_service import create_app
+
+    app = create_app()
+    click.echo(f"serving on http://{host}:{port}", err=True)
+    serve(app, host=host, port=port, threads=threads, ident="addin-service")
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--data",
+    "data_dir",
+    default="var",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where the demo keeps its SQLite database and evidence (the embedded defaults' folder).",
+)
+@stops_cleanly
+def demo_command(host: str, port: int, data_dir: Path) -> None:
+    """Run everything on this machine: the service, a demo Exchange mailbox and a demo sign-in."""
+    from addin_service.demo.runner import run_demo
+
+    run_demo(host=host, port=port, data_dir=data_dir.resolve())
+
+
+@cli.group("db", cls=click.Group)
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@stops_cleanly
+def db_upgrade() -> None:
+    """Create or upgrade the database schema to the latest revision."""
+    from addin_service.db.database import Database
+
+    settings = Settings.from_env()
+    database = Database(settings.database_url)
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+    click.echo("database is at the latest revision")
+
+
+@cli.group("evidence", cls=click.Group)
+def evidence_group() -> None:
+    """Verify and export evidence."""
+
+
+def _evidence_store() -> Any:
+    from addin_service.bootstrap import build_evidence_store
+
+    return build_evidence_store(_evidence_settings())
+
+
+def _evidence_settings() -> Settings:
+    """Evidence commands need only the evidence settings; Exchange need not be configured."""
+    import os
+
+    env = dict(os.environ)
+    env.setdefault("ADDIN_EXCHANGE", "ews")
+    env.setdefault("ADDIN_EWS_URL", "https://unused.invalid/EWS/Exchange.asmx")
+    env.setdefault("ADDIN_EWS_AUTH", "oauth-app")
+    env.setdefault("ADDIN_CLIENT_SECRET", "unused")
+    env.setdefault("ADDIN_TENANT_ID", "00000000-0000-0000-0000-000000000000")
+    env.setdefault("ADDIN_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
+    return Settings.from_env(env)
+
+
+@evidence_group.command("verify")
+@stops_cleanly
+def evidence_verify() -> None:
+    """Check every package and the signed ledger. Exits 1 and names the first bad report."""
+    settings = _evidence_settings()
+    root = settings.evidence_path
+    if root is None or not root.is_dir():
+        click.echo(
+            f"error: there is no evidence store at {root or settings.evidence_url} "
+            "(set ADDIN_EVIDENCE_URL to where the service keeps evidence)",
+            err=True,
+        )
+        sys.exit(1)
+    if not (root / "ledger" / "ledger.jsonl").exists() and not any(root.glob("HR-*")):
+        click.echo(f"no reports have been filed in {root} yet")
+        return
+    result = _evidence_store().verify()
+    if result.ok:
+        click.echo(
+            f"evidence intact: {result.reports_checked} report(s) in {root}; "
+            "every file hash, manifest signature and the ledger chain are valid"
+        )
+        return
+    first = result.problems[0]
+    where = "/".join(p for p in (first.case_id, first.report_id) if p) or "ledger"
+    click.echo(
+        f"EVIDENCE PROBLEM: first bad report: {where} (ledger #{first.ledger_sequence}): {first.problem}", err=True
+    )
+    for problem in result.problems[1:]:
+        where = "/".join(p for p in (problem.case_id, problem.report_id) if p) or "ledger"
+        click.echo(f"  also: {where}: {problem.problem}", err=True)
+    sys.exit(1)
+
+
+@evidence_group.command("export")
+@click.argument("case_id")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@stops_cleanly
+def evidence_export(case_id: str, output: Path) -> None:
+    """Write CASE_ID's evidence, ledger entries and how-to-verify into a zip."""
+    from addin_service.ids import is_case_id
+
+    if not is_case_id(case_id):
+        click.echo(f"error: {case_id!r} is not a case number (like HR-2026-7K3M9Q2X)", err=True)
+        sys.exit(1)
+    try:
+        count = _evidence_store().export_case(case_id, output)
+    except KeyError:
+        click.echo(f"error: no evidence for case {case_id}", err=True)
+        sys.exit(1)
+    click.echo(f"exported {count} report(s) of {case_id} to {output}")
+
+
+cli.add_command(manifest_cli)
+
+
+def main() -> None:
+    cli.main(prog_name="addin-service")
