@@ -16,9 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import Schema, ValidationError, validate
-from marshmallow import fields as mf
-
 from addin_service.errors import ConfigError
 
 PREFIX = "ADDIN_"
@@ -278,15 +275,22 @@ class Settings:
         """Rules that span variables; each error names the variable to set."""
         if self.exchange == "ews":
             if not self.ews_url:
-                raise ConfigError("ADDIN_EWS_URL", "is required when ADDIN_EXCHANGE=ews (e.g. https://mail.contoso.com/EWS/Exchange.asmx)")
+                raise ConfigError(
+                    "ADDIN_EWS_URL",
+                    "is required when ADDIN_EXCHANGE=ews (e.g. https://mail.contoso.com/EWS/Exchange.asmx)",
+                )
             if self.ews_auth in ("basic", "ntlm"):
                 if not self.ews_username:
-                    raise ConfigError("ADDIN_EWS_USERNAME", f"is required when ADDIN_EWS_AUTH={self.ews_auth}")
+                    raise ConfigError(
+                        "ADDIN_EWS_USERNAME", f"is required when ADDIN_EWS_AUTH={self.ews_auth}"
+                    )
                 if not self.ews_password:
-                    raise ConfigError("ADDIN_EWS_PASSWORD", f"is required when ADDIN_EWS_AUTH={self.ews_auth}")
-        if self.exchange == "ews" and self.ews_auth.startswith("oauth") or self.exchange == "graph":
-            if not self.client_secret:
-                raise ConfigError("ADDIN_CLIENT_SECRET", "is required for OAuth access to Exchange")
+                    raise ConfigError(
+                        "ADDIN_EWS_PASSWORD", f"is required when ADDIN_EWS_AUTH={self.ews_auth}"
+                    )
+        oauth = (self.exchange == "ews" and self.ews_auth.startswith("oauth")) or self.exchange == "graph"
+        if oauth and not self.client_secret:
+            raise ConfigError("ADDIN_CLIENT_SECRET", "is required for OAuth access to Exchange")
         if not self.tenant_id:
             raise ConfigError("ADDIN_TENANT_ID", "is required: tokens are validated against your tenant")
         if not self.client_id:
@@ -338,19 +342,3 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "demo": _bool,
     "office_js_url": _secure_url,
 }
-
-
-class SettingsSchema(Schema):
-    """Read-only view of the non-secret settings, for ``/readyz`` diagnostics and the CLI."""
-
-    exchange = mf.String(validate=validate.OneOf(["ews", "graph"]))
-    ews_auth = mf.String()
-    evidence_url = mf.String()
-    max_message_bytes = mf.Integer()
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    try:
-        return dict(SettingsSchema().dump(settings))
-    except ValidationError:  # pragma: no cover - dump does not validate
-        return {}
