@@ -109,9 +109,7 @@ class FilePendingPackage:
                 raise unavailable(exc, "write the reported message") from exc
         return count
 
-    def seal(
-        self, case_id: str, headers: tuple[tuple[str, str], ...], metadata: dict[str, Any]
-    ) -> SealedPackage:
+    def seal(self, case_id: str, headers: tuple[tuple[str, str], ...], metadata: dict[str, Any]) -> SealedPackage:
         """Write headers and metadata, then seal into the ledger (see :class:`Sealer`).
 
         Whatever happens, the temporary folder is gone afterwards: moved into place or discarded.
@@ -125,10 +123,11 @@ class FilePendingPackage:
             raise RuntimeError(f"this evidence package is {self._state}")
         try:
             self._finish_message()
+            # Not fsynced one by one: the sealer syncs every file of the package together.
             files = {
                 MESSAGE: FileDigest(self.message_sha256, self._size),
-                HEADERS: write_new_file(self._work / HEADERS, encode_headers(headers)),
-                METADATA: write_new_file(self._work / METADATA, encode_metadata(metadata)),
+                HEADERS: write_new_file(self._work / HEADERS, encode_headers(headers), sync=False),
+                METADATA: write_new_file(self._work / METADATA, encode_metadata(metadata), sync=False),
             }
             entry = self._sealer.seal(self._work, case_id, self.report_id, files)
         except OSError as exc:
@@ -172,7 +171,6 @@ class FilePendingPackage:
     def _finish_message(self) -> None:
         assert self._fd is not None
         self._flush()
-        os.fsync(self._fd)
         fd, self._fd = self._fd, None
         os.close(fd)
 

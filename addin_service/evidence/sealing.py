@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from addin_service.errors import EvidenceStoreUnavailable
 from addin_service.evidence.canonical import sha256_tag, utc_now_iso
-from addin_service.evidence.fsio import FileDigest, fsync_dir, make_private_dir, write_new_file
+from addin_service.evidence.fsio import FileDigest, fsync_dir, fsync_together, make_private_dir, write_new_file
 from addin_service.evidence.keys import LedgerKeys
 from addin_service.evidence.layout import MANIFEST, PACKAGE_FILES, StoreLayout
 from addin_service.evidence.ledger import Ledger, LedgerEntry, LedgerUnusable
@@ -73,17 +73,17 @@ class Sealer:
                 signer=signer,
             )
             manifest_bytes = encode_manifest(manifest)
-            write_new_file(work / MANIFEST, manifest_bytes)
+            write_new_file(work / MANIFEST, manifest_bytes, sync=False)
             for name in PACKAGE_FILES:
                 os.chmod(work / name, READ_ONLY_FILE)
-            fsync_dir(work)
+            # Every file and the folder itself are durable before the rename makes them visible.
+            fsync_together([*(work / name for name in PACKAGE_FILES), work])
             case_created = self._move_into_place(work, target)
             try:
+                # One journal transaction holds the rename on both sides; syncing the new parent
+                # makes it durable.
                 fsync_dir(target.parent)
-                fsync_dir(work.parent)
-                entry = LedgerEntry.create(
-                    previous, case_id, report_id, sha256_tag(manifest_bytes), at, signer
-                )
+                entry = LedgerEntry.create(previous, case_id, report_id, sha256_tag(manifest_bytes), at, signer)
                 self._ledger.append(entry)
             except BaseException:
                 self._withdraw(target, work, target.parent if case_created else None)
@@ -140,6 +140,4 @@ class Sealer:
         try:
             os.chmod(target, READ_ONLY_DIR)
         except OSError as exc:
-            log.warning(
-                "could not make %s read-only: %s", target, exc, extra={"event": "evidence.chmod_failed"}
-            )
+            log.warning("could not make %s read-only: %s", target, exc, extra={"event": "evidence.chmod_failed"})
