@@ -61,11 +61,14 @@ def build_evidence_store(settings: Settings) -> EvidenceStore:
 
 
 def build_mailbox(settings: Settings) -> Mailbox:
-    if settings.exchange == "ews":
-        from addin_service.mail.ews import EwsMailbox
+    if settings.exchange == "graph":
+        from addin_service.mail.graph import GraphMailbox
+        from addin_service.mail.graph_tokens import GraphTokens
 
-        return EwsMailbox(settings)
-    raise ConfigError("ADDIN_EXCHANGE", "graph is not available in this build yet; use ews")
+        return GraphMailbox(settings, GraphTokens(settings))
+    from addin_service.mail.ews import EwsMailbox
+
+    return EwsMailbox(settings)
 
 
 def build_container(

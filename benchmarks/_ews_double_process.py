@@ -23,8 +23,10 @@ def main() -> None:
         item_id = server.add_message(request["reporter"], mime)
         server.item(item_id)  # the double caches what it serves on first use; warm it here
         items.append([size, seed, item_id])
-    print(json.dumps({"url": server.url, "username": server.username, "password": server.password, "items": items}),
-          flush=True)
+    print(
+        json.dumps({"url": server.url, "username": server.username, "password": server.password, "items": items}),
+        flush=True,
+    )
     sys.stdin.read()
     server.stop()
 

@@ -80,8 +80,9 @@ class ExchangelibFloor:
         from exchangelib.services import GetItem
 
         fields = [FieldPath(field=Message.get_field_by_fieldname(n)) for n in ("mime_content", "headers")]
-        items = list(GetItem(account=self._account).call(items=[ItemId(id=item_id)], additional_fields=fields,
-                                                          shape="IdOnly"))
+        items = list(
+            GetItem(account=self._account).call(items=[ItemId(id=item_id)], additional_fields=fields, shape="IdOnly")
+        )
         item = items[0]
         if isinstance(item, Exception):
             raise item

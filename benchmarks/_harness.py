@@ -115,9 +115,14 @@ def service(ews: EwsDouble, workdir: Path, **env: str) -> Iterator[Service]:
 
 
 def timed(fn: Callable[[], Any]) -> float:
+    return measure(fn)[0]
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds taken by ``fn()`` and what it returned."""
     start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+    result = fn()
+    return time.perf_counter() - start, result
 
 
 def summary(samples: list[float]) -> dict[str, float]:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmarks._floors import RawFloor
-from benchmarks._harness import REPORTER, ROOT, emit, ews_double_process, scratch_dir, service, summary, timed
+from benchmarks._harness import REPORTER, ROOT, emit, ews_double_process, measure, scratch_dir, service, summary, timed
 
 SIZES = {"50KB": 50_000, "5MB": 5_000_000, "25MB": 25_000_000, "100MB": 100_000_000}
 RUNS = {"50KB": 30, "5MB": 10, "25MB": 5, "100MB": 3}
@@ -67,9 +67,9 @@ def latencies() -> dict[str, object]:
                     fresh = ews.items[(size, runs + seed)]
                     a.append(timed(lambda item=item: raw.fetch(item, work / "raw.eml")))
                     b.append(timed(lambda item=item: adapter_capture(mailbox, item, work / "ours.eml")))
-                    statuses: list[int] = []
-                    c.append(timed(lambda fresh=fresh: statuses.append(svc.post_report(fresh).status_code)))
-                    assert statuses == [201], statuses
+                    seconds, response = measure(lambda fresh=fresh: svc.post_report(fresh))
+                    assert response.status_code == 201, response.text
+                    c.append(seconds)
                 sa, sb, sc = summary(a), summary(b), summary(c)
                 out[label] = {
                     "a_raw_floor": sa,

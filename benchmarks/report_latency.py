@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from benchmarks._floors import ExchangelibFloor
-from benchmarks._harness import ROOT, emit, ews_double_process, scratch_dir, service, summary, timed
+from benchmarks._harness import ROOT, emit, ews_double_process, measure, scratch_dir, service, summary, timed
 
 SIZES = {"50KB": 50_000, "5MB": 5_000_000}
 TARGET_RATIO = 1.25
@@ -36,9 +36,9 @@ def latency(runs: int) -> dict[str, object]:
                 for seed in range(runs):
                     item = ews.items[(size, seed)]
                     floor_samples.append(timed(lambda item=item: floor.fetch(item, work / "floor.eml")))
-                    response_status: list[int] = []
-                    ours.append(timed(lambda item=item: response_status.append(svc.post_report(item).status_code)))
-                    assert response_status == [201], response_status
+                    seconds, response = measure(lambda item=item: svc.post_report(item))
+                    assert response.status_code == 201, response.text
+                    ours.append(seconds)
                 f, o = summary(floor_samples), summary(ours)
                 results[label] = {
                     "floor_exchangelib_fetch_write_fsync": f,
@@ -52,7 +52,10 @@ def latency(runs: int) -> dict[str, object]:
 def rss_100mb() -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks._rss_probe", str(100 * 1024 * 1024)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     probe["target_growth_bytes"] = int(1.5 * probe["message_bytes"])

@@ -1,0 +1,282 @@
+"""Sending notifications through Microsoft Graph (``ADDIN_NOTIFY_TRANSPORT=graph``).
+
+Uses an application token (``Mail.Send``, ideally limited to ``ADDIN_NOTIFY_FROM`` by an
+application access policy): the outbox worker has no user to act for.
+
+* Small messages: one ``POST /users/{from}/sendMail`` with the message as JSON and
+  ``saveToSentItems: true``; attachments ride along as ``fileAttachment`` (base64). Graph takes
+  at most 4 MB per request, so this path is used only while the whole JSON fits.
+* Larger ones: a draft (``POST /users/{from}/messages``), each attachment under 3 MB added with
+  ``POST …/attachments``, each larger one through an upload session
+  (``POST …/attachments/createUploadSession`` then ``PUT`` byte ranges of at most 3 MiB to the
+  pre-authenticated ``uploadUrl``, with no ``Authorization`` header), then
+  ``POST /users/{from}/messages/{id}/send``. A draft whose sending surely failed is deleted.
+
+The body is sent as HTML only: Graph's JSON message has a single body, with no
+``multipart/alternative`` text part (the plain text is used only when there is no HTML).
+Attachments are ``fileAttachment`` even for ``message/rfc822``: an ``itemAttachment`` would need
+the message rebuilt as Graph JSON, losing the original bytes, and upload sessions accept files only.
+
+Each message carries ``internetMessageId`` = :attr:`OutgoingMessage.message_id` (settable while
+a message is a draft, which a message being created is) and the same value in a named
+single-value extended property, which ``already_sent`` looks for in Sent Items — so the check
+works even if Exchange were to replace the Message-ID.
+
+Outcomes: 202 → sent. 429, 408 and 5xx → :class:`DeliveryFailed` with ``retry_after``; other
+4xx → permanent, except 401 (token refused even after renewal — the service's credentials, which
+an administrator can fix, so retried). Sends are never retried here on an uncertain outcome
+(5xx, connection lost): the outbox asks ``already_sent`` first.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from addin_service.errors import ServiceError
+from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
+from addin_service.mail.graph_tokens import GraphTokens, TokenSource
+from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage
+from addin_service.settings import Settings, is_loopback_host
+
+log = logging.getLogger(__name__)
+
+# Graph: "If the file size is under 3 MB, do a single POST"; upload sessions for 3 MB to 150 MB.
+SMALL_ATTACHMENT_LIMIT = 3 * 1024 * 1024
+MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Graph's 4 MB request limit, with headroom
+UPLOAD_CHUNK = 3 * 1024 * 1024  # "keep each byte range less than 4 MB"
+NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name ReportNotificationId"
+SENT_ITEMS = "sentitems"
+
+
+class GraphSender:
+    """:class:`~addin_service.notify.ports.Sender` over Microsoft Graph v1.0. Thread-safe."""
+
+    name = "graph"
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenSource | None = None,
+        session: requests.Session | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
+        self._http = GraphHttp(
+            settings.graph_url,
+            session if session is not None else requests.Session(),
+            max_wait=settings.exchange_max_wait,
+            read_timeout=settings.ews_timeout,
+            sleep=sleep,
+            clock=clock,
+        )
+        self._bearer = Bearer(get=self._tokens.app_token, forget=self._tokens.forget)
+
+    # -- Sender port --------------------------------------------------------------------------
+
+    def send(self, message: OutgoingMessage) -> None:
+        """Hand ``message`` to Exchange Online from ``message.from_address``.
+
+        :raises DeliveryFailed: ``permanent`` when Graph refused the message itself (4xx);
+            otherwise with ``retry_after`` when Graph advised one.
+        """
+        payload: dict[str, Any] | None = None
+        if all(len(a.data) < SMALL_ATTACHMENT_LIMIT for a in message.attachments):
+            payload = {"message": self._message(message, message.attachments), "saveToSentItems": True}
+            if len(json.dumps(payload, ensure_ascii=False).encode("utf-8")) > MAX_REQUEST_BYTES:
+                payload = None  # too big for one request: go through a draft
+        try:
+            if payload is not None:
+                url = self._http.url("users", message.from_address, "sendMail")
+                self._call("POST", url, "sendMail", json_body=payload, idempotent=False).close()
+            else:
+                self._send_with_draft(message)
+        except (GraphHttpError, GraphUnreachable, ServiceError) as exc:
+            raise _delivery_failed(exc) from None
+        log.info("notification handed to graph", extra={"attachments": len(message.attachments)})
+
+    def already_sent(self, message: OutgoingMessage) -> bool:
+        """Does the sender's Sent Items hold a message tagged with ``message.message_id``?
+
+        :raises DeliveryFailed: Graph could not be asked (answering False could send twice).
+        """
+        match = (
+            f"singleValueExtendedProperties/Any(ep: ep/id eq {odata_quote(NOTIFICATION_ID_PROPERTY)}"
+            f" and ep/value eq {odata_quote(message.message_id)})"
+        )
+        query = {"$filter": match, "$select": "id,internetMessageId", "$top": "1"}
+        url = self._http.url("users", message.from_address, "mailFolders", SENT_ITEMS, "messages", query=query)
+        try:
+            data = _json(self._call("GET", url, "listSentItems"))
+        except (GraphHttpError, GraphUnreachable, ServiceError) as exc:
+            raise _delivery_failed(exc, permanent_4xx=False) from None
+        found = data.get("value") if isinstance(data, dict) else None
+        return isinstance(found, list) and len(found) > 0
+
+    # -- the draft path -----------------------------------------------------------------------
+
+    def _send_with_draft(self, message: OutgoingMessage) -> None:
+        sender = message.from_address
+        response = self._call(
+            "POST",
+            self._http.url("users", sender, "messages"),
+            "createMessage",
+            json_body=self._message(message, ()),
+            idempotent=False,
+        )
+        draft = _json(response)
+        draft_id = str(draft.get("id") or "")
+        if not draft_id:
+            raise GraphHttpError(502, "NoDraftId", "", operation="createMessage")
+        try:
+            for attachment in message.attachments:
+                self._attach(sender, draft_id, attachment)
+        except (GraphHttpError, GraphUnreachable, ServiceError):
+            self._discard(sender, draft_id)
+            raise
+        try:
+            send_url = self._http.url("users", sender, "messages", draft_id, "send")
+            self._call("POST", send_url, "sendDraft", idempotent=False).close()
+        except GraphHttpError as exc:
+            if exc.status < 500:  # Graph surely did not send it: leave no draft behind.
+                self._discard(sender, draft_id)
+            raise
+
+    def _attach(self, sender: str, draft_id: str, attachment: Attachment) -> None:
+        if len(attachment.data) < SMALL_ATTACHMENT_LIMIT:
+            url = self._http.url("users", sender, "messages", draft_id, "attachments")
+            body = _file_attachment(attachment)
+            self._call("POST", url, "addAttachment", json_body=body, idempotent=False).close()
+            return
+        url = self._http.url("users", sender, "messages", draft_id, "attachments", "createUploadSession")
+        body = {
+            "AttachmentItem": {
+                "attachmentType": "file",
+                "name": attachment.filename,
+                "size": len(attachment.data),
+                "contentType": attachment.content_type,
+            }
+        }
+        session = _json(self._call("POST", url, "createUploadSession", json_body=body, idempotent=False))
+        upload_url = session.get("uploadUrl")
+        if not isinstance(upload_url, str) or not _acceptable_upload_url(upload_url):
+            raise GraphHttpError(502, "InvalidUploadUrl", "", operation="createUploadSession")
+        self._upload(upload_url, attachment.data, _next_start(session.get("nextExpectedRanges"), 0))
+
+    def _upload(self, upload_url: str, data: bytes, start: int) -> None:
+        """PUT ``data`` in ranges to the pre-authenticated ``upload_url`` (no Authorization header)."""
+        total = len(data)
+        while start < total:
+            end = min(start + UPLOAD_CHUNK, total) - 1
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"bytes {start}-{end}/{total}",
+            }
+            response = self._http.request(
+                "PUT",
+                upload_url,
+                bearer=None,
+                operation="uploadRange",
+                data=data[start : end + 1],
+                headers=headers,
+                ok=frozenset({200, 201}),
+            )
+            status = response.status_code
+            state = _json(response) if status == 200 else {}
+            if status == 201:
+                return
+            following = _next_start(state.get("nextExpectedRanges"), end + 1)
+            if following <= start:
+                raise GraphHttpError(502, "UploadNotAdvancing", "", operation="uploadRange")
+            start = following
+        raise GraphHttpError(502, "UploadNotCompleted", "", operation="uploadRange")
+
+    def _discard(self, sender: str, draft_id: str) -> None:
+        try:
+            response = self._call("DELETE", self._http.url("users", sender, "messages", draft_id), "deleteMessage")
+            response.close()
+        except (GraphHttpError, GraphUnreachable, ServiceError):
+            log.warning("an unsent notification draft could not be deleted")
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _call(
+        self, method: str, url: str, operation: str, *, json_body: Any = None, idempotent: bool = True
+    ) -> requests.Response:
+        return self._http.request(
+            method, url, bearer=self._bearer, operation=operation, json_body=json_body, idempotent=idempotent
+        )
+
+    @staticmethod
+    def _message(message: OutgoingMessage, attachments: tuple[Attachment, ...]) -> dict[str, Any]:
+        body = (
+            {"contentType": "HTML", "content": message.html}
+            if message.html
+            else {"contentType": "Text", "content": message.text}
+        )
+        graph_message: dict[str, Any] = {
+            "subject": message.subject,
+            "importance": "high" if message.urgent else "normal",
+            "body": body,
+            "toRecipients": [{"emailAddress": {"address": address}} for address in message.to],
+            "internetMessageId": message.message_id,
+            "singleValueExtendedProperties": [{"id": NOTIFICATION_ID_PROPERTY, "value": message.message_id}],
+        }
+        if attachments:
+            graph_message["attachments"] = [_file_attachment(a) for a in attachments]
+        return graph_message
+
+
+def _file_attachment(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": attachment.filename,
+        "contentType": attachment.content_type,
+        "contentBytes": base64.b64encode(attachment.data).decode("ascii"),
+    }
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise GraphHttpError(502, "NotJson", "", operation="") from None
+    finally:
+        response.close()
+    return data if isinstance(data, dict) else {}
+
+
+def _next_start(ranges: Any, default: int) -> int:
+    """The first byte Graph expects next, from ``nextExpectedRanges`` (``["2097152"]``, ``["0-"]``)."""
+    if isinstance(ranges, list) and ranges and isinstance(ranges[0], str):
+        head = ranges[0].split("-", 1)[0].strip()
+        if head.isdigit():
+            return int(head)
+    return default
+
+
+def _acceptable_upload_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname))
+
+
+def _delivery_failed(exc: Exception, *, permanent_4xx: bool = True) -> DeliveryFailed:
+    if isinstance(exc, GraphUnreachable):
+        return DeliveryFailed(f"Graph could not be reached ({exc.reason}).", retry_after=exc.retry_after)
+    if isinstance(exc, GraphHttpError):
+        detail = f"Graph answered {exc.status} {exc.code or ''} to {exc.operation}.".replace("  ", " ")
+        if exc.status in (401, 408, 429) or exc.status >= 500 or not permanent_4xx:
+            return DeliveryFailed(detail, retry_after=exc.retry_after)
+        log.error("graph refused a notification", extra={"status": exc.status, "graph_code": exc.code})
+        return DeliveryFailed(detail, permanent=True)
+    retry_after = getattr(exc, "retry_after", None)
+    return DeliveryFailed("No Graph token could be had for sending.", retry_after=retry_after)

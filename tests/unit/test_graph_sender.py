@@ -1,0 +1,259 @@
+"""GraphSender against recorded-shape payloads: the JSON it sends and how failures are reported."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from urllib.parse import unquote
+
+import pytest
+import requests
+import responses
+
+from addin_service.mail.graph_sender import NOTIFICATION_ID_PROPERTY, UPLOAD_CHUNK, GraphSender
+from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage
+from tests.fakes.graph import FakeTime, StaticTokens, fixture, graph_settings
+
+GRAPH = "https://graph.microsoft.com/v1.0"
+SECURITY = "security@contoso.com"
+SEND_MAIL = f"{GRAPH}/users/{SECURITY}/sendMail"
+DRAFTS = f"{GRAPH}/users/{SECURITY}/messages"
+DRAFT_ID = "AAMkADI5MAAIT3drCAAA="
+UPLOAD_URL = fixture("upload_session.json")["uploadUrl"]
+
+
+def message(*attachments: Attachment, urgent: bool = False) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id="<report-R-1.sara@contoso.com>",
+        from_address=SECURITY,
+        to=("sara.davis@contoso.com", "pattif@contoso.com"),
+        subject="Harassment report HR-2026-7K3M9Q2X",
+        text="A report was filed.",
+        html="<p>A report was filed.</p>",
+        urgent=urgent,
+        attachments=attachments,
+    )
+
+
+@pytest.fixture
+def graph() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def sender(tokens: StaticTokens | None = None, **env: str) -> GraphSender:
+    time = FakeTime()
+    return GraphSender(graph_settings(GRAPH, **env), tokens or StaticTokens(), sleep=time.sleep, clock=time.clock)
+
+
+def body_of(call: responses.Call) -> dict[str, object]:
+    return dict(json.loads(call.request.body or b""))
+
+
+def test_a_notification_is_sent_with_send_mail_as_graph_json(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=202)
+
+    sender().send(message())
+
+    (call,) = graph.calls
+    assert call.request.headers["Authorization"] == "Bearer app-token-1"
+    assert call.request.headers["Content-Type"] == "application/json"
+    assert body_of(call) == {
+        "message": {
+            "subject": "Harassment report HR-2026-7K3M9Q2X",
+            "importance": "normal",
+            "body": {"contentType": "HTML", "content": "<p>A report was filed.</p>"},
+            "toRecipients": [
+                {"emailAddress": {"address": "sara.davis@contoso.com"}},
+                {"emailAddress": {"address": "pattif@contoso.com"}},
+            ],
+            "internetMessageId": "<report-R-1.sara@contoso.com>",
+            "singleValueExtendedProperties": [
+                {"id": NOTIFICATION_ID_PROPERTY, "value": "<report-R-1.sara@contoso.com>"}
+            ],
+        },
+        "saveToSentItems": True,
+    }
+
+
+def test_an_urgent_notification_has_high_importance(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=202)
+
+    sender().send(message(urgent=True))
+
+    assert body_of(graph.calls[0])["message"]["importance"] == "high"  # type: ignore[index]
+
+
+def test_small_attachments_travel_inside_send_mail(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=202)
+    original = b"From: eloise@evil.example\r\n\r\n\x00\xff"
+
+    sender().send(message(Attachment("reported.eml", "message/rfc822", original)))
+
+    (call,) = graph.calls
+    assert body_of(call)["message"]["attachments"] == [  # type: ignore[index]
+        {
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "name": "reported.eml",
+            "contentType": "message/rfc822",
+            "contentBytes": base64.b64encode(original).decode(),
+        }
+    ]
+
+
+def test_refused_recipients_are_a_permanent_failure(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=400, json=fixture("error_invalid_recipients.json"))
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert raised.value.permanent
+    assert "ErrorInvalidRecipients" in raised.value.detail
+    assert "nobody@" not in raised.value.detail
+
+
+def test_throttling_beyond_the_allowed_wait_is_retried_later_as_graph_advises(
+    graph: responses.RequestsMock,
+) -> None:
+    graph.add(
+        responses.POST, SEND_MAIL, status=429, json=fixture("error_throttled.json"), headers={"Retry-After": "120"}
+    )
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert not raised.value.permanent
+    assert raised.value.retry_after == 120
+
+
+def test_a_server_error_is_not_retried_here_because_the_mail_may_have_gone(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=503, json=fixture("error_service_unavailable.json"))
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert not raised.value.permanent
+    assert len(graph.calls) == 1
+
+
+def test_a_connection_lost_mid_send_is_not_retried_here(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, body=requests.ConnectionError("connection reset by peer"))
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert not raised.value.permanent
+    assert len(graph.calls) == 1
+
+
+def test_a_token_refused_twice_is_retried_later_not_dropped(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, SEND_MAIL, status=401, json=fixture("error_token_expired.json"))
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert not raised.value.permanent
+    assert len(graph.calls) == 2
+
+
+def test_a_large_attachment_goes_through_a_draft_and_an_upload_session(graph: responses.RequestsMock) -> None:
+    data = bytes(range(256)) * (5 * 1024 * 4)  # 5 MiB
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession",
+        status=201,
+        json=fixture("upload_session.json"),
+    )
+    graph.add(
+        responses.PUT,
+        UPLOAD_URL,
+        status=200,
+        json={"ExpirationDateTime": "2026-11-25T09:15:30Z", "nextExpectedRanges": [str(UPLOAD_CHUNK)]},
+    )
+    graph.add(responses.PUT, UPLOAD_URL, status=201, headers={"Location": "https://outlook.office.com/x"})
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/send", status=202)
+
+    sender().send(message(Attachment("reported.eml", "message/rfc822", data)))
+
+    methods = [(c.request.method, (c.request.url or "").split("?")[0]) for c in graph.calls]
+    assert methods == [
+        ("POST", DRAFTS),
+        ("POST", f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession"),
+        ("PUT", UPLOAD_URL.split("?")[0]),
+        ("PUT", UPLOAD_URL.split("?")[0]),
+        ("POST", f"{DRAFTS}/{DRAFT_ID}/send"),
+    ]
+    draft = body_of(graph.calls[0])
+    assert "attachments" not in draft
+    assert draft["internetMessageId"] == "<report-R-1.sara@contoso.com>"
+    assert body_of(graph.calls[1]) == {
+        "AttachmentItem": {
+            "attachmentType": "file",
+            "name": "reported.eml",
+            "size": len(data),
+            "contentType": "message/rfc822",
+        }
+    }
+    puts = [c for c in graph.calls if c.request.method == "PUT"]
+    assert [p.request.headers["Content-Range"] for p in puts] == [
+        f"bytes 0-{UPLOAD_CHUNK - 1}/{len(data)}",
+        f"bytes {UPLOAD_CHUNK}-{len(data) - 1}/{len(data)}",
+    ]
+    assert all(p.request.headers["Content-Type"] == "application/octet-stream" for p in puts)
+    assert all("Authorization" not in p.request.headers for p in puts)
+    assert b"".join(p.request.body for p in puts) == data  # type: ignore[misc]
+
+
+def test_a_draft_whose_upload_was_refused_is_deleted(graph: responses.RequestsMock) -> None:
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession",
+        status=400,
+        json={"error": {"code": "ErrorAttachmentSizeShouldNotBeGreaterThanMaximumSize", "message": "too big"}},
+    )
+    graph.add(responses.DELETE, f"{DRAFTS}/{DRAFT_ID}", status=204)
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message(Attachment("huge.bin", "application/octet-stream", b"\0" * (4 * 1024 * 1024))))
+
+    assert raised.value.permanent
+    assert graph.calls[-1].request.method == "DELETE"
+
+
+def test_already_sent_looks_for_the_notification_id_in_sent_items(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages", json=fixture("sent_items_found.json")
+    )
+
+    assert sender().already_sent(message())
+
+    query = unquote((graph.calls[0].request.url or "").split("?", 1)[1])
+    assert query == (
+        f"$filter=singleValueExtendedProperties/Any(ep: ep/id eq '{NOTIFICATION_ID_PROPERTY}' "
+        "and ep/value eq '<report-R-1.sara@contoso.com>')&$select=id,internetMessageId&$top=1"
+    )
+
+
+def test_not_in_sent_items_means_not_sent(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages", json=fixture("sent_items_empty.json")
+    )
+
+    assert not sender().already_sent(message())
+
+
+def test_already_sent_does_not_guess_when_graph_cannot_be_asked(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.GET,
+        f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages",
+        status=403,
+        json=fixture("error_access_denied.json"),
+    )
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().already_sent(message())
+
+    assert not raised.value.permanent
