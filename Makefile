@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: demo test lint setup setup-test clean
+.PHONY: demo test lint setup setup-test vendor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup-test: $(STAMP) node_modules/.installed
+
+# MSAL.js for nested app auth in production, served from this service's own origin.
+vendor: setup node_modules/.installed
+	$(BIN)/python -m addin_service.web.vendor
 
 demo: setup
 	$(BIN)/addin-service demo

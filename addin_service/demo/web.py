@@ -1,0 +1,139 @@
+"""The demo's web side: an imitation of Outlook's reading view that opens the real task pane.
+
+Registered only when ``ADDIN_DEMO`` is true. The demo mailbox and sign-in are provided by the
+demo runner, which puts an object implementing :class:`DemoBackend` at
+``app.extensions["addin_demo"]``; this module only reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from flask import Blueprint, Response, current_app, json, render_template, request, url_for
+
+from addin_service.api.problems import problem
+from addin_service.web import assets
+from addin_service.web.routes import asset_url
+
+_WEB_TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+_UPN = re.compile(r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+bp = Blueprint("demo", __name__, url_prefix="/demo", template_folder=str(_WEB_TEMPLATES))
+
+
+@dataclass(frozen=True)
+class DemoMessage:
+    """One message in the demo mailbox, as the message list shows it."""
+
+    item_id: str  # EWS-format item id, as Outlook on the web would report it
+    subject: str
+    from_name: str
+    from_address: str
+    received_at: str  # UTC ISO 8601 with Z
+    preview: str  # a short plain-text preview; shown as text, never as HTML
+    internet_message_id: str | None = None
+    shared_owner: str | None = None  # set when the message sits in a shared mailbox
+
+
+class DemoBackend(Protocol):
+    """What the demo runner provides at ``app.extensions["addin_demo"]``."""
+
+    user: str  # the signed-in demo user, e.g. "alex@contoso.com"
+
+    def messages(self) -> list[DemoMessage]:
+        """The demo mailbox's messages, newest first."""
+        ...
+
+    def token_for(self, upn: str) -> str:
+        """An access token for this service's API, for a demo user.
+
+        :raises KeyError: there is no such demo user.
+        """
+        ...
+
+
+def _backend() -> DemoBackend:
+    backend: DemoBackend | None = current_app.extensions.get("addin_demo")
+    if backend is None:
+        raise RuntimeError("the demo runner did not provide app.extensions['addin_demo']")
+    return backend
+
+
+def _display_name(upn: str) -> str:
+    local = upn.split("@", 1)[0]
+    return " ".join(part.capitalize() for part in re.split(r"[._-]+", local) if part)
+
+
+@bp.get("")
+@bp.get("/")
+def outlook() -> Response:
+    """The demo Outlook page."""
+    backend = _backend()
+    html = render_template(
+        "demo/outlook.html",
+        asset=asset_url,
+        messages_url=url_for("demo.messages"),
+        token_url=url_for("demo.token"),
+        pane_url=url_for("web.taskpane"),
+        user=backend.user,
+        user_name=_display_name(backend.user),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = assets.DEMO_PAGE_CSP
+    response.headers["Cache-Control"] = assets.REVALIDATE
+    return response
+
+
+@bp.get("/api/messages")
+def messages() -> Response:
+    """The demo mailbox: who is signed in and the messages they can report."""
+    backend = _backend()
+    body = {
+        "user": backend.user,
+        "messages": [
+            {
+                "item_id": m.item_id,
+                "subject": m.subject,
+                "from": {"name": m.from_name, "address": m.from_address},
+                "received_at": m.received_at,
+                "preview": m.preview,
+                "internet_message_id": m.internet_message_id,
+                "shared_owner": m.shared_owner,
+            }
+            for m in backend.messages()
+        ],
+    }
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@bp.post("/api/token")
+def token() -> Response:
+    """The demo sign-in: an access token for a demo user, as Office.auth.getAccessToken would give.
+
+    Only JSON bodies are accepted, so a page on another site cannot ask for a token with a plain
+    form post.
+    """
+    data = request.get_json(silent=True) if request.is_json else None
+    upn = data.get("upn") if isinstance(data, dict) else None
+    if not isinstance(upn, str) or not _UPN.fullmatch(upn):
+        return problem(
+            400,
+            "Invalid request",
+            'Send {"upn": "<demo user address>"} as application/json.',
+            "validation",
+            errors={"upn": ["One demo user's email address."]},
+        )
+    try:
+        access_token = _backend().token_for(upn.lower())
+    except KeyError:
+        return problem(
+            400,
+            "Invalid request",
+            "There is no demo user with that address.",
+            "validation",
+            errors={"upn": ["Not a demo user."]},
+        )
+    return Response(json.dumps({"access_token": access_token, "token_type": "Bearer"}), mimetype="application/json")
