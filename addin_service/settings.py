@@ -191,6 +191,7 @@ class Settings:
     audience: tuple[str, ...] = ()
     required_scope: str = "access_as_user"
     accepted_domains: tuple[str, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()
     security_mailbox: str | None = None
     fallback_mailbox: str | None = None
     notify_from: str | None = None
@@ -321,6 +322,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "authority": _secure_url,
     "audience": _csv,
     "accepted_domains": lambda v: tuple(d.lower() for d in _csv(v)),
+    "trusted_authserv_ids": lambda v: tuple(d.lower() for d in _csv(v)),
     "security_mailbox": _email,
     "fallback_mailbox": _email,
     "notify_from": _email,
