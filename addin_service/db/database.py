@@ -22,10 +22,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as sa_exc
@@ -34,6 +36,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from addin_service.errors import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +164,7 @@ class Database:
             return MigrationContext.configure(connection).get_current_revision()
 
     def dispose(self) -> None:
-        """Close every pooled connection (on shutdown, or in a child process after fork)."""
+        """Close every pooled connection (on shutdown, and in tests)."""
         self.engine.dispose()
 
 
@@ -173,7 +178,7 @@ def head_revision() -> str:
     return head
 
 
-def alembic_config(connection: Connection | None) -> Any:
+def alembic_config(connection: Connection | None) -> Config:
     """An Alembic ``Config`` built in code (no alembic.ini), pointing at the packaged scripts.
 
     ``env.py`` runs its migrations on ``connection``, inside the transaction the caller holds.
@@ -250,11 +255,7 @@ def _sqlite_engine(
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            # Switching to WAL needs an exclusive lock; skip it when the file is already WAL
-            # (the mode is persistent) so a burst of new connections does not contend for it.
-            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() not in ("wal", "memory"):
-                cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
             cursor.close()
@@ -265,6 +266,30 @@ def _sqlite_engine(
         connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any, busy_timeout: float) -> None:
+    """Put the database file in WAL mode (persistent: done once per file, checked per connection).
+
+    The switch needs an exclusive lock and SQLite's busy handler does not wait for it: when
+    another process is mid-transaction (two processes starting on a new file) it fails at once
+    with "database is locked". So wait here, up to the busy timeout, re-reading the mode because
+    the other process may well have switched it meanwhile.
+
+    :raises sqlite3.OperationalError: still locked after ``busy_timeout`` seconds.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        if mode in ("wal", "memory"):
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _prepare_sqlite_file(path: Path) -> None:

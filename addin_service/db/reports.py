@@ -326,10 +326,13 @@ class ReportRepository:
         deadline = time.monotonic() + timeout
         while True:
             with self.db.session(write=False) as session:
+                # Claim first, then report: under READ COMMITTED each statement sees the latest
+                # commit, and filing deletes the claim and inserts the report in one commit — in
+                # the other order a commit between the two reads would look like "gave up".
+                claim = session.get(ItemClaimRow, (reporter, item_key))
                 row = _report_for_item(session, reporter, item_key)
                 if row is not None:
                     return _report(row)
-                claim = session.get(ItemClaimRow, (reporter, item_key))
                 if claim is None or claim.expires_at <= self._clock():
                     return None
             remaining = deadline - time.monotonic()
@@ -351,14 +354,19 @@ class ReportRepository:
         audit: Mapping[str, Any],
         extra: Callable[[Session], None] | None = None,
     ) -> None:
-        """Record a sealed report in ONE transaction: the case (new, or an existing id whose
-        ``updated_at`` moves and which becomes urgent if this reporter feels unsafe), the report,
-        the idempotency key, a ``report.filed`` audit entry with ``audit`` as details, whatever
-        ``extra`` adds (the outbox), and the release of the claim if ``claim_token`` still holds it.
+        """Record a sealed report in ONE transaction: the case, the report, the idempotency key,
+        a ``report.filed`` audit entry with ``audit`` as details, whatever ``extra`` adds (the
+        outbox), and the release of the claim if ``claim_token`` still holds it.
+
+        ``case`` is a ``NewCase`` to open — or to join, if a concurrent report of the same
+        campaign (or by the same reporter) opened that id first — or the id of an existing case.
+        Either way the case's ``updated_at`` moves and it becomes urgent if this reporter feels
+        unsafe.
 
         :raises AlreadyFiled: the reporter's item was filed meanwhile; nothing was written.
         :raises IdempotencyKeyReused: ``idem_key`` is stored for a different request.
-        :raises LookupError: ``case`` names a case that does not exist.
+        :raises LookupError: ``case`` is an id and no such case exists.
+        :raises RuntimeError: a ``NewCase`` id collides with an unrelated case; nothing was written.
         :raises ValueError: a malformed key, or forbidden keys (a note, a token...) in ``audit``.
         :raises ReportInProgress: the conflicting report is not visible yet; retry shortly.
         :raises DatabaseUnavailable: the database cannot be reached; nothing was committed,
@@ -629,37 +637,67 @@ def _report_for_item(session: Session, reporter: str, key: str) -> ReportRow | N
 
 
 def _save_case(session: Session, case: NewCase | str, report: NewReport, now: datetime) -> str:
+    """Create the case (or, if a case with this id was created meanwhile, join it) or touch an
+    existing one; either way it becomes urgent when this reporter feels unsafe.
+
+    A ``NewCase`` whose id already exists is joined only when it is the same campaign or the same
+    reporter's case — that is two reports racing to open one agreed case (a campaign reserved by
+    id before sealing). Anything else would be a random id collision, and joining a stranger's
+    case would show one person's report to another's investigators.
+
+    :raises LookupError: ``case`` is an id and no such case exists.
+    :raises RuntimeError: a ``NewCase`` id collides with an unrelated case.
+    """
     if isinstance(case, NewCase):
         campaign = case.campaign_message_id.strip() if case.campaign_message_id else None
-        session.add(
-            CaseRow(
-                id=case.id,
-                created_at=now,
-                updated_at=now,
-                status="open",
-                reporter=case.reporter.lower(),
-                sender_address=case.sender_address.lower() if case.sender_address else None,
-                origin=case.origin,
-                urgent=case.urgent or report.feels_unsafe,
-                campaign_message_id=campaign,
-                campaign_key=message_id_key(campaign) if campaign else None,
-            )
-        )
-        session.flush()
-        return case.id
+        campaign_key = message_id_key(campaign) if campaign else None
+        values = {
+            "id": case.id,
+            "created_at": now,
+            "updated_at": now,
+            "status": "open",
+            "reporter": case.reporter.lower(),
+            "sender_address": case.sender_address.lower() if case.sender_address else None,
+            "origin": case.origin,
+            "urgent": case.urgent or report.feels_unsafe,
+            "campaign_message_id": campaign,
+            "campaign_key": campaign_key,
+        }
+        created = session.execute(
+            _insert_ignoring_conflict(session, CaseRow, values, ["id"]).returning(CaseRow.id)
+        ).first()
+        if created is not None:
+            return case.id
+        existing = session.execute(
+            select(CaseRow.reporter, CaseRow.campaign_key).where(CaseRow.id == case.id)
+        ).first()
+        if existing is None:  # pragma: no cover - the conflicting row is committed; cases are never deleted
+            raise LookupError(f"no case {case.id}")
+        same_campaign = campaign_key is not None and existing.campaign_key == campaign_key
+        if not same_campaign and existing.reporter != values["reporter"]:
+            raise RuntimeError(f"case id {case.id} is already used by an unrelated case")
+        return _touch_case(session, case.id, case.urgent or report.feels_unsafe, now)
+    return _touch_case(session, case, report.feels_unsafe, now)
+
+
+def _touch_case(session: Session, case_id: str, urgent: bool, now: datetime) -> str:
+    """Move the case's ``updated_at``; mark it urgent if asked (never the reverse).
+
+    :raises LookupError: no such case.
+    """
     changes: dict[str, Any] = {"updated_at": now}
-    if report.feels_unsafe:
+    if urgent:
         changes["urgent"] = True
     found = session.execute(
         update(CaseRow)
-        .where(CaseRow.id == case)
+        .where(CaseRow.id == case_id)
         .values(**changes)
         .returning(CaseRow.id)
         .execution_options(synchronize_session=False)
     ).first()
     if found is None:
-        raise LookupError(f"no case {case}")
-    return case
+        raise LookupError(f"no case {case_id}")
+    return case_id
 
 
 def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Fixtures (import them into ``tests/conftest.py``, or list this module in ``pytest_plugins``):
 
-* ``sqlite_database`` — a :class:`Database` on a fresh, migrated SQLite file under ``tmp_path``.
+* ``sqlite_database`` — a :class:`Database` on a fresh, migrated SQLite file under ``tmp_path``
+  (a copy of ``sqlite_template_path``, the one file per run that is actually migrated).
 * ``postgres_url`` — (session) the server URL; skips, saying why, when PostgreSQL is unreachable.
 * ``empty_postgres_url`` — a URL whose ``search_path`` is a new, empty schema (dropped after).
 * ``postgres_database`` — a :class:`Database` on this run's migrated schema, tables emptied
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -85,10 +87,25 @@ def postgres_schema(url: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture
-def sqlite_database(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'addin.db'}")
+@pytest.fixture(scope="session")
+def sqlite_template_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, made once per run; tests get copies (far cheaper than migrating)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "addin.db"
+    database = Database(f"sqlite:///{path}")
     database.upgrade()
+    database.dispose()  # the last connection closing checkpoints the WAL into the main file
+    return path
+
+
+@pytest.fixture
+def sqlite_database(tmp_path: Path, sqlite_template_path: Path) -> Iterator[Database]:
+    path = tmp_path / "addin.db"
+    shutil.copyfile(sqlite_template_path, path)
+    for suffix in ("-wal", "-shm"):  # none after a clean close; copied if a run left them
+        sidecar = sqlite_template_path.with_name(sqlite_template_path.name + suffix)
+        if sidecar.exists():
+            shutil.copyfile(sidecar, path.with_name(path.name + suffix))
+    database = Database(f"sqlite:///{path}")
     yield database
     database.dispose()
 

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -139,3 +140,19 @@ def test_one_key_raced_for_different_items_files_one_and_refuses_the_rest(any_da
 
     assert sorted(outcomes) == ["filed"] + ["refused"] * (THREADS - 1)
     assert count(any_database, ReportRow) == 1
+
+
+def test_sixteen_reporters_of_one_campaign_opening_its_agreed_case_at_once_share_it(
+    any_database: Database,
+) -> None:
+    repo = ReportRepository(any_database)
+    agreed = make_case(campaign_message_id="<campaign@fabrikam.example>")
+
+    def report(i: int) -> None:
+        reporter = f"person{i}@contoso.com"
+        repo.file(make_report(reporter=reporter), replace(agreed, reporter=reporter), claim_token=None,
+                  idem_key=None, fingerprint=None, audit={})
+
+    race(report)
+
+    assert (count(any_database, CaseRow), count(any_database, ReportRow)) == (1, THREADS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import stat
 import threading
 import time
@@ -226,3 +227,22 @@ def test_a_row_lock_held_too_long_elsewhere_is_database_unavailable(migrated_pos
     finally:
         database.dispose()
         other.dispose()
+
+
+def test_switching_a_new_file_to_wal_waits_for_another_process_writing_it(tmp_path: Path) -> None:
+    """Two processes starting on a new file: one is already writing when the other connects."""
+    path = tmp_path / "addin.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # rollback-journal mode
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE started (at TEXT)")
+    finisher = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    finisher.start()
+    database = Database(f"sqlite:///{path}")
+    try:
+        database.check()
+        with database.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        finisher.join()
+        other.close()
+        database.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -350,6 +351,33 @@ def test_a_report_can_join_an_existing_case(repo: ReportRepository, clock: FakeC
     assert case.updated_at == clock.now and case.created_at == clock.now - timedelta(seconds=60)
     assert case.urgent is True
     assert [r.id for r in repo.list_reports(case_id)] == [first_id, second.id]
+
+
+def test_a_second_report_opening_the_same_campaign_case_joins_it(repo: ReportRepository) -> None:
+    mid = "<campaign@fabrikam.example>"
+    agreed = make_case(campaign_message_id=mid)
+    repo.file(make_report(), agreed, claim_token=None, idem_key=None, fingerprint=None, audit={})
+    other = make_report(reporter="sam@contoso.com", feels_unsafe=True)
+
+    repo.file(other, replace(agreed, reporter="sam@contoso.com"), claim_token=None, idem_key=None,
+              fingerprint=None, audit={})
+
+    case = repo.get_case(agreed.id)
+    assert case is not None and case.reporter == REPORTER and case.urgent is True
+    assert len(repo.list_reports(agreed.id)) == 2
+
+
+def test_a_new_case_id_that_collides_with_a_strangers_case_files_nothing(
+    repo: ReportRepository, any_database: Database
+) -> None:
+    first = make_case()
+    repo.file(make_report(), first, claim_token=None, idem_key=None, fingerprint=None, audit={})
+
+    with pytest.raises(RuntimeError, match="unrelated case"):
+        repo.file(make_report(reporter="sam@contoso.com"), replace(first, reporter="sam@contoso.com"),
+                  claim_token=None, idem_key=None, fingerprint=None, audit={})
+
+    assert count(any_database, ReportRow) == 1
 
 
 def test_filing_into_an_unknown_case_writes_nothing(repo: ReportRepository, any_database: Database) -> None:
