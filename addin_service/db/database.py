@@ -59,6 +59,7 @@ MIGRATION_LOCK_ID = int.from_bytes(
 )
 
 _SQLITE_BEGIN_OPTION = "addin_sqlite_begin"
+_DURABLE_OPTION = "addin_durable"
 
 
 class Database:
@@ -94,6 +95,10 @@ class Database:
             bind=self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"}),
             expire_on_commit=False,
         )
+        self._ephemeral_sessions = sessionmaker(
+            bind=self.engine.execution_options(**{_DURABLE_OPTION: False}),
+            expire_on_commit=False,
+        )
 
     @property
     def url(self) -> str:
@@ -108,18 +113,27 @@ class Database:
         return f"Database({self.url!r})"
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
+    def session(self, *, write: bool = True, durable: bool = True) -> Iterator[Session]:
         """A unit of work: commit when the block ends normally, roll back when it raises.
 
         ``write=False`` is for read-only work: on SQLite it starts a deferred transaction that
         does not queue behind writers; on PostgreSQL it changes nothing.
 
+        ``durable=False`` is for rows that may be lost in a crash without harm (in-flight claims):
+        the commit does not wait for the disk (SQLite ``synchronous=NORMAL`` in WAL mode,
+        PostgreSQL ``synchronous_commit=off``), yet stays atomic and is never reordered after a
+        later durable commit.
+
         :raises DatabaseUnavailable: the database cannot be reached, dropped the connection, is
             locked for longer than the busy timeout, or the pool is exhausted.
         """
         factory = self._write_sessions if write else self._read_sessions
+        if write and not durable:
+            factory = self._ephemeral_sessions
         with translate_errors(), factory() as session:
             try:
+                if factory is self._ephemeral_sessions and not self.is_sqlite:
+                    session.execute(text("SET LOCAL synchronous_commit = off"))
                 yield session
                 session.commit()
             except BaseException:
@@ -262,7 +276,12 @@ def _sqlite_engine(
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
+        options = connection.get_execution_options()
+        # Set per transaction (outside it, where SQLite allows it), so no connection in the pool
+        # is ever left non-durable for the next unit of work.
+        durable = options.get(_DURABLE_OPTION, True)
+        connection.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        mode = options.get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
 
     return engine

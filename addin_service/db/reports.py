@@ -268,7 +268,7 @@ class ReportRepository:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         token = secrets.token_hex(16)
-        with self.db.session() as session:
+        with self.db.session(durable=False) as session:
             now = self._clock()
             expires = now + timedelta(seconds=lease_seconds)
             values = {
@@ -445,7 +445,7 @@ class ReportRepository:
 
         :raises DatabaseUnavailable: the database cannot be reached (the lease then expires).
         """
-        with self.db.session() as session:
+        with self.db.session(durable=False) as session:
             session.execute(
                 delete(ItemClaimRow)
                 .where(
