@@ -34,10 +34,11 @@ class EwsDouble:
 
 
 @contextmanager
-def ews_double_process(messages: list[tuple[int, int]]) -> Iterator[EwsDouble]:
-    """The EWS double in a child process, seeded with messages of the given (size, seed)."""
+def double_process(module: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Run a protocol double (``python -m module``) in a child process so its memory and CPU are
+    not the service's. It reads ``request`` as one JSON line and answers with one JSON line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._ews_double_process"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -45,19 +46,25 @@ def ews_double_process(messages: list[tuple[int, int]]) -> Iterator[EwsDouble]:
         text=True,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"reporter": REPORTER, "messages": messages}) + "\n")
+    proc.stdin.write(json.dumps(request) + "\n")
     proc.stdin.flush()
-    info = json.loads(proc.stdout.readline())
     try:
+        yield json.loads(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+@contextmanager
+def ews_double_process(messages: list[tuple[int, int]]) -> Iterator[EwsDouble]:
+    """The EWS double in a child process, seeded with messages of the given (size, seed)."""
+    with double_process("benchmarks._ews_double_process", {"reporter": REPORTER, "messages": messages}) as info:
         yield EwsDouble(
             url=info["url"],
             username=info["username"],
             password=info["password"],
             items={(size, seed): item for size, seed, item in info["items"]},
         )
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
 
 
 @dataclass

@@ -10,10 +10,7 @@ Entra double over TLS, as in production.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +20,7 @@ from typing import Any
 import requests
 from waitress.server import create_server
 
-from benchmarks._harness import REPORTER, ROOT, PeakRss, emit, measure, scratch_dir, summary, timed
+from benchmarks._harness import REPORTER, PeakRss, double_process, emit, measure, scratch_dir, summary, timed
 
 SIZES = {"50KB": 50_000, "5MB": 5_000_000}
 BIG = 100_000_000
@@ -31,24 +28,10 @@ BIG = 100_000_000
 
 @contextmanager
 def graph_double(messages: list[tuple[int, int]]) -> Iterator[dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._graph_double_process"],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"reporter": REPORTER, "messages": messages}) + "\n")
-    proc.stdin.flush()
-    info = json.loads(proc.stdout.readline())
-    info["by_key"] = {(s, seed): (ews, rest) for s, seed, ews, rest in info["items"]}
-    try:
+    request = {"reporter": REPORTER, "messages": messages}
+    with double_process("benchmarks._graph_double_process", request) as info:
+        info["by_key"] = {(s, seed): (ews, rest) for s, seed, ews, rest in info["items"]}
         yield info
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
 
 
 @contextmanager

@@ -141,14 +141,7 @@ class GraphMailbox:
         self._obo = settings.graph_auth == "obo"
         self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
         self._session = session if session is not None else requests.Session()
-        self._http = GraphHttp(
-            settings.graph_url,
-            self._session,
-            max_wait=settings.exchange_max_wait,
-            read_timeout=settings.ews_timeout,
-            sleep=sleep,
-            clock=clock,
-        )
+        self._http = GraphHttp.from_settings(settings, self._session, sleep=sleep, clock=clock)
         self._delegates = {
             mailbox.lower(): frozenset(r.lower() for r in readers) for mailbox, readers in (delegates or {}).items()
         }

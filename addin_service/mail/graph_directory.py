@@ -56,14 +56,7 @@ class GraphDirectory:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
-        self._http = GraphHttp(
-            settings.graph_url,
-            session if session is not None else requests.Session(),
-            max_wait=settings.exchange_max_wait,
-            read_timeout=settings.ews_timeout,
-            sleep=sleep,
-            clock=clock,
-        )
+        self._http = GraphHttp.from_settings(settings, session, sleep=sleep, clock=clock)
         self._bearer = Bearer(get=self._tokens.app_token, forget=self._tokens.forget)
 
     def person(self, address: str) -> Person | None:

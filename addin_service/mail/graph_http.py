@@ -33,6 +33,8 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from addin_service.settings import Settings
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
@@ -165,6 +167,26 @@ class GraphHttp:
         self.timeout = (CONNECT_TIMEOUT, read_timeout)
         self._sleep = sleep
         self._clock = clock
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        session: requests.Session | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> GraphHttp:
+        """The client every Graph adapter uses: ``ADDIN_GRAPH_URL``, the shared retry budget
+        ``ADDIN_EXCHANGE_MAX_WAIT`` and the read timeout."""
+        return cls(
+            settings.graph_url,
+            session if session is not None else requests.Session(),
+            max_wait=settings.exchange_max_wait,
+            read_timeout=settings.ews_timeout,
+            sleep=sleep,
+            clock=clock,
+        )
 
     def url(self, *segments: str, query: Mapping[str, str] | None = None) -> str:
         """``{graph_url}/seg1/seg2...?query`` with each segment percent-encoded."""
