@@ -1,3 +1,4 @@
-"""Root fixtures: the database fixtures of tests/fakes/db.py are available to every test."""
+"""Root fixtures: database back ends (tests/fakes/db.py) and every Mailbox implementation arranged
+alike (tests/fakes/arrangements.py) are available to every test."""
 
-pytest_plugins = ["tests.fakes.db"]
+pytest_plugins = ["tests.fakes.db", "tests.fakes.arrangements"]

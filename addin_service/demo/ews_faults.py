@@ -25,9 +25,14 @@ class HttpError:
 
 @dataclass(frozen=True)
 class Delay:
-    """Answer normally, but only after ``seconds`` (longer than the client's timeout, typically)."""
+    """Answer normally, but only after ``seconds`` (longer than the client's timeout, typically).
+
+    ``after_dispatch``: carry the request out first (a CreateItem sends its message) and only then
+    wait: the client cannot tell whether its request took effect — the uncertain send.
+    """
 
     seconds: float
+    after_dispatch: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,23 @@ and return error response messages for per-item errors, as Exchange does.
 from __future__ import annotations
 
 import base64
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from lxml import etree
 
-from addin_service.demo.ews_store import MailStore, StoredItem, is_well_formed_id
+from addin_service.demo.ews_store import (
+    DirectoryEntry,
+    MailStore,
+    SentAttachment,
+    SentMessage,
+    StoredItem,
+    is_well_formed_id,
+    new_change_key,
+    new_item_id,
+)
 from addin_service.demo.ews_xml import (
     MESSAGES_NS,
     TYPES_NS,
@@ -36,6 +47,8 @@ ERROR_TEXT = {
     "ErrorItemNotFound": "The specified object was not found in the store.",
     "ErrorNonExistentMailbox": "The SMTP address has no mailbox associated with it.",
     "ErrorUnsupportedTypeForConversion": "The id format is not supported for conversion.",
+    "ErrorInvalidRecipients": "At least one recipient isn't valid.",
+    "ErrorFolderNotFound": "The specified folder could not be found in the store.",
 }
 
 
@@ -273,3 +286,277 @@ def get_server_time_zones(ctx: OperationContext, op: etree._Element) -> Parts:
     )
     payload = f"<m:TimeZoneDefinitions>{definitions}</m:TimeZoneDefinitions>".encode()
     return _response("GetServerTimeZones", [_success("GetServerTimeZones", [payload])])
+
+
+# ResolveNames -------------------------------------------------------------------------------------
+
+
+def _contact(entry: DirectoryEntry, ctx: OperationContext, full_shape: bool) -> str:
+    """The ``Contact`` of a resolution, shaped like an Active Directory contact."""
+    addresses = [f"SMTP:{entry.address}", *(f"smtp:{alias}" for alias in entry.aliases)][:3]
+    email_entries = "".join(
+        f'<t:Entry Key="EmailAddress{index}">{xml_text(value)}</t:Entry>'
+        for index, value in enumerate(addresses, start=1)
+    )
+    manager = ctx.store.manager_of(entry.address)
+    manager_entry = ctx.store.person(manager) if manager else None
+    parts = [
+        "<t:Contact>",
+        f"<t:DisplayName>{xml_text(entry.display_name)}</t:DisplayName>",
+        f"<t:EmailAddresses>{email_entries}</t:EmailAddresses>",
+        "<t:ContactSource>ActiveDirectory</t:ContactSource>",
+    ]
+    if manager_entry is not None:
+        parts.append(f"<t:Manager>{xml_text(manager_entry.display_name)}</t:Manager>")
+        if full_shape and ctx.store.returns_manager_mailbox:
+            parts.append(
+                "<t:ManagerMailbox>"
+                + _mailbox_element(manager_entry)
+                + "</t:ManagerMailbox>"
+            )
+    parts.append("</t:Contact>")
+    return "".join(parts)
+
+
+def _mailbox_element(entry: DirectoryEntry) -> str:
+    return (
+        f"<t:Mailbox><t:Name>{xml_text(entry.display_name)}</t:Name>"
+        f"<t:EmailAddress>{xml_text(entry.address)}</t:EmailAddress>"
+        "<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>Mailbox</t:MailboxType></t:Mailbox>"
+    )
+
+
+@operation("ResolveNames")
+def resolve_names(ctx: OperationContext, op: etree._Element) -> Parts:
+    """Resolve each ``UnresolvedEntry`` against the directory (every mailbox is in it). Exact
+    addresses (``smtp:`` prefix optional) match primary and proxy addresses; anything else matches
+    display names and addresses by prefix. Several matches are a Warning
+    (``ErrorNameResolutionMultipleResults``), none an Error (``ErrorNameResolutionNoResults``).
+    ``ManagerMailbox`` is returned only for ``ContactDataShape="AllProperties"``, as by Exchange 2010
+    SP2 and later (``store.returns_manager_mailbox = False`` imitates older servers)."""
+    entries = [elem.text or "" for elem in op.iterfind(_m("UnresolvedEntry"))]
+    if not entries:
+        raise EwsFault("ErrorInvalidRequest", "ResolveNames needs an UnresolvedEntry.")
+    full = op.get("ReturnFullContactData", "false").lower() in ("true", "1")
+    all_properties = op.get("ContactDataShape") == "AllProperties"
+    messages: list[Parts] = []
+    for unresolved in entries:
+        found = ctx.store.resolve(unresolved)
+        if not found:
+            text = (
+                '<m:ResolveNamesResponseMessage ResponseClass="Error">'
+                "<m:MessageText>No results were found.</m:MessageText>"
+                "<m:ResponseCode>ErrorNameResolutionNoResults</m:ResponseCode>"
+                "<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
+                "</m:ResolveNamesResponseMessage>"
+            )
+            messages.append([text.encode()])
+            continue
+        resolutions = "".join(
+            "<t:Resolution>"
+            + _mailbox_element(entry)
+            + (_contact(entry, ctx, all_properties) if full else "")
+            + "</t:Resolution>"
+            for entry in found
+        )
+        result_set = (
+            f'<m:ResolutionSet TotalItemsInView="{len(found)}" IncludesLastItemInRange="true">'
+            f"{resolutions}</m:ResolutionSet>"
+        )
+        if len(found) == 1:
+            head = '<m:ResolveNamesResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
+        else:
+            head = (
+                '<m:ResolveNamesResponseMessage ResponseClass="Warning">'
+                "<m:MessageText>Multiple results were found.</m:MessageText>"
+                "<m:ResponseCode>ErrorNameResolutionMultipleResults</m:ResponseCode>"
+                "<m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>"
+            )
+        messages.append([(head + result_set + "</m:ResolveNamesResponseMessage>").encode()])
+    return _response("ResolveNames", messages)
+
+
+# CreateItem (send) ---------------------------------------------------------------------------------
+
+
+def _addresses(message: etree._Element, tag: str) -> tuple[str, ...]:
+    return tuple(
+        (mailbox.findtext(_t("EmailAddress")) or "").strip().lower()
+        for mailbox in message.iterfind(f"{_t(tag)}/{_t('Mailbox')}")
+    )
+
+
+def _saved_folder_owner(ctx: OperationContext, op: etree._Element) -> str | None:
+    """The mailbox whose Sent Items receives the copy; only Sent Items is supported.
+
+    :raises EwsFault: another folder, or no impersonated user to send as.
+    """
+    if ctx.acting_user is None:
+        raise EwsFault("ErrorNonExistentMailbox", "Send as a mailbox: impersonate its owner.")
+    folder = op.find(f"{_m('SavedItemFolderId')}/{_t('DistinguishedFolderId')}")
+    if folder is None:
+        return ctx.acting_user
+    if folder.get("Id") != "sentitems":
+        raise EwsFault("ErrorInvalidRequest", "The double saves sent copies in sentitems only.")
+    owner = (folder.findtext(f"{_t('Mailbox')}/{_t('EmailAddress')}") or ctx.acting_user).strip().lower()
+    return owner
+
+
+@operation("CreateItem")
+def create_item(ctx: OperationContext, op: etree._Element) -> Parts:
+    """Send messages (``SendAndSaveCopy`` or ``SendOnly``) as the impersonated user, keeping a copy in
+    their Sent Items with the ``InternetMessageId`` the request set (or a new one). Records what a
+    recipient would receive: subject, body, recipients, importance and attachments."""
+    disposition = op.get("MessageDisposition", "")
+    if disposition not in ("SendAndSaveCopy", "SendOnly"):
+        raise EwsFault("ErrorInvalidRequest", "The double only sends (SendAndSaveCopy or SendOnly).")
+    owner = _saved_folder_owner(ctx, op) if disposition == "SendAndSaveCopy" else ctx.acting_user
+    if owner is None or not ctx.store.may_read(ctx.acting_user, owner):
+        raise EwsFault("ErrorAccessDenied")
+    items = op.find(_m("Items"))
+    if items is None or not len(items):
+        raise EwsFault("ErrorInvalidRequest", "CreateItem needs Items.")
+    messages = []
+    for message in items.iterfind(_t("Message")):
+        to, cc, bcc = (_addresses(message, tag) for tag in ("ToRecipients", "CcRecipients", "BccRecipients"))
+        recipients = (*to, *cc, *bcc)
+        if not recipients or any("@" not in r or ctx.store.is_rejected(r) for r in recipients):
+            messages.append(_error("CreateItem", "ErrorInvalidRecipients", "<m:Items/>"))
+            continue
+        body = message.find(_t("Body"))
+        attachments = tuple(
+            SentAttachment(
+                name=attachment.findtext(_t("Name")) or "",
+                content_type=attachment.findtext(_t("ContentType")) or "application/octet-stream",
+                content=base64.b64decode(attachment.findtext(_t("Content")) or ""),
+            )
+            for attachment in message.iterfind(f"{_t('Attachments')}/{_t('FileAttachment')}")
+        )
+        internet_id = (message.findtext(_t("InternetMessageId")) or "").strip()
+        ctx.store.record_sent(
+            SentMessage(
+                item_id=new_item_id(owner),
+                change_key=new_change_key(),
+                mailbox=owner,
+                internet_message_id=internet_id or f"<{secrets.token_hex(12)}@ews-double.invalid>",
+                subject=message.findtext(_t("Subject")) or "",
+                body=body.text or "" if body is not None else "",
+                body_type=body.get("BodyType", "Text") if body is not None else "Text",
+                to=to,
+                cc=cc,
+                bcc=bcc,
+                importance=message.findtext(_t("Importance")) or "Normal",
+                attachments=attachments,
+                sent_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+        )
+        messages.append(_success("CreateItem", [b"<m:Items/>"]))
+    return _response("CreateItem", messages)
+
+
+# FindItem (Sent Items) -----------------------------------------------------------------------------
+
+_MESSAGE_ID_URI = "message:InternetMessageId"
+
+
+def _restriction_value(op: etree._Element) -> str | None:
+    """The Message-ID of an ``IsEqualTo message:InternetMessageId`` restriction (None: no restriction).
+
+    :raises EwsFault: any other restriction (the double supports only this one).
+    """
+    restriction = op.find(_m("Restriction"))
+    if restriction is None:
+        return None
+    equal = restriction.find(_t("IsEqualTo"))
+    uri = equal.find(_t("FieldURI")) if equal is not None else None
+    constant = equal.find(f"{_t('FieldURIOrConstant')}/{_t('Constant')}") if equal is not None else None
+    if uri is None or uri.get("FieldURI") != _MESSAGE_ID_URI or constant is None:
+        raise EwsFault("ErrorInvalidRequest", "The double restricts FindItem by InternetMessageId only.")
+    return str(constant.get("Value", ""))
+
+
+_FROM_URI = "message:From"
+_RECEIVED_FOLDERS = ("inbox", "junkemail", "deleteditems")
+
+
+def _from_contains(op: etree._Element) -> str | None:
+    """The value of a ``Contains message:From`` restriction, or None if the restriction is another."""
+    restriction = op.find(_m("Restriction"))
+    contains = restriction.find(_t("Contains")) if restriction is not None else None
+    uri = contains.find(_t("FieldURI")) if contains is not None else None
+    constant = contains.find(_t("Constant")) if contains is not None else None
+    if uri is None or uri.get("FieldURI") != _FROM_URI or constant is None:
+        return None
+    return str(constant.get("Value", ""))
+
+
+def _find_received(ctx: OperationContext, folder: etree._Element, op: etree._Element, limit: int) -> Parts:
+    """FindItem in a received-mail folder with ``Contains message:From`` (the double's Inbox holds
+    everything received; Junk Email and Deleted Items are empty)."""
+    owner = (folder.findtext(f"{_t('Mailbox')}/{_t('EmailAddress')}") or ctx.acting_user or "").strip().lower()
+    if not owner or not ctx.store.may_read(ctx.acting_user, owner):
+        return _error("FindItem", "ErrorAccessDenied")
+    needle = _from_contains(op)
+    if needle is None:
+        raise EwsFault("ErrorInvalidRequest", "The double restricts received mail by Contains message:From only.")
+    found = []
+    if folder.get("Id") == "inbox":
+        found = [i for i in ctx.store.received(owner) if needle.lower() in (i.from_address or "").lower()]
+    page = found[:limit]
+    items = "".join(
+        "<t:Message>"
+        f'<t:ItemId Id="{xml_attr(i.item_id)}" ChangeKey="{xml_attr(i.change_key)}"/>'
+        f"<t:From><t:Mailbox><t:EmailAddress>{xml_text(i.from_address or '')}</t:EmailAddress></t:Mailbox></t:From>"
+        "</t:Message>"
+        for i in page
+    )
+    last = len(page) >= len(found)
+    root = (
+        f'<m:RootFolder IndexedPagingOffset="{len(page)}" TotalItemsInView="{len(found)}" '
+        f'IncludesLastItemInRange="{"true" if last else "false"}"><t:Items>{items}</t:Items></m:RootFolder>'
+    )
+    return _success("FindItem", [root.encode()])
+
+
+@operation("FindItem")
+def find_item(ctx: OperationContext, op: etree._Element) -> Parts:
+    """Find messages: in Sent Items (optionally by ``InternetMessageId``), or in received-mail
+    folders by ``Contains message:From``."""
+    view = op.find(_m("IndexedPageItemView"))
+    limit = int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000
+    offset = int(view.get("Offset", "0")) if view is not None else 0
+    folders = op.find(_m("ParentFolderIds"))
+    if folders is None or not len(folders):
+        raise EwsFault("ErrorInvalidRequest", "FindItem needs ParentFolderIds.")
+    messages: list[Parts] = []
+    for folder in folders:
+        if etree.QName(folder).localname == "DistinguishedFolderId" and folder.get("Id") in _RECEIVED_FOLDERS:
+            messages.append(_find_received(ctx, folder, op, limit))
+            continue
+        if etree.QName(folder).localname != "DistinguishedFolderId" or folder.get("Id") != "sentitems":
+            messages.append(_error("FindItem", "ErrorFolderNotFound"))
+            continue
+        wanted = _restriction_value(op)
+        owner = (folder.findtext(f"{_t('Mailbox')}/{_t('EmailAddress')}") or ctx.acting_user or "").strip().lower()
+        if not owner or not ctx.store.may_read(ctx.acting_user, owner):
+            messages.append(_error("FindItem", "ErrorAccessDenied"))
+            continue
+        found = [
+            m for m in ctx.store.sent_items(owner) if wanted is None or m.internet_message_id == wanted.strip()
+        ]
+        page = found[offset : offset + limit]
+        items = "".join(
+            "<t:Message>"
+            f'<t:ItemId Id="{xml_attr(m.item_id)}" ChangeKey="{xml_attr(m.change_key)}"/>'
+            f"<t:Subject>{xml_text(m.subject)}</t:Subject>"
+            f"<t:InternetMessageId>{xml_text(m.internet_message_id)}</t:InternetMessageId>"
+            "</t:Message>"
+            for m in page
+        )
+        last = offset + len(page) >= len(found)
+        root = (
+            f'<m:RootFolder IndexedPagingOffset="{offset + len(page)}" TotalItemsInView="{len(found)}" '
+            f'IncludesLastItemInRange="{"true" if last else "false"}"><t:Items>{items}</t:Items></m:RootFolder>'
+        )
+        messages.append(_success("FindItem", [root.encode()]))
+    return _response("FindItem", messages)

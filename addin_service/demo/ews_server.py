@@ -30,10 +30,10 @@ from typing import Any
 
 from lxml import etree
 
-from addin_service.demo.ews_faults import DropConnection, Fault, FaultQueue, HttpError, ServerBusy
+from addin_service.demo.ews_faults import Delay, DropConnection, Fault, FaultQueue, HttpError, ServerBusy
 from addin_service.demo.ews_operations import OPERATIONS, EwsFault, OperationContext
 from addin_service.demo.ews_seed import seed_demo
-from addin_service.demo.ews_store import Account, MailStore, StoredItem
+from addin_service.demo.ews_store import Account, MailStore, SentMessage, StoredItem
 from addin_service.demo.ews_xml import SOAP_NS, TYPES_NS, Body, ServerVersion, envelope, fault
 
 __all__ = ["EWS_PATH", "EwsServer", "RecordedRequest", "seed_demo"]
@@ -263,6 +263,21 @@ class EwsServer:
         """
         return self.store.add_message(mailbox, mime, headers, item_id=item_id, received_at=received_at).item_id
 
+    def add_person(
+        self,
+        address: str,
+        display_name: str | None = None,
+        *,
+        aliases: Iterable[str] = (),
+        manager: str | None = None,
+    ) -> None:
+        """Describe someone in the directory ResolveNames serves (their mailbox is created too)."""
+        self.store.add_person(address, display_name, aliases=aliases, manager=manager)
+
+    def sent_items(self, mailbox: str | None = None) -> list[SentMessage]:
+        """Messages sent with CreateItem (by ``mailbox``, or by anyone), oldest first."""
+        return self.store.sent_items(mailbox)
+
     def grant(self, owner: str, delegate: str) -> None:
         """Give ``delegate`` read access to ``owner``'s mailbox (delegate or shared mailbox)."""
         self.store.grant(owner, delegate)
@@ -337,6 +352,12 @@ class EwsServer:
             )
             return
         injected = self.faults.take(parsed.operation)
+        if isinstance(injected, Delay) and injected.after_dispatch:
+            status, response = self._dispatch(account, parsed)
+            if self._stopping.wait(injected.seconds):
+                return
+            handler.send_body(status, response)
+            return
         if injected is not None and self._misbehave(handler, injected):
             return
         status, response = self._dispatch(account, parsed)

@@ -59,6 +59,47 @@ class StoredItem:
         return base64.b64decode(self.item_id)
 
 
+@dataclass(frozen=True)
+class DirectoryEntry:
+    """Someone in the global address list: primary address, display name and proxy addresses."""
+
+    address: str
+    display_name: str
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SentAttachment:
+    name: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message a mailbox sent with CreateItem, as kept in its Sent Items."""
+
+    item_id: str
+    change_key: str
+    mailbox: str
+    internet_message_id: str
+    subject: str
+    body: str = field(repr=False)
+    body_type: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    bcc: tuple[str, ...]
+    importance: str
+    attachments: tuple[SentAttachment, ...]
+    sent_at: str
+
+
+def default_display_name(address: str) -> str:
+    """``morgan.lee@contoso.com`` → ``Morgan Lee``: how the double names people nobody described."""
+    local = address.split("@", 1)[0]
+    return " ".join(part.capitalize() for part in re.split(r"[._-]+", local) if part) or address
+
+
 def derive_headers(mime: bytes) -> list[tuple[str, str]]:
     """List the header block of ``mime`` as Exchange does: each field's name as written and its
     value with folding (line breaks, CR or CRLF, and indentation) kept; only the whitespace after
@@ -168,6 +209,10 @@ class MailStore:
         self._items: dict[str, StoredItem] = {}
         self._delegates: dict[str, set[str]] = {}
         self._managers: dict[str, str] = {}
+        self._people: dict[str, DirectoryEntry] = {}
+        self._sent: list[SentMessage] = []
+        self._rejected_recipients: set[str] = set()
+        self.returns_manager_mailbox = True  # False: behave like Exchange before 2010 SP2 (name only)
 
     # accounts and mailboxes -------------------------------------------------------------------
     def add_account(self, account: Account) -> None:
@@ -213,6 +258,77 @@ class MailStore:
         with self._lock:
             return self._managers.get(user.lower())
 
+    # directory ------------------------------------------------------------------------------------
+    def add_person(
+        self,
+        address: str,
+        display_name: str | None = None,
+        *,
+        aliases: Iterable[str] = (),
+        manager: str | None = None,
+    ) -> DirectoryEntry:
+        """Describe someone in the directory (their mailbox is created too); optionally their manager."""
+        entry = DirectoryEntry(
+            address.lower(),
+            display_name if display_name is not None else default_display_name(address),
+            tuple(a.lower() for a in aliases),
+        )
+        with self._lock:
+            self._people[entry.address] = entry
+            self._mailboxes.add(entry.address)
+            if manager is not None:
+                self._managers[entry.address] = manager.lower()
+        return entry
+
+    def person(self, address: str) -> DirectoryEntry | None:
+        """The directory entry whose primary address or alias is ``address``. Every mailbox is in the
+        directory; one nobody described gets a name made from its address."""
+        wanted = address.lower()
+        with self._lock:
+            for entry in self._people.values():
+                if wanted == entry.address or wanted in entry.aliases:
+                    return entry
+            known = wanted in self._mailboxes or wanted in self._managers.values() or wanted in self._managers
+        return DirectoryEntry(wanted, default_display_name(wanted)) if known else None
+
+    def resolve(self, unresolved: str) -> list[DirectoryEntry]:
+        """What ResolveNames finds for ``unresolved``: an exact address (``smtp:`` prefix optional),
+        else everyone whose display name or address starts with it (ambiguous name resolution)."""
+        text = unresolved.strip()
+        address = text[5:] if text.lower().startswith("smtp:") else text
+        if "@" in address:
+            found = self.person(address)
+            return [found] if found is not None else []
+        if not text:
+            return []
+        with self._lock:
+            everyone = {m: self._people.get(m) for m in (self._mailboxes | set(self._people))}
+        entries = [entry or DirectoryEntry(m, default_display_name(m)) for m, entry in everyone.items()]
+        needle = text.lower()
+        return sorted(
+            (e for e in entries if e.display_name.lower().startswith(needle) or e.address.startswith(needle)),
+            key=lambda e: e.address,
+        )
+
+    # sending --------------------------------------------------------------------------------------
+    def reject_recipient(self, address: str) -> None:
+        """CreateItem to this address fails with ``ErrorInvalidRecipients`` (a permanent failure)."""
+        with self._lock:
+            self._rejected_recipients.add(address.lower())
+
+    def is_rejected(self, address: str) -> bool:
+        with self._lock:
+            return address.lower() in self._rejected_recipients
+
+    def record_sent(self, message: SentMessage) -> None:
+        with self._lock:
+            self._sent.append(message)
+
+    def sent_items(self, mailbox: str | None = None) -> list[SentMessage]:
+        """Everything sent (by ``mailbox``, or by anyone), oldest first."""
+        with self._lock:
+            return [m for m in self._sent if mailbox is None or m.mailbox == mailbox.lower()]
+
     # items ------------------------------------------------------------------------------------
     def add_message(
         self,
@@ -253,3 +369,8 @@ class MailStore:
     def item(self, item_id: str) -> StoredItem | None:
         with self._lock:
             return self._items.get(item_id)
+
+    def received(self, mailbox: str) -> list[StoredItem]:
+        """The messages in ``mailbox`` (the double keeps every received message in its Inbox)."""
+        with self._lock:
+            return [i for i in self._items.values() if i.mailbox == mailbox.lower()]

@@ -460,8 +460,11 @@ class GraphState:
             return message
 
     def messages_in(self, owner: GraphUser, folder: str) -> list[GraphMessage]:
+        """The messages of one folder, or of every folder when ``folder`` is empty."""
         with self.lock:
-            return [m for m in self.messages.values() if m.owner_id == owner.id and m.folder == folder]
+            return [
+                m for m in self.messages.values() if m.owner_id == owner.id and folder in ("", m.folder)
+            ]
 
     def _new_ids(self, owner_id: str, counter: int) -> tuple[str, str]:
         digest = hashlib.sha256(f"{owner_id}:{counter}".encode()).digest()
@@ -614,6 +617,7 @@ _RULES = [
         methods=["POST"],
     ),
     Rule("/v1.0/users/<user>/mailFolders/<folder>/messages", endpoint="listMessages", methods=["GET"]),
+    Rule("/v1.0/users/<user>/messages", endpoint="listAllMessages", methods=["GET"]),
     Rule("/upload/<session>", endpoint="uploadRange", methods=["PUT", "DELETE"]),
 ]
 
@@ -1223,10 +1227,14 @@ class GraphServer:
             self.state.messages.pop(found.rest_id, None)
         return Response(status=204)
 
+    def _op_listAllMessages(self, request: Request, drop: DropConnection | None, user: str) -> Response:
+        """``GET /users/{id}/messages``: every folder of the mailbox (drafts included, as Graph does)."""
+        return self._op_listMessages(request, drop, user, "")
+
     def _op_listMessages(self, request: Request, drop: DropConnection | None, user: str, folder: str) -> Response:
         owner, _ = self._mailbox(request, user)
         folder_name = folder.lower()
-        if folder_name not in ("inbox", "sentitems", "drafts", "deleteditems", "archive", "junkemail"):
+        if folder_name not in ("", "inbox", "sentitems", "drafts", "deleteditems", "archive", "junkemail"):
             raise _GraphError(404, "ErrorInvalidIdMalformed", "Id is malformed.")
         predicate = _message_filter(request.args.get("$filter", ""))
         select = _select(request, _PROPERTIES, "microsoft.graph.message")
@@ -1235,7 +1243,8 @@ class GraphServer:
             raise _GraphError(400, "ErrorInvalidUrlQuery", "The value of $top is not valid.")
         found = [m for m in self.state.messages_in(owner, folder_name) if predicate(m)][: int(top)]
         base = self._base(request)
-        context = f"{base}/$metadata#users('{quote(user, safe='@')}')/mailFolders('{folder}')/messages"
+        context = f"{base}/$metadata#users('{quote(user, safe='@')}')"
+        context += f"/mailFolders('{folder}')/messages" if folder else "/messages"
         context += f"({','.join(select)})" if select else ""
         fields = select or _DEFAULT_MESSAGE_PROPERTIES
         value = []
@@ -1487,6 +1496,7 @@ _EXTENDED_FILTER = re.compile(
     re.I,
 )
 _INTERNET_ID_FILTER = re.compile(r"^internetMessageId eq '((?:[^']|'')*)'$", re.I)
+_FROM_FILTER = re.compile(r"^from/emailAddress/address eq '((?:[^']|'')*)'$", re.I)
 
 
 def _message_filter(text: str) -> Callable[[GraphMessage], bool]:
@@ -1502,6 +1512,10 @@ def _message_filter(text: str) -> Callable[[GraphMessage], bool]:
     if match:
         wanted = _odata_strings(match.group(1))
         return lambda m: (m.internet_message_id or "") == wanted
+    match = _FROM_FILTER.match(text)
+    if match:
+        sender = _odata_strings(match.group(1)).lower()
+        return lambda m: (m.from_address or "").lower() == sender
     raise _GraphError(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes.")
 
 

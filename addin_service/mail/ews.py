@@ -12,6 +12,7 @@ escapes. See ``docs/exchangelib-streaming.md`` for why the response is not read 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -197,6 +198,46 @@ class EwsMailbox:
         if result.fault is not None:
             raise failure_for(result.fault.code, result.fault.back_off_ms)
         return result
+
+    # related messages -----------------------------------------------------------------------------
+    def find_from_sender(self, ref: ItemRef, sender: str, limit: int) -> list[str]:
+        """Other messages from ``sender`` in the Inbox, Junk Email and Deleted Items of
+        ``ref.mailbox``, found as the reporter (so Exchange enforces their rights).
+
+        EWS matches From loosely; only exact address matches are kept.
+
+        :raises NotYourMailbox: the reporter may not read that mailbox.
+        :raises MailboxUnavailable: Exchange is down, timing out or throttling beyond the budget.
+        """
+        wanted = sender.strip().casefold()
+        deadline = self._retrier.deadline()
+        found: list[str] = []
+        for folder in ews_requests.RELATED_FOLDERS:
+            message = self._retrier.run(
+                functools.partial(self._find_in, ref, folder, sender, limit), what="FindItem", deadline=deadline
+            )
+            if message.code == "ErrorFolderNotFound":
+                continue
+            _raise_unless_success(message)
+            for item in message.items:
+                exact = (item.from_address or "").strip().casefold() == wanted
+                if exact and item.item_id and item.item_id != ref.item_id and item.item_id not in found:
+                    found.append(item.item_id)
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def _find_in(self, ref: ItemRef, folder: str, sender: str, limit: int) -> ResponseMessage:
+        envelope = ews_requests.find_from_sender(
+            self._connection.protocol,
+            self._connection.version(),
+            mailbox=ref.mailbox,
+            folder=folder,
+            sender=sender,
+            limit=limit + 1,
+            impersonate=ref.reporter,
+        )
+        return _only_message(self._call(envelope, "FindItem", anchor=ref.reporter), "FindItem")
 
     # readiness ------------------------------------------------------------------------------------
     def check(self) -> None:

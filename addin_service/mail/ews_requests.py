@@ -78,3 +78,43 @@ def server_time_zones(protocol: Any, version: Any) -> bytes:
         timezones=[EWSTimeZone("UTC")], return_full_timezone_data=False
     )
     return _wrap(protocol, payload, version.api_version, None)
+
+
+# Where a reporter's other messages from one sender may be: received, filtered as junk, or deleted.
+RELATED_FOLDERS = ("inbox", "junkemail", "deleteditems")
+
+
+def find_from_sender(
+    protocol: Any, version: Any, *, mailbox: str, folder: str, sender: str, limit: int, impersonate: str
+) -> bytes:
+    """FindItem in one folder of ``mailbox`` for messages whose From contains ``sender``.
+
+    EWS compares From loosely (display name and address), so the answer is a superset: the caller
+    keeps only exact address matches, which is why From is asked for alongside the id.
+    """
+    payload = create_element("m:FindItem", attrs={"Traversal": "Shallow"})
+    fields = [FieldPath(field=Message.get_field_by_fieldname("author"))]
+    payload.append(shape_element("m:ItemShape", ID_ONLY, fields, version))
+    payload.append(
+        create_element(
+            "m:IndexedPageItemView", attrs={"MaxEntriesReturned": str(limit), "Offset": "0", "BasePoint": "Beginning"}
+        )
+    )
+    restriction = create_element("m:Restriction")
+    contains = create_element(
+        "t:Contains", attrs={"ContainmentMode": "Substring", "ContainmentComparison": "IgnoreCase"}
+    )
+    contains.append(create_element("t:FieldURI", attrs={"FieldURI": "message:From"}))
+    contains.append(create_element("t:Constant", attrs={"Value": sender}))
+    restriction.append(contains)
+    payload.append(restriction)
+    parents = create_element("m:ParentFolderIds")
+    folder_id = create_element("t:DistinguishedFolderId", attrs={"Id": folder})
+    owner = create_element("t:Mailbox")
+    address = create_element("t:EmailAddress")
+    address.text = mailbox
+    owner.append(address)
+    folder_id.append(owner)
+    parents.append(folder_id)
+    payload.append(parents)
+    return _wrap(protocol, payload, version.api_version, impersonate)

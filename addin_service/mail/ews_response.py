@@ -259,6 +259,10 @@ class EwsResponseReader:
             message.items.append(ItemFacts())
         elif depth >= 8 and path[5] == "m:Items" and message.items:
             self._start_in_item(path, attrs, message.items[-1])
+        elif depth == 8 and path[5] == "m:RootFolder" and path[6] == "t:Items":
+            message.items.append(ItemFacts())  # FindItem: items sit one level deeper
+        elif depth >= 9 and path[5] == "m:RootFolder" and path[6] == "t:Items" and message.items:
+            self._start_in_item(path[1:], attrs, message.items[-1])
 
     def _start_in_item(self, path: tuple[str, ...], attrs: dict[str, str], item: ItemFacts) -> None:
         depth, tag = len(path), path[-1]

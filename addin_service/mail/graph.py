@@ -52,9 +52,9 @@ from addin_service.errors import (
     ServiceError,
     Unauthenticated,
 )
-from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable
+from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
 from addin_service.mail.graph_tokens import CAPTURE_SCOPES, SHARED_CAPTURE_SCOPES, GraphTokens, TokenSource
-from addin_service.mail.ports import CapturedItem, ItemRef, MimeSink
+from addin_service.mail.ports import CapturedItem, ItemRef, MimeSink, canonical_item_id
 from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,40 @@ class GraphMailbox:
             raise
         facts = properties.result()
         return self._captured(ref, facts)
+
+    def find_from_sender(self, ref: ItemRef, sender: str, limit: int) -> list[str]:
+        """``GET /users/{mailbox}/messages?$filter=from/emailAddress/address eq '...'`` (every folder).
+
+        Graph answers REST ids; they are turned into the canonical EWS form locally (the same
+        character mapping as Outlook's ``convertToEwsId``), so they compare with reported ids.
+
+        :raises NotYourMailbox, Unauthenticated, MailboxUnavailable: as for :meth:`capture`.
+        """
+        bearer = self._bearer(ref)
+        deadline = self._http.deadline()
+        if not self._obo:
+            self._check_app_access(ref, bearer, deadline)
+        query = {
+            "$filter": f"from/emailAddress/address eq {odata_quote(sender)}",
+            "$select": "id",
+            "$top": str(max(1, min(limit + 1, 1000))),
+        }
+        url = self._http.url("users", ref.mailbox, "messages", query=query)
+        try:
+            response = self._http.request("GET", url, bearer=bearer, operation="listMessages", deadline=deadline)
+            data = _json(response)
+        except (GraphHttpError, GraphUnreachable) as exc:
+            self._raise_for(exc)
+        own = ref.item_id
+        found: list[str] = []
+        for entry in data.get("value") or []:
+            rest_id = entry.get("id") if isinstance(entry, dict) else None
+            if not isinstance(rest_id, str) or not rest_id:
+                continue
+            ews_id = canonical_item_id(rest_id, "rest")
+            if ews_id != own and ews_id not in found:
+                found.append(ews_id)
+        return found[:limit]
 
     def check(self) -> None:
         """Is Graph reachable (and, in app mode, does Entra give this service a token)? Cached 10 s.

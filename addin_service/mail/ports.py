@@ -76,6 +76,17 @@ class Mailbox(Protocol):
         """
         ...
 
+    def find_from_sender(self, ref: ItemRef, sender: str, limit: int) -> list[str]:
+        """Other messages from ``sender`` in ``ref.mailbox``, as the reporter may see them: their
+        canonical (EWS-format) ids, at most ``limit``, never ``ref.item_id`` itself.
+
+        For "also save my other messages from this sender". Read-only: nothing is moved.
+
+        :raises NotYourMailbox: the reporter may not read that mailbox.
+        :raises MailboxUnavailable: Exchange is down, timing out or still throttling after retries.
+        """
+        ...
+
     def check(self) -> None:
         """Cheap reachability probe for ``/readyz``.
 

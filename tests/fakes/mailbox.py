@@ -60,6 +60,18 @@ class InMemoryMailbox:
             mime_source="memory",
         )
 
+    def find_from_sender(self, ref: ItemRef, sender: str, limit: int) -> list[str]:
+        if ref.reporter != ref.mailbox and ref.reporter not in self.delegates.get(ref.mailbox, set()):
+            raise NotYourMailbox("You can report only messages in a mailbox you own or have access to.")
+        found = [
+            item_id
+            for item_id, item in self.items.items()
+            if item.mailbox == ref.mailbox
+            and item_id != ref.item_id
+            and (item.from_address or "").lower() == sender.lower()
+        ]
+        return found[:limit]
+
     def check(self) -> None:
         if self.failures and isinstance(self.failures[0], MailboxUnavailable):
             raise self.failures[0]
