@@ -40,6 +40,9 @@ def build_app(config: Settings | Mapping[str, Any] | None = None, *, container: 
     app.register_blueprint(reports.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    from addin_service.notify.ack import bp as ack_bp
+
+    app.register_blueprint(ack_bp)
     from addin_service.web.routes import bp as web_bp
 
     app.register_blueprint(web_bp)

@@ -14,11 +14,14 @@ from addin_service.settings import Settings
 
 if TYPE_CHECKING:
     from addin_service.auth.caller import Caller
+    from addin_service.cases.related import RelatedFiler
     from addin_service.cases.service import ReportFiler
     from addin_service.db.database import Database
     from addin_service.db.reports import ReportRepository
     from addin_service.evidence.ports import EvidenceStore
     from addin_service.mail.ports import Mailbox
+    from addin_service.notify.bootstrap import Notifications
+    from addin_service.notify.ports import Directory, Sender
 
 log = logging.getLogger("addin_service.bootstrap")
 
@@ -40,11 +43,15 @@ class Container:
     rate_limiter: SlidingWindowLimiter
     metrics: Metrics
     filer: ReportFiler
+    related: RelatedFiler
+    notifications: Notifications | None = None
 
     def authenticate(self, authorization: str | None) -> Caller:
         return self.authenticator.authenticate(authorization)
 
     def close(self) -> None:
+        if self.notifications is not None:
+            self.notifications.close()
         self.database.dispose()
 
 
@@ -77,12 +84,16 @@ def build_container(
     mailbox: Mailbox | None = None,
     evidence: EvidenceStore | None = None,
     authenticator: Authenticator | None = None,
+    directory: Directory | None = None,
+    sender: Sender | None = None,
 ) -> Container:
     """Wire the real adapters, or the ones given (tests and the demo pass doubles here)."""
     from addin_service.auth.tokens import BearerAuthenticator
+    from addin_service.cases.related import RelatedFiler
     from addin_service.cases.service import ReportFiler
     from addin_service.db.database import Database
     from addin_service.db.reports import ReportRepository
+    from addin_service.notify.bootstrap import build_notifications
 
     database = Database(settings.database_url)
     if settings.is_sqlite:
@@ -92,7 +103,10 @@ def build_container(
     mailbox = mailbox or build_mailbox(settings)
     authenticator = authenticator or BearerAuthenticator(settings)
     limit, window = settings.rate_limit
-    filer = ReportFiler(settings, repository, evidence, mailbox)
+    metrics = Metrics()
+    notifications = build_notifications(settings, database, evidence, directory=directory, sender=sender)
+    notifications.register_metrics(metrics.registry)  # before any worker is created
+    filer = ReportFiler(settings, repository, evidence, mailbox, notifications=notifications)
     return Container(
         settings=settings,
         database=database,
@@ -101,6 +115,8 @@ def build_container(
         mailbox=mailbox,
         authenticator=authenticator,
         rate_limiter=SlidingWindowLimiter(limit, window),
-        metrics=Metrics(),
+        metrics=metrics,
         filer=filer,
+        related=RelatedFiler(filer, mailbox, repository),
+        notifications=notifications,
     )

@@ -13,6 +13,7 @@ from flask.cli import AppGroup
 
 from addin_service.errors import ConfigError, ServiceError
 from addin_service.manifest import manifest_cli
+from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,8 +54,13 @@ def run_command(host: str, port: int, threads: int) -> None:
     from addin_service import create_app
 
     app = create_app()
+    container = app.extensions["addin"]
+    stop_worker = start_worker_thread(container) if container.settings.worker else (lambda: None)
     click.echo(f"serving on http://{host}:{port}", err=True)
-    serve(app, host=host, port=port, threads=threads, ident="addin-service")
+    try:
+        serve(app, host=host, port=port, threads=threads, ident="addin-service")
+    finally:
+        stop_worker()
 
 
 @cli.command("demo", with_appcontext=False)
@@ -175,6 +181,8 @@ def evidence_export(case_id: str, output: Path) -> None:
 
 
 cli.add_command(manifest_cli)
+cli.add_command(outbox_cli)
+cli.add_command(worker_command)
 
 
 def main() -> None:

@@ -66,8 +66,12 @@ def create_report() -> Response:
         except ValidationError as exc:
             raise InvalidRequest("Some fields are missing or invalid.", _flatten(exc.messages)) from None
         c.rate_limiter.hit(caller.upn)
-        filed = c.filer.file(caller, ReportCommand(**loaded), key)
+        command = ReportCommand(**loaded)
+        filed = c.filer.file(caller, command, key)
         outcome = "filed" if filed.created else "replayed"
+        if filed.created and command.include_related:
+            filed.body["related"] = c.related.file_related(caller, command, filed.body).to_dict()
+            c.repository.update_response(filed.body["report_id"], json.dumps(filed.body, sort_keys=True))
         body = ReportResponseSchema().dump(filed.body)
         if filed.created:
             c.metrics.report_seconds.observe(time.perf_counter() - started)

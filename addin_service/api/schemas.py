@@ -103,6 +103,16 @@ class SupportSchema(Schema):
     guidance = fields.List(fields.String(), required=True)
 
 
+class RelatedSchema(Schema):
+    """What happened to "also save my other messages from this sender"."""
+
+    searched = fields.Boolean(required=True, metadata={"description": "false if Exchange could not be searched"})
+    found = fields.Integer(required=True)
+    filed = fields.Integer(required=True)
+    already_filed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+
+
 class ReportResponseSchema(Schema):
     """Body of ``201`` (and of ``200`` when an idempotent retry replays the first answer)."""
 
@@ -116,6 +126,7 @@ class ReportResponseSchema(Schema):
     urgent = fields.Boolean(required=True)
     notifications = fields.List(fields.Nested(NotificationSchema), required=True)
     support = fields.Nested(SupportSchema, required=True)
+    related = fields.Nested(RelatedSchema, metadata={"description": "present when include_related was asked"})
 
 
 class ProblemSchema(Schema):

@@ -4,6 +4,18 @@ A report is either fully filed (evidence sealed in the ledger, then the case, re
 outbox rows committed together) or clearly not filed (an error, nothing recorded). Evidence is
 sealed before the database commit: an orphaned package is harmless, a record without its evidence
 is not.
+
+Around the capture:
+
+* the origin analysis of the transport headers (inside, outside, spoofed) goes into
+  ``metadata.json`` and the case;
+* the case is chosen before sealing (the package lives under the case id): the campaign case when
+  another reporter filed the same ``Message-ID`` (reserved atomically, so concurrent first reports
+  of one message share one case — and every report is still filed as its own evidence), else the
+  reporter's open case about the same sender, else a new case;
+* the reporter's managers are looked up (directory → mapping file → fallback) outside any
+  transaction, the routing policy decides who is told, and the rendered notifications are written
+  to the outbox in the filing transaction. The answer lists roles and status, never addresses.
 """
 
 from __future__ import annotations
@@ -13,21 +25,26 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from addin_service import ids
 from addin_service.auth.caller import Caller
 from addin_service.cases.capture_tee import HeaderTee
+from addin_service.cases.origin import OriginAnalysis, analyze_origin
 from addin_service.cases.support import support_contacts
-from addin_service.db.reports import AlreadyFiled, NewCase, NewReport, ReportRepository, item_key
+from addin_service.db.reports import AlreadyFiled, NewCase, NewReport, ReportRepository, item_key, message_id_key
 from addin_service.errors import ReportInProgress
 from addin_service.evidence.facts import message_facts
 from addin_service.evidence.ports import EvidenceStore, SealedPackage
 from addin_service.mail.ports import CapturedItem, ItemRef, Mailbox, canonical_item_id
+from addin_service.notify.filing import PreparedNotifications
+from addin_service.notify.outbox import Outbox
 from addin_service.settings import Settings
+
+if TYPE_CHECKING:
+    from addin_service.notify.bootstrap import Notifications
 
 log = logging.getLogger("addin_service.cases")
 METADATA_FORMAT = 1
@@ -70,9 +87,6 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-PlanHook = Callable[[Any], Any]
-
-
 class ReportFiler:
     """Files reports. One instance per app; safe to call from many threads."""
 
@@ -84,15 +98,24 @@ class ReportFiler:
         mailbox: Mailbox,
         *,
         claim_wait_seconds: float = 30.0,
+        notifications: Notifications | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repository
         self._evidence = evidence
         self._mailbox = mailbox
         self._claim_wait = claim_wait_seconds
+        self._notifications = notifications
+        self._campaigns = notifications.outbox if notifications is not None else Outbox(repository.db)
 
-    def file(self, caller: Caller, command: ReportCommand, idempotency_key: str | None) -> FiledReport:
+    def file(
+        self, caller: Caller, command: ReportCommand, idempotency_key: str | None, *, notify: bool = True
+    ) -> FiledReport:
         """File one report, or replay the first answer for a retry.
+
+        ``notify=False`` files the evidence without telling anyone (no routing, no outbox rows, an
+        empty ``notifications`` list, and the audit entry says so): for the reporter's related
+        messages, whose case's people were told with the report that asked for them.
 
         :raises MessageNotFound, NotYourMailbox, MailboxUnavailable, MessageTooLarge,
             EvidenceStoreUnavailable, DatabaseUnavailable, IdempotencyKeyReused, ReportInProgress
@@ -116,7 +139,7 @@ class ReportFiler:
             token = self._repo.claim(caller.upn, key)
             if token is not None:
                 return self._capture_and_file(
-                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, token
+                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, token, notify
                 )
             existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
             if existing is not None:
@@ -147,20 +170,37 @@ class ReportFiler:
         fingerprint: str,
         idem_key: str | None,
         token: str,
+        notify: bool = True,
     ) -> FiledReport:
         report_id = ids.new_report_id()
         started = time.perf_counter()
         pending = None
+        prepared: PreparedNotifications | None = None
         try:
             pending = self._evidence.open_package(report_id, self._settings.max_message_bytes)
             tee = HeaderTee(pending)
             ref = ItemRef(item_id=item_id, mailbox=mailbox, reporter=caller.upn, user_token=caller.token)
             captured = self._mailbox.capture(ref, tee)
             facts = message_facts(io.BytesIO(tee.header_block))
+            origin = analyze_origin(captured.headers, self._settings.accepted_domains)
             sender = _sender_address(captured, facts)
-            case = self._choose_case(caller.upn, sender, command.feels_unsafe)
+            campaign = _campaign_id(captured.internet_message_id)
+            case = self._choose_case(caller.upn, sender, command.feels_unsafe, campaign, origin)
             case_id = case if isinstance(case, str) else case.id
-            metadata = self._metadata(caller, command, mailbox, report_id, case_id, captured, facts)
+            if self._notifications is not None and notify:
+                prepared = self._notifications.planner.prepare(
+                    case_id=case_id,
+                    report_id=report_id,
+                    reporter=caller.upn.lower(),
+                    category=command.category,
+                    feels_unsafe=command.feels_unsafe,
+                    origin=origin,
+                    sender_address=sender,
+                    also_claimed=frozenset(a for a in (captured.from_address, captured.sender) if a),
+                    campaign_key=message_id_key(campaign) if campaign else None,
+                    reported_at=datetime.now(UTC),
+                )
+            metadata = self._metadata(caller, command, mailbox, report_id, case_id, captured, facts, origin)
             sealed = pending.seal(case_id, captured.headers, metadata)
         except BaseException:
             if pending is not None:
@@ -168,7 +208,7 @@ class ReportFiler:
             self._repo.release(caller.upn, key, token)
             raise
 
-        body = self._response(sealed, mailbox, command)
+        body = self._response(sealed, mailbox, command, prepared)
         report = NewReport(
             id=report_id,
             reporter=caller.upn,
@@ -189,20 +229,36 @@ class ReportFiler:
             mime_source=captured.mime_source,
             response_json=json.dumps(body, sort_keys=True),
         )
-        audit = {
+        audit: dict[str, Any] = {
             "adapter": captured.adapter,
             "mailbox": mailbox,
             "size": sealed.message_size,
             "sha256": sealed.message_sha256,
             "ledger_sequence": sealed.ledger_sequence,
+            "origin": {"verdict": origin.verdict, "spoofed": origin.spoofed, "authenticated": origin.authenticated},
         }
+        if campaign:
+            audit["campaign"] = {"case_id": case_id, "message_id_key": message_id_key(campaign)}
+        if prepared is not None:
+            audit["routing"] = prepared.audit()
+        elif not notify:
+            audit["routing"] = {"notified": False, "why": "filed as a related message of an earlier report"}
+        extra = (
+            prepared.writer(self._campaigns, case_id=case_id, report_id=report_id, body=body)
+            if prepared is not None
+            else None
+        )
         try:
-            self._repo.file(report, case, claim_token=token, idem_key=idem_key, fingerprint=fingerprint, audit=audit)
+            self._repo.file(
+                report, case, claim_token=token, idem_key=idem_key, fingerprint=fingerprint, audit=audit, extra=extra
+            )
         except AlreadyFiled as already:
             return self._replay(caller, already.existing.id, already.existing.response_json, idem_key, key, fingerprint)
         except BaseException:
             self._repo.release(caller.upn, key, token)
             raise
+        if self._notifications is not None:
+            self._notifications.wake()
         log.info(
             "report filed",
             extra={
@@ -211,18 +267,38 @@ class ReportFiler:
                 "case_id": case_id,
                 "size": sealed.message_size,
                 "adapter": captured.adapter,
+                "origin": origin.verdict,
+                "notifications": len(body["notifications"]),
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
         )
         return FiledReport(created=True, body=body)
 
-    def _choose_case(self, reporter: str, sender: str | None, urgent: bool) -> NewCase | str:
-        """A report joins the reporter's open case about the same sender, else starts a case."""
-        if sender:
-            existing = self._repo.find_open_case(reporter, sender)
-            if existing is not None:
-                return existing.id
-        return NewCase(id=ids.new_case_id(), reporter=reporter, sender_address=sender, urgent=urgent)
+    def _choose_case(
+        self, reporter: str, sender: str | None, urgent: bool, campaign: str | None, origin: OriginAnalysis
+    ) -> NewCase | str:
+        """The campaign case of this Message-ID (reserved atomically; see the module docstring), else
+        the reporter's open case about the same sender, else a new case.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        own = self._repo.find_open_case(reporter, sender) if sender else None
+        candidate = own.id if own is not None else ids.new_case_id()
+        chosen = self._campaigns.reserve_campaign(campaign, candidate) if campaign else candidate
+        if chosen == candidate and own is not None:
+            return own.id
+        if chosen != candidate and self._repo.get_case(chosen) is not None:
+            return chosen
+        # A new case: ours, or a campaign case reserved by a report still being filed (whichever
+        # commits first creates it; the repository has the other join it: same campaign key).
+        return NewCase(
+            id=chosen,
+            reporter=reporter,
+            sender_address=sender,
+            origin=origin.verdict,
+            urgent=urgent,
+            campaign_message_id=campaign,
+        )
 
     def _metadata(
         self,
@@ -233,6 +309,7 @@ class ReportFiler:
         case_id: str,
         captured: CapturedItem,
         facts: dict[str, Any],
+        origin: OriginAnalysis,
     ) -> dict[str, Any]:
         return {
             "format": METADATA_FORMAT,
@@ -255,6 +332,7 @@ class ReportFiler:
                 "exchange_sender": captured.sender,
             },
             "message": facts,
+            "origin": origin.to_dict(),
             "classification": {
                 "category": command.category,
                 "note": command.note,
@@ -263,7 +341,9 @@ class ReportFiler:
             },
         }
 
-    def _response(self, sealed: SealedPackage, mailbox: str, command: ReportCommand) -> dict[str, Any]:
+    def _response(
+        self, sealed: SealedPackage, mailbox: str, command: ReportCommand, prepared: PreparedNotifications | None
+    ) -> dict[str, Any]:
         return {
             "case_id": sealed.case_id,
             "report_id": sealed.report_id,
@@ -273,9 +353,15 @@ class ReportFiler:
             "created_at": utc_now_iso(),
             "category": command.category,
             "urgent": command.feels_unsafe,
-            "notifications": [],
+            "notifications": prepared.response() if prepared is not None else [],
             "support": support_contacts(self._settings),
         }
+
+
+def _campaign_id(internet_message_id: str | None) -> str | None:
+    """The Message-ID that groups reports into a campaign, or None (absent or blank)."""
+    value = (internet_message_id or "").strip()
+    return value or None
 
 
 def _sender_address(captured: CapturedItem, facts: dict[str, Any]) -> str | None:

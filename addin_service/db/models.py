@@ -182,3 +182,8 @@ class AuditRow(Base):
     case_id: Mapped[str | None] = mapped_column(String(ID_LENGTH), index=True)
     report_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     details: Mapped[str] = mapped_column(Text)
+
+
+# The notification tables live beside their feature but must be part of ``Base.metadata`` whenever
+# the schema is (Alembic's comparison, fixtures that empty every table): import them here, last.
+from addin_service.notify import models as _notify_models  # noqa: E402, F401

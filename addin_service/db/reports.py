@@ -487,6 +487,20 @@ class ReportRepository:
             )
             return [_report(row) for row in rows]
 
+    def update_response(self, report_id: str, response_json: str) -> None:
+        """Replace the stored answer of a report (e.g. to add what happened to related messages),
+        so that a retry is answered with what the reporter was shown.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session() as session:
+            session.execute(
+                update(ReportRow)
+                .where(ReportRow.id == report_id)
+                .values(response_json=response_json)
+                .execution_options(synchronize_session=False)
+            )
+
     def get_case(self, case_id: str) -> Case | None:
         """:raises DatabaseUnavailable: the database cannot be reached."""
         with self.db.session(write=False) as session:

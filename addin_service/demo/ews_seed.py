@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 DEMO_USER = "alex@contoso.com"
 DEMO_SUPERVISOR = "morgan@contoso.com"
+DEMO_SKIP_LEVEL = "sam.okafor@contoso.com"
+DEMO_NOTIFY_FROM = "report-harassment@contoso.com"
 
 
 def sample_messages() -> dict[str, bytes]:
@@ -42,6 +44,13 @@ def seed_demo(server: EwsServer) -> dict[str, str]:
     server.add_mailbox(DEMO_USER)
     server.add_mailbox(DEMO_SUPERVISOR)
     server.store.set_manager(DEMO_USER, DEMO_SUPERVISOR)
+    # The directory ResolveNames serves, so routing finds real names and the next level up: the
+    # supervisor's own messages (and the spoofed one) then go to the skip-level manager.
+    server.add_person(DEMO_USER, "Alex Rivera", manager=DEMO_SUPERVISOR)
+    server.add_person(DEMO_SUPERVISOR, "Morgan Blake", manager=DEMO_SKIP_LEVEL)
+    server.add_person(DEMO_SKIP_LEVEL, "Sam Okafor")
+    server.add_person("riley.chen@contoso.com", "Riley Chen", manager=DEMO_SUPERVISOR)
+    server.add_mailbox(DEMO_NOTIFY_FROM)  # sends the notifications (ADDIN_NOTIFY_TRANSPORT=ews)
     return {
         name: server.add_message(DEMO_USER, mime, received_at=_received_at(mime))
         for name, mime in sample_messages().items()

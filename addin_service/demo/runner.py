@@ -164,10 +164,15 @@ def run_demo(host: str, port: int, data_dir: Path) -> None:
         f"  Press Ctrl+C to stop.\n",
         flush=True,
     )
+    from addin_service.notify.cli import start_worker_thread
+
+    container = handle.app.extensions["addin"]
+    stop_worker = start_worker_thread(container) if handle.settings.worker else (lambda: None)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        stop_worker()
         handle.stop()

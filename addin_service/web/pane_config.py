@@ -32,6 +32,7 @@ ROLE_LABELS: dict[str, str] = {
     "security": "The security team",
     "internal-affairs": "Internal Affairs",
     "investigations": "The Office of Investigations",
+    "reporter": "You, with a copy of this receipt by email",
 }
 
 # The one civil reply the guidance recommends. The reporter sees it in Outlook's reply form and

@@ -32,6 +32,7 @@ from addin_service.bootstrap import build_container
 from addin_service.demo.web import DemoMessage
 from addin_service.errors import Unauthenticated
 from addin_service.settings import Settings
+from tests.fakes.directory import InMemoryDirectory
 from tests.fakes.mailbox import InMemoryMailbox
 
 USER = "alex@contoso.com"
@@ -229,6 +230,11 @@ def settings_for(data_dir: Path, **overrides: str) -> Settings:
         "ADDIN_TENANT_ID": TENANT_ID,
         "ADDIN_CLIENT_ID": CLIENT_ID,
         "ADDIN_DEMO": "true",
+        "ADDIN_ACCEPTED_DOMAINS": "contoso.com",
+        "ADDIN_SECURITY_MAILBOX": "security@contoso.com",
+        "ADDIN_FALLBACK_MAILBOX": "hr-desk@contoso.com",
+        "ADDIN_INVESTIGATIONS_MAILBOX": "investigations@contoso.com",
+        "ADDIN_INTERNAL_AFFAIRS_MAILBOX": "internal-affairs@contoso.com",
         "ADDIN_WORKER": "false",
         "ADDIN_LOG_LEVEL": "warning",
         "ADDIN_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
@@ -274,7 +280,8 @@ def live_service(data_dir: Path, **overrides: str) -> Iterator[LiveService]:
                         from_address=seed.message.from_address)
     tokens = TokenBook()
     settings = settings_for(data_dir, **overrides)
-    container = build_container(settings, mailbox=mailbox, authenticator=tokens)
+    directory = InMemoryDirectory(managers={USER: "morgan@contoso.com", "morgan@contoso.com": "jamie@contoso.com"})
+    container = build_container(settings, mailbox=mailbox, authenticator=tokens, directory=directory)
     app = build_app(settings, container=container)
     demo = FakeDemo(tokens)
     app.extensions["addin_demo"] = demo

@@ -36,6 +36,7 @@ def make_app(tmp_path: Path, **env: str) -> Flask:
         rate_limiter=SlidingWindowLimiter(10, 60),
         metrics=Metrics(),
         filer=None,  # type: ignore[arg-type]
+        related=None,  # type: ignore[arg-type]
     )
     return build_app(settings, container=container)
 

@@ -1,0 +1,346 @@
+"""From a routing plan to notification emails: subject, plain text and HTML, ready to queue.
+
+Rendering happens while a report is filed, so the outbox row holds exactly what each person is
+sent (an answer to "what did we tell the supervisor?") and the worker only has to hand it over.
+What the templates may show is decided here, not in the templates: no note, no message body, no
+subject of the reported message, no attachment for managers. The security team's copy of the
+message is attached at send time from the evidence store (``attach_message``).
+
+Templates (``notify/templates``) are Jinja2 with autoescaping for ``*.html.j2``. The HTML is meant
+for Outlook: tables, inline styles, no scripts, no remote images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from addin_service.cases.origin import OriginAnalysis
+from addin_service.cases.origin_headers import normalise_address
+from addin_service.cases.routing import PlannedNotification, RoutingPlan
+from addin_service.settings import Settings
+
+DEFAULT_MESSAGE_ID_DOMAIN = "report-harassment.invalid"
+URGENT_PREFIX = "[URGENT] "
+TEMPLATES = (
+    "supervisor",
+    "skip-level",
+    "security",
+    "internal-affairs",
+    "investigations",
+    "fallback",
+    "reporter",
+    "escalation",
+)
+CATEGORY_LABELS = {
+    "threat-or-violence": "Threat or violence",
+    "sexual-harassment": "Sexual harassment",
+    "stalking": "Stalking or unwanted contact",
+    "hate-or-bias": "Hate or bias",
+    "bullying": "Bullying or intimidation",
+    "other": "Other harassment",
+}
+VERDICT_TEXT = {
+    "internal": "inside the organisation",
+    "external": "outside the organisation",
+    "spoofed-internal": "outside the organisation, made to look as if it came from inside (spoofed)",
+}
+# Roles whose notification a person must acknowledge; unacknowledged ones are escalated.
+ACK_ROLES = frozenset({"supervisor", "skip-level", "fallback"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")
+
+
+def one_line(value: str, limit: int = 200) -> str:
+    """``value`` with every control character (CR, LF, TAB, NUL, Unicode line breaks) turned into
+    one space and trimmed to ``limit`` characters: safe for a header or a subject line."""
+    flat = _CONTROL.sub(" ", value).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def dedupe_key(*parts: str) -> str:
+    """The outbox's uniqueness key: sha256 hex of the parts joined by NUL."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
+
+
+def message_id_for(local_id: str, role: str, recipient: str, domain: str) -> str:
+    """A deterministic ``Message-ID``: ``<report-id.role.hash@domain>``. The recipient is hashed so
+    the id does not carry an address; the same (report, role, recipient) always gives the same id,
+    which is what lets a worker ask the mail system whether a send it is unsure about went out."""
+    digest = hashlib.sha256(recipient.strip().lower().encode("utf-8")).hexdigest()[:16]
+    safe_local = re.sub(r"[^A-Za-z0-9-]", "-", local_id)
+    safe_role = re.sub(r"[^a-z0-9-]", "-", role.lower())
+    return f"<{safe_local}.{safe_role}.{digest}@{domain}>"
+
+
+def message_id_domain(settings: Settings) -> str:
+    """The notify_from domain, else ``report-harassment.invalid``."""
+    if settings.notify_from and "@" in settings.notify_from:
+        return settings.notify_from.rsplit("@", 1)[1].lower()
+    return DEFAULT_MESSAGE_ID_DOMAIN
+
+
+@dataclass(frozen=True)
+class ReportFacts:
+    """What the notifications may say about a report. Deliberately no note and no message content."""
+
+    case_id: str
+    report_id: str
+    reporter: str
+    reported_at: datetime
+    category: str
+    feels_unsafe: bool
+    origin: OriginAnalysis
+    sender_address: str | None
+    reporter_name: str | None = None
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    """A rendered notification, ready for an outbox row."""
+
+    role: str
+    template: str
+    recipient: str
+    subject: str
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+    urgent: bool
+    attach_message: bool
+    ack_required: bool
+    message_id: str
+    dedupe_key: str
+    escalate_to: tuple[str, ...] = ()
+    campaign_once: bool = False  # queued at most once per campaign (the security team's copy)
+
+
+AckLink = Callable[[str], str]  # dedupe_key → absolute URL of the acknowledgement page
+
+
+class Composer:
+    """Renders notifications with the package's templates and the service's contacts."""
+
+    def __init__(self, settings: Settings, ack_link: AckLink | None = None) -> None:
+        self._settings = settings
+        self._ack_link = ack_link
+        self._domain = message_id_domain(settings)
+        self._env = Environment(
+            loader=PackageLoader("addin_service.notify", "templates"),
+            autoescape=select_autoescape(
+                enabled_extensions=("html.j2",),
+                disabled_extensions=("txt.j2", "subject.j2"),
+                default_for_string=True,
+                default=True,
+            ),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+
+    # -- filing ------------------------------------------------------------------------------
+
+    def for_plan(
+        self,
+        plan: RoutingPlan,
+        facts: ReportFacts,
+        *,
+        campaign_key: str | None,
+        chain: Sequence[str],
+        names: Mapping[str, str],
+        escalation_extra: Sequence[str] = (),
+        is_sender: Callable[[str], bool] = lambda _address: False,
+    ) -> list[NewNotification]:
+        """One rendered notification per planned one.
+
+        ``chain`` is the cleaned management chain; the escalation target of a manager notification is
+        the next person up who is not the claimed sender (``is_sender``), plus ``escalation_extra``
+        (the security mailbox). ``campaign_key`` makes the security team's copy once per campaign.
+        """
+        rendered = []
+        for planned in plan.notifications:
+            ack = planned.role in ACK_ROLES
+            escalate: tuple[str, ...] = ()
+            if ack:
+                escalate = tuple(
+                    dict.fromkeys(
+                        a
+                        for a in (*_above(chain, planned.to, is_sender)[:1], *escalation_extra)
+                        if a and normalise_address(a) != planned.to and not is_sender(a)
+                    )
+                )
+            once = planned.role == "security" and campaign_key is not None
+            key = (
+                dedupe_key("campaign-security", campaign_key or "", facts.case_id)
+                if once
+                else dedupe_key("report", facts.report_id, planned.role, planned.to)
+            )
+            context = self._context(planned.role, facts, plan, planned, names.get(planned.to))
+            if ack and self._ack_link is not None:
+                context["ack_url"] = self._ack_link(key)
+            rendered.append(
+                self._render(
+                    template=planned.role,
+                    role=planned.role,
+                    recipient=planned.to,
+                    urgent=planned.urgent,
+                    attach_message=planned.attach_message,
+                    ack_required=ack,
+                    message_id=message_id_for(facts.report_id, planned.role, planned.to, self._domain),
+                    key=key,
+                    escalate_to=escalate,
+                    context=context,
+                    campaign_once=once,
+                )
+            )
+        return rendered
+
+    # -- escalation --------------------------------------------------------------------------
+
+    def escalation(
+        self,
+        *,
+        case_id: str,
+        recipient: str,
+        first_role: str,
+        first_sent_at: datetime,
+        urgent: bool,
+        hours: float,
+    ) -> NewNotification:
+        """The notice to the next level (and the security team) that nobody acknowledged a case."""
+        key = dedupe_key("escalation", case_id, normalise_address(recipient))
+        context = self._base_context(case_id, urgent)
+        context.update(
+            first_role=first_role,
+            first_sent_at=_when(first_sent_at),
+            hours=_hours(hours),
+            ack_url=self._ack_link(key) if self._ack_link is not None else None,
+        )
+        return self._render(
+            template="escalation",
+            role="escalation",
+            recipient=normalise_address(recipient),
+            urgent=urgent,
+            attach_message=False,
+            ack_required=False,
+            message_id=message_id_for(case_id, "escalation", recipient, self._domain),
+            key=key,
+            escalate_to=(),
+            context=context,
+        )
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def _render(
+        self,
+        *,
+        template: str,
+        role: str,
+        recipient: str,
+        urgent: bool,
+        attach_message: bool,
+        ack_required: bool,
+        message_id: str,
+        key: str,
+        escalate_to: tuple[str, ...],
+        context: dict[str, Any],
+        campaign_once: bool = False,
+    ) -> NewNotification:
+        context.setdefault("ack_url", None)
+        context["urgent"] = urgent
+        context["role"] = role
+        subject = self._env.get_template(f"{template}.subject.j2").render(context)
+        subject = one_line((URGENT_PREFIX if urgent else "") + subject)
+        text = self._env.get_template(f"{template}.txt.j2").render(context)
+        html = self._env.get_template(f"{template}.html.j2").render(context, subject=subject)
+        return NewNotification(
+            role=role,
+            template=template,
+            recipient=recipient,
+            subject=subject,
+            text=text,
+            html=html,
+            urgent=urgent,
+            attach_message=attach_message,
+            ack_required=ack_required,
+            message_id=message_id,
+            dedupe_key=key,
+            escalate_to=escalate_to,
+            campaign_once=campaign_once,
+        )
+
+    def _base_context(self, case_id: str, urgent: bool) -> dict[str, Any]:
+        s = self._settings
+        return {
+            "case_id": case_id,
+            "case_url": f"{s.public_url}/cases/{case_id}",
+            "urgent": urgent,
+            "contacts": {
+                "eap_name": s.eap_name,
+                "eap_phone": s.eap_phone,
+                "eap_url": s.eap_url,
+                "support_phone": s.support_phone,
+                "incident_response_phone": s.incident_response_phone,
+                "emergency_number": s.emergency_number,
+            },
+            "internal_affairs_name": s.internal_affairs_name,
+            "investigations_name": s.investigations_name,
+        }
+
+    def _context(
+        self,
+        role: str,
+        facts: ReportFacts,
+        plan: RoutingPlan,
+        planned: PlannedNotification,
+        recipient_name: str | None,
+    ) -> dict[str, Any]:
+        origin = facts.origin
+        context = self._base_context(facts.case_id, planned.urgent)
+        context.update(
+            report_id=facts.report_id,
+            reporter=facts.reporter,
+            reporter_name=facts.reporter_name or facts.reporter,
+            recipient_name=recipient_name,
+            reported_at=_when(facts.reported_at),
+            category=CATEGORY_LABELS.get(facts.category, facts.category),
+            feels_unsafe=facts.feels_unsafe,
+            verdict=origin.verdict,
+            verdict_text=VERDICT_TEXT.get(origin.verdict, origin.verdict),
+            internal=origin.is_internal,
+            spoofed=origin.spoofed,
+            authenticated=origin.authenticated,
+            sender=facts.sender_address or origin.from_address or "",
+            reason=planned.reason,
+            conflict_note=plan.conflict_note if role != "reporter" else None,
+            conflict=plan.conflict_of_interest,
+            attach_message=planned.attach_message,
+            origin_reasons=list(origin.reasons) if role == "security" else [],
+        )
+        return context
+
+
+def _above(chain: Sequence[str], told: str, is_sender: Callable[[str], bool]) -> list[str]:
+    """The managers above ``told`` in ``chain`` who are not the claimed sender (empty if ``told`` is
+    not in the chain, e.g. a fallback mailbox)."""
+    normal = [normalise_address(a) for a in chain]
+    if told not in normal:
+        return []
+    return [a for a in normal[normal.index(told) + 1 :] if a and not is_sender(a)]
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _hours(hours: float) -> str:
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    if hours >= 1:
+        return f"{hours:g} hour" + ("" if hours == 1 else "s")
+    return f"{round(hours * 60)} minutes"

@@ -1,0 +1,196 @@
+"""The notification part of filing a report: who is told, what they read, and the outbox rows.
+
+``ReportFiler`` calls :meth:`NotificationPlanner.prepare` after the capture and before the database
+transaction (the directory is asked here, never inside a transaction), then passes
+:meth:`PreparedNotifications.writer` as the repository's ``extra`` so the rows commit with the
+report. What the reporter's API answer may say (roles and status, never addresses) and what the
+audit log records (every routing decision, never a note or a body) are both built here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from addin_service.cases.origin import OriginAnalysis
+from addin_service.cases.origin_headers import normalise_address
+from addin_service.cases.routing import RoutingContext, RoutingMailboxes, RoutingPlan, plan_notifications
+from addin_service.db.models import AuditRow, ReportRow
+from addin_service.notify.compose import Composer, NewNotification, ReportFacts
+from addin_service.notify.outbox import Outbox
+from addin_service.notify.supervisors import SupervisorResolution, SupervisorResolver
+from addin_service.settings import Settings
+
+log = logging.getLogger("addin_service.notify.filing")
+
+
+def mailboxes(settings: Settings) -> RoutingMailboxes:
+    """The routing policy's view of the ``ADDIN_*_MAILBOX`` settings."""
+    return RoutingMailboxes(
+        security=settings.security_mailbox,
+        fallback=settings.fallback_mailbox,
+        internal_affairs=settings.internal_affairs_mailbox,
+        internal_affairs_name=settings.internal_affairs_name,
+        investigations=settings.investigations_mailbox,
+        investigations_name=settings.investigations_name,
+        security_attach_message=settings.security_attach_message,
+    )
+
+
+@dataclass
+class PreparedNotifications:
+    """The plan for one report and its rendered notifications, ready to be written."""
+
+    plan: RoutingPlan
+    resolution: SupervisorResolution
+    notifications: list[NewNotification]
+    campaign_key: str | None
+    skipped: list[NewNotification] = field(default_factory=list)
+
+    def response(self) -> list[dict[str, Any]]:
+        """What the reporter's API answer lists: roles and status, no addresses."""
+        skipped = {n.dedupe_key for n in self.skipped}
+        return [
+            {"role": n.role, "status": "queued", "urgent": n.urgent}
+            for n in self.notifications
+            if n.dedupe_key not in skipped
+        ]
+
+    def audit(self) -> dict[str, Any]:
+        """The routing decisions for the audit entry (addresses included; no note, no body)."""
+        plan = self.plan.to_dict()
+        return {
+            "supervisor_source": self.resolution.source,
+            "directory_available": self.resolution.directory_available,
+            "directory_decisions": list(self.resolution.decisions),
+            "decisions": plan["decisions"],
+            "conflict_of_interest": plan["conflict_of_interest"],
+            "sender_authenticated": plan["sender_authenticated"],
+            "queued": [{"role": n.role, "to": n.recipient, "urgent": n.urgent} for n in self.notifications],
+        }
+
+    def writer(
+        self, outbox: Outbox, *, case_id: str, report_id: str, body: dict[str, Any]
+    ) -> Callable[[Session], None]:
+        """The ``extra`` for ``ReportRepository.file``: insert the rows; if a concurrent report of
+        the same campaign queued the security team's copy first, drop ours from the stored answer
+        and say so in the audit log — all in the filing transaction."""
+
+        def write(session: Session) -> None:
+            self.skipped = outbox.enqueue(session, case_id=case_id, report_id=report_id,
+                                          notifications=self.notifications)
+            if not self.skipped:
+                return
+            body["notifications"] = self.response()
+            session.execute(
+                update(ReportRow)
+                .where(ReportRow.id == report_id)
+                .values(response_json=json.dumps(body, sort_keys=True))
+                .execution_options(synchronize_session=False)
+            )
+            session.add(
+                AuditRow(
+                    at=datetime.now(UTC),
+                    actor="addin-service",
+                    action="routing.adjusted",
+                    case_id=case_id,
+                    report_id=report_id,
+                    details=json.dumps(
+                        {
+                            "decision": "A report of the same message filed at the same moment already queued "
+                            "the security team's copy; it is not queued twice.",
+                            "not_queued": [{"role": n.role, "to": n.recipient} for n in self.skipped],
+                        },
+                        sort_keys=True,
+                    ),
+                )
+            )
+
+        return write
+
+
+class NotificationPlanner:
+    """Resolves the chain, applies the routing policy and renders, for one report."""
+
+    def __init__(self, settings: Settings, outbox: Outbox, resolver: SupervisorResolver, composer: Composer) -> None:
+        self._settings = settings
+        self._outbox = outbox
+        self._resolver = resolver
+        self._composer = composer
+        self._mailboxes = mailboxes(settings)
+
+    def prepare(
+        self,
+        *,
+        case_id: str,
+        report_id: str,
+        reporter: str,
+        category: str,
+        feels_unsafe: bool,
+        origin: OriginAnalysis,
+        sender_address: str | None,
+        also_claimed: frozenset[str],
+        campaign_key: str | None,
+        reported_at: datetime,
+    ) -> PreparedNotifications:
+        """Plan and render. Never raises for a directory problem (it falls back and says why).
+
+        :raises DatabaseUnavailable: the campaign lookup could not be made.
+        """
+        claimed = (*origin.claimed_senders, *origin.display_name_addresses, *also_claimed)
+        resolution = self._resolver.resolve(reporter, claimed)
+        already = bool(campaign_key) and self._outbox.campaign_security_told(campaign_key or "", case_id)
+        context = RoutingContext(
+            reporter=reporter,
+            supervisor_chain=resolution.chain,
+            supervisor_source=resolution.source,
+            origin=origin,
+            mailboxes=self._mailboxes,
+            feels_unsafe=feels_unsafe,
+            campaign_already_notified=already,
+            aliases=resolution.aliases,
+            also_claimed=also_claimed,
+        )
+        plan = plan_notifications(context)
+        claimed_set = {normalise_address(c) for c in claimed if normalise_address(c)}
+        groups = [{a, *resolution.aliases.get(a, ())} for a in resolution.aliases]
+
+        def is_sender(address: str) -> bool:
+            normal = normalise_address(address)
+            ids = {normal}.union(*(g for g in groups if normal in g))
+            return bool(ids & claimed_set) or any(ids & g and g & claimed_set for g in groups)
+
+        extra: list[str] = []
+        security = self._settings.security_mailbox
+        if security and not is_sender(security):
+            extra.append(security)
+        elif self._settings.fallback_mailbox:
+            extra.append(self._settings.fallback_mailbox)
+        facts = ReportFacts(
+            case_id=case_id,
+            report_id=report_id,
+            reporter=reporter,
+            reported_at=reported_at,
+            category=category,
+            feels_unsafe=feels_unsafe,
+            origin=origin,
+            sender_address=sender_address,
+            reporter_name=resolution.names.get(normalise_address(reporter)),
+        )
+        notifications = self._composer.for_plan(
+            plan,
+            facts,
+            campaign_key=campaign_key,
+            chain=resolution.chain,
+            names=resolution.names,
+            escalation_extra=extra,
+            is_sender=is_sender,
+        )
+        return PreparedNotifications(plan, resolution, notifications, campaign_key)

@@ -1,0 +1,639 @@
+"""The outbox: notifications queued with the case, claimed by workers, sent once.
+
+Writing (:meth:`Outbox.enqueue`) happens inside the filing transaction, through the session that
+``ReportRepository.file(..., extra=...)`` hands over. Everything else runs in short transactions
+of its own.
+
+Claiming is one statement on both back ends::
+
+    UPDATE outbox SET state='sending', lease_token=:t, attempts=attempts+1, next_attempt_at=:lease_end, ...
+     WHERE id IN (SELECT id FROM outbox
+                   WHERE state IN ('queued','sending') AND next_attempt_at <= :now
+                   ORDER BY next_attempt_at, id LIMIT :n
+                   [FOR UPDATE SKIP LOCKED])          -- PostgreSQL: workers never wait for each other
+    RETURNING ...
+
+On SQLite the write transaction (``BEGIN IMMEDIATE``) already serialises claimers, so the
+conditional UPDATE is the claim. A ``sending`` row whose lease ran out (its worker died) matches
+again; the claim then sets ``sent_check`` (as it does for every row that was tried before), and the
+next worker asks the transport whether the message already went out before sending it again.
+Finishing a row (:meth:`Outbox.mark_sent`, :meth:`Outbox.mark_failed`) is conditional on the lease
+token, so a worker that lost its lease cannot overwrite the new owner's outcome.
+
+Claims and outcomes commit without waiting for the disk (``durable=False``: SQLite
+``synchronous=NORMAL``, PostgreSQL ``synchronous_commit=off``; still atomic and in order). A worker
+that dies loses nothing by it — its commits are in the database already; only a crash of the
+database server itself can forget the last fraction of a second of them, and then a notification
+is at worst offered again (and found in Sent Items where the transport can look), never lost. The
+rows themselves are written durably, with the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from addin_service.db.database import Database
+from addin_service.db.models import AuditRow, CaseRow
+from addin_service.db.reports import message_id_key
+from addin_service.notify.backoff import Backoff
+from addin_service.notify.compose import NewNotification, dedupe_key
+from addin_service.notify.models import OUTBOX_STATES, CampaignRow, OutboxRow
+
+log = logging.getLogger("addin_service.notify.outbox")
+
+# The hot paths (claim, mark sent/failed) use the table directly: a Core statement costs a third of
+# an ORM bulk update per row, which is most of the outbox's own work when a backlog drains.
+_OUTBOX = cast(Table, OutboxRow.__table__)
+
+MAX_ERROR_LENGTH = 500
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ClaimedNotification:
+    """A row a worker holds the lease on. ``sent_check``: an earlier attempt may have sent it."""
+
+    id: int
+    case_id: str
+    report_id: str | None
+    role: str
+    recipient: str
+    message_id: str
+    subject: str
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+    urgent: bool
+    attach_message: bool
+    attempts: int
+    sent_check: bool
+    lease_token: str = field(repr=False)
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A row as ``outbox list`` and the API show it (no bodies)."""
+
+    id: int
+    case_id: str
+    report_id: str | None
+    role: str
+    recipient: str
+    state: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+    acknowledged_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The outcome of an "I have seen this" click."""
+
+    outbox_id: int
+    case_id: str
+    role: str
+    recipient: str
+    acknowledged_at: datetime
+    first_time: bool
+
+
+@dataclass(frozen=True)
+class DueEscalation:
+    """A report whose manager notification nobody acknowledged in time."""
+
+    report_id: str
+    case_id: str
+    first_role: str
+    first_sent_at: datetime
+    urgent: bool
+    targets: tuple[str, ...]
+
+
+class Outbox:
+    """The outbox table's operations. Thread-safe (every method uses its own session)."""
+
+    def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self.db = database
+        self._clock = clock
+
+    # -- filing ------------------------------------------------------------------------------
+
+    def enqueue(
+        self, session: Session, *, case_id: str, report_id: str | None, notifications: Iterable[NewNotification]
+    ) -> list[NewNotification]:
+        """Insert rows in the caller's transaction; return those skipped because an identical
+        notification is already queued (same dedupe key: a campaign's security copy, an escalation).
+
+        Rows whose key names this report cannot collide and go in one multi-row INSERT (a collision
+        would be a bug and fails the transaction); the others are inserted one by one with
+        ``ON CONFLICT DO NOTHING`` so that the skipped ones are known.
+        """
+        now = self._clock()
+        skipped: list[NewNotification] = []
+        batch: list[dict[str, Any]] = []
+        for item in notifications:
+            values = _row_values(item, case_id, report_id, now)
+            if not (item.campaign_once or item.role == "escalation"):
+                batch.append(values)
+                continue
+            if batch:  # keep the plan's order (ids decide the sending order)
+                session.execute(_OUTBOX.insert(), batch)
+                batch = []
+            inserted = session.execute(
+                _insert_ignoring_conflict(session, values, ["dedupe_key"]).returning(_OUTBOX.c.id)
+            ).first()
+            if inserted is None:
+                skipped.append(item)
+        if batch:
+            session.execute(_OUTBOX.insert(), batch)
+        return skipped
+
+    def campaign_security_told(self, campaign_key: str, case_id: str) -> bool:
+        """Has the security team's copy for this campaign already been queued?
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        key = dedupe_key("campaign-security", campaign_key, case_id)
+        with self.db.session(write=False) as session:
+            return session.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key)) is not None
+
+    def reserve_campaign(self, internet_message_id: str, candidate_case_id: str) -> str:
+        """The case that groups every report of this ``Message-ID``: the one reserved first, or
+        ``candidate_case_id`` if this call is first (or the reserved case has been closed).
+
+        Runs in its own short transaction *before* the evidence is sealed under the case id, so that
+        concurrent first reports agree on one case (the key is the table's primary key; on
+        PostgreSQL a concurrent insert of the same key waits for the first and then skips).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        value = internet_message_id.strip()
+        key = message_id_key(value)
+        with self.db.session(write=False) as session:
+            known = session.execute(
+                select(CampaignRow.case_id, CaseRow.status)
+                .join(CaseRow, CaseRow.id == CampaignRow.case_id, isouter=True)
+                .where(CampaignRow.campaign_key == key)
+            ).first()
+        if known is not None and known.status in (None, "open"):
+            return str(known.case_id)  # the common case in a burst: a read, no write lock
+        # Not durable: a reservation lost in a crash was used by no committed report (the report's
+        # own durable commit comes later and is never ordered before this one), so nothing is lost.
+        with self.db.session(durable=False) as session:
+            now = self._clock()
+            values = {
+                "campaign_key": key,
+                "message_id": value,
+                "case_id": candidate_case_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            stmt = _insert_campaign(session, values).returning(CampaignRow.case_id)
+            if session.execute(stmt).first() is not None:
+                return candidate_case_id
+            current = session.scalar(select(CampaignRow.case_id).where(CampaignRow.campaign_key == key))
+            if current is None:  # pragma: no cover - rows are never deleted
+                return candidate_case_id
+            status = session.scalar(select(CaseRow.status).where(CaseRow.id == current))
+            if status is None or status == "open":
+                return current
+            taken = session.execute(
+                update(CampaignRow)
+                .where(CampaignRow.campaign_key == key, CampaignRow.case_id == current)
+                .values(case_id=candidate_case_id, updated_at=now)
+                .returning(CampaignRow.case_id)
+                .execution_options(synchronize_session=False)
+            ).first()
+            if taken is not None:
+                return candidate_case_id
+            again = session.scalar(select(CampaignRow.case_id).where(CampaignRow.campaign_key == key))
+            return again or candidate_case_id
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def claim(self, limit: int, lease_seconds: float) -> list[ClaimedNotification]:
+        """Take up to ``limit`` due rows for ``lease_seconds`` (see the module docstring).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        token = secrets.token_hex(16)
+        with self.db.session(durable=False) as session:
+            now = self._clock()
+            due = (
+                select(_OUTBOX.c.id)
+                .where(_OUTBOX.c.state.in_(("queued", "sending")), _OUTBOX.c.next_attempt_at <= now)
+                .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            rows = session.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id.in_(due.scalar_subquery()))
+                .values(
+                    state="sending",
+                    lease_token=token,
+                    attempts=_OUTBOX.c.attempts + 1,
+                    sent_check=or_(_OUTBOX.c.sent_check, _OUTBOX.c.attempts > 0),
+                    next_attempt_at=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+                .returning(
+                    _OUTBOX.c.id,
+                    _OUTBOX.c.case_id,
+                    _OUTBOX.c.report_id,
+                    _OUTBOX.c.role,
+                    _OUTBOX.c.recipient,
+                    _OUTBOX.c.message_id,
+                    _OUTBOX.c.subject,
+                    _OUTBOX.c.body_text,
+                    _OUTBOX.c.body_html,
+                    _OUTBOX.c.urgent,
+                    _OUTBOX.c.attach_message,
+                    _OUTBOX.c.attempts,
+                    _OUTBOX.c.sent_check,
+                    _OUTBOX.c.created_at,
+                )
+            ).all()
+        claimed = [
+            ClaimedNotification(
+                id=r.id,
+                case_id=r.case_id,
+                report_id=r.report_id,
+                role=r.role,
+                recipient=r.recipient,
+                message_id=r.message_id,
+                subject=r.subject,
+                text=r.body_text,
+                html=r.body_html,
+                urgent=bool(r.urgent),
+                attach_message=bool(r.attach_message),
+                attempts=r.attempts,
+                sent_check=bool(r.sent_check),
+                lease_token=token,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+        claimed.sort(key=lambda c: c.id)
+        return claimed
+
+    def mark_sent(self, row: ClaimedNotification, note: str | None = None) -> bool:
+        """Record a delivered notification. False when the lease had been lost (another worker
+        owns the row now; it will find the message in Sent Items where the transport can tell).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session(durable=False) as session:
+            now = self._clock()
+            done = session.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == row.id, _OUTBOX.c.lease_token == row.lease_token, _OUTBOX.c.state == "sending")
+                .values(state="sent", sent_at=now, updated_at=now, lease_token=None, last_error=note)
+                .returning(_OUTBOX.c.id)
+            ).first()
+        if done is None:
+            log.warning("sent a notification whose lease was lost", extra={"outbox_id": row.id})
+        return done is not None
+
+    def mark_failed(
+        self, row: ClaimedNotification, error: str, *, permanent: bool, backoff: Backoff, retry_after: float | None
+    ) -> str | None:
+        """Record a failed attempt: back to ``queued`` after a backoff, or ``dead`` when the failure
+        is permanent or the attempts are used up. Returns the new state (None: lease lost).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        dead = permanent or backoff.exhausted(row.attempts)
+        with self.db.session(durable=False) as session:
+            now = self._clock()
+            retry_at = now + timedelta(seconds=backoff.delay(row.attempts, retry_after))
+            state = "dead" if dead else "queued"
+            done = session.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == row.id, _OUTBOX.c.lease_token == row.lease_token, _OUTBOX.c.state == "sending")
+                .values(
+                    state=state,
+                    next_attempt_at=now if dead else retry_at,
+                    updated_at=now,
+                    lease_token=None,
+                    last_error=error[:MAX_ERROR_LENGTH],
+                )
+                .returning(_OUTBOX.c.id)
+            ).first()
+        return state if done is not None else None
+
+    def release(self, rows: Sequence[ClaimedNotification]) -> int:
+        """Give rows back untried (a worker stopping, or a batch that outlived half its lease).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        released = 0
+        with self.db.session(durable=False) as session:
+            now = self._clock()
+            for row in rows:
+                done = session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.id == row.id,
+                        OutboxRow.lease_token == row.lease_token,
+                        OutboxRow.state == "sending",
+                    )
+                    .values(
+                        state="queued",
+                        lease_token=None,
+                        next_attempt_at=now,
+                        updated_at=now,
+                        attempts=OutboxRow.attempts - 1,
+                        sent_check=row.sent_check,
+                    )
+                    .returning(OutboxRow.id)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                released += done is not None
+        return released
+
+    # -- acknowledgement and escalation --------------------------------------------------------
+
+    def acknowledge(self, key: str) -> Acknowledgement | None:
+        """Record "I have seen this" for the row with this dedupe key (once; a repeat returns the
+        first time) with an audit entry. None when there is no such row.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session() as session:
+            now = self._clock()
+            row = session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.dedupe_key == key, OutboxRow.acknowledged_at.is_(None))
+                .values(acknowledged_at=now, updated_at=now)
+                .returning(OutboxRow.id, OutboxRow.case_id, OutboxRow.report_id, OutboxRow.role, OutboxRow.recipient)
+                .execution_options(synchronize_session=False)
+            ).first()
+            if row is not None:
+                session.add(
+                    AuditRow(
+                        at=now,
+                        actor=row.recipient,
+                        action="notification.acknowledged",
+                        case_id=row.case_id,
+                        report_id=row.report_id,
+                        details=json.dumps({"outbox_id": row.id, "role": row.role}, sort_keys=True),
+                    )
+                )
+                return Acknowledgement(row.id, row.case_id, row.role, row.recipient, now, True)
+            earlier = session.execute(
+                select(
+                    OutboxRow.id, OutboxRow.case_id, OutboxRow.role, OutboxRow.recipient, OutboxRow.acknowledged_at
+                ).where(OutboxRow.dedupe_key == key)
+            ).first()
+        if earlier is None or earlier.acknowledged_at is None:
+            return None
+        return Acknowledgement(
+            earlier.id, earlier.case_id, earlier.role, earlier.recipient, earlier.acknowledged_at, False
+        )
+
+    def describe(self, key: str) -> tuple[str, datetime | None] | None:
+        """(case id, acknowledged at) of the row with this dedupe key, or None.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session(write=False) as session:
+            row = session.execute(
+                select(OutboxRow.case_id, OutboxRow.acknowledged_at).where(OutboxRow.dedupe_key == key)
+            ).first()
+        return (row.case_id, row.acknowledged_at) if row is not None else None
+
+    def due_escalations(self, after_seconds: float, limit: int = 100) -> list[DueEscalation]:
+        """Reports whose manager notification went out (or died) ``after_seconds`` ago or more, that
+        nobody acknowledged and that were not escalated yet.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        cutoff = self._clock() - timedelta(seconds=after_seconds)
+        acked = aliased(OutboxRow)
+        with self.db.session(write=False) as session:
+            rows = session.execute(
+                select(
+                    OutboxRow.report_id,
+                    OutboxRow.case_id,
+                    OutboxRow.role,
+                    OutboxRow.sent_at,
+                    OutboxRow.updated_at,
+                    OutboxRow.urgent,
+                    OutboxRow.escalate_to,
+                )
+                .where(
+                    OutboxRow.ack_required.is_(True),
+                    OutboxRow.escalated_at.is_(None),
+                    OutboxRow.report_id.is_not(None),
+                    or_(
+                        and_(OutboxRow.state == "sent", OutboxRow.sent_at <= cutoff),
+                        and_(OutboxRow.state == "dead", OutboxRow.updated_at <= cutoff),
+                    ),
+                    ~exists().where(
+                        acked.report_id == OutboxRow.report_id,
+                        acked.acknowledged_at.is_not(None),
+                    ),
+                )
+                .order_by(OutboxRow.id)
+                .limit(limit)
+            ).all()
+        by_report: dict[str, DueEscalation] = {}
+        for r in rows:
+            targets = tuple(t for t in (r.escalate_to or "").split(",") if t)
+            sent = r.sent_at or r.updated_at
+            found = by_report.get(r.report_id)
+            if found is None:
+                by_report[r.report_id] = DueEscalation(r.report_id, r.case_id, r.role, sent, bool(r.urgent), targets)
+            else:
+                merged = tuple(dict.fromkeys((*found.targets, *targets)))
+                by_report[r.report_id] = DueEscalation(
+                    found.report_id, found.case_id, found.first_role, min(found.first_sent_at, sent),
+                    found.urgent or bool(r.urgent), merged,
+                )
+        return list(by_report.values())
+
+    def queue_escalation(self, due: DueEscalation, notifications: Sequence[NewNotification]) -> bool:
+        """Mark the report escalated and queue ``notifications``, once: False when another worker
+        escalated it first.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session() as session:
+            now = self._clock()
+            marked = session.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.report_id == due.report_id,
+                    OutboxRow.ack_required.is_(True),
+                    OutboxRow.escalated_at.is_(None),
+                )
+                .values(escalated_at=now, updated_at=now)
+                .returning(OutboxRow.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not marked:
+                return False
+            skipped = self.enqueue(session, case_id=due.case_id, report_id=None, notifications=notifications)
+            told = [n.recipient for n in notifications if n not in skipped]
+            session.add(
+                AuditRow(
+                    at=now,
+                    actor="addin-service",
+                    action="case.escalated",
+                    case_id=due.case_id,
+                    report_id=due.report_id,
+                    details=json.dumps(
+                        {"told": told, "already_told": [n.recipient for n in skipped], "first_role": due.first_role},
+                        sort_keys=True,
+                    ),
+                )
+            )
+        return True
+
+    # -- operators ---------------------------------------------------------------------------
+
+    def entries(self, state: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Rows newest first, optionally in one state.
+
+        :raises ValueError: an unknown state.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        if state is not None and state not in OUTBOX_STATES:
+            raise ValueError(f"state must be one of {', '.join(OUTBOX_STATES)}")
+        query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(OutboxRow.state == state)
+        with self.db.session(write=False) as session:
+            return [_entry(row) for row in session.scalars(query)]
+
+    def get(self, outbox_id: int) -> OutboxEntry | None:
+        """:raises DatabaseUnavailable: the database cannot be reached."""
+        with self.db.session(write=False) as session:
+            row = session.get(OutboxRow, outbox_id)
+            return _entry(row) if row is not None else None
+
+    def retry(self, outbox_id: int | None = None, *, all_dead: bool = False) -> int:
+        """Queue a dead (or waiting) row again now, with a fresh set of attempts; or every dead row.
+        The next attempt first asks the transport whether an earlier one went out. Returns the
+        number of rows queued; sent rows are never re-sent.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        if (outbox_id is None) == (not all_dead):
+            raise ValueError("give an outbox id or all_dead=True, not both")
+        condition: Any = OutboxRow.state == "dead" if all_dead else and_(
+            OutboxRow.id == outbox_id, OutboxRow.state.in_(("dead", "queued"))
+        )
+        with self.db.session() as session:
+            now = self._clock()
+            done = session.execute(
+                update(OutboxRow)
+                .where(condition)
+                .values(
+                    state="queued",
+                    attempts=0,
+                    sent_check=or_(OutboxRow.sent_check, OutboxRow.attempts > 0),
+                    next_attempt_at=now,
+                    updated_at=now,
+                    lease_token=None,
+                )
+                .returning(OutboxRow.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+        return len(done)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state (every state present, zero included).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session(write=False) as session:
+            found = dict(session.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).all())
+        return {state: int(found.get(state, 0)) for state in OUTBOX_STATES}
+
+    def oldest_queued_at(self) -> datetime | None:
+        """When the oldest still-unsent row was queued.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.session(write=False) as session:
+            value = session.scalar(
+                select(func.min(OutboxRow.created_at)).where(OutboxRow.state.in_(("queued", "sending")))
+            )
+        if isinstance(value, str):  # pragma: no cover - SQLite aggregate returns text
+            value = datetime.fromisoformat(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def _row_values(item: NewNotification, case_id: str, report_id: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "created_at": now,
+        "updated_at": now,
+        "case_id": case_id,
+        "report_id": report_id,
+        "role": item.role,
+        "template": item.template,
+        "recipient": item.recipient,
+        "message_id": item.message_id,
+        "dedupe_key": item.dedupe_key,
+        "subject": item.subject,
+        "body_text": item.text,
+        "body_html": item.html,
+        "urgent": item.urgent,
+        "attach_message": item.attach_message,
+        "ack_required": item.ack_required,
+        "escalate_to": ",".join(item.escalate_to) or None,
+        "state": "queued",
+        "attempts": 0,
+        "sent_check": False,
+        "next_attempt_at": now,
+    }
+
+
+def _entry(row: OutboxRow) -> OutboxEntry:
+    return OutboxEntry(
+        id=row.id,
+        case_id=row.case_id,
+        report_id=row.report_id,
+        role=row.role,
+        recipient=row.recipient,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        acknowledged_at=row.acknowledged_at,
+        last_error=row.last_error,
+    )
+
+
+def _insert_ignoring_conflict(session: Session, values: dict[str, Any], columns: list[str]) -> Insert:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
+    return sqlite.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
+
+
+def _insert_campaign(session: Session, values: dict[str, Any]) -> Insert:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(CampaignRow).values(**values).on_conflict_do_nothing(index_elements=["campaign_key"])
+    return sqlite.insert(CampaignRow).values(**values).on_conflict_do_nothing(index_elements=["campaign_key"])

@@ -1,0 +1,212 @@
+"""Who the reporter's managers are: the directory, else the mapping file, else the fallback mailbox.
+
+Runs while a report is being filed, outside the database transaction, so the directory is asked
+with care:
+
+* :class:`CachingDirectory` keeps answers for a few minutes (a burst of reports from one team asks
+  about the same managers over and over) and, once the directory failed, does not ask again for
+  ``outage_seconds``: a thousand reports during an outage must not each wait for a timeout.
+* :class:`SupervisorResolver` never raises for a directory problem: it falls back and says so in
+  ``decisions``, which end up in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from addin_service.cases.origin_headers import normalise_address
+from addin_service.cases.routing import SupervisorSource
+from addin_service.notify.ports import Directory, DirectoryUnavailable, Person
+from addin_service.notify.supervisor_map import SupervisorMap
+
+log = logging.getLogger("addin_service.notify.supervisors")
+
+CHAIN_DEPTH = 3
+MAX_CLAIMED_LOOKUPS = 3
+T = TypeVar("T")
+
+
+class CachingDirectory:
+    """A :class:`Directory` that remembers answers for ``ttl`` seconds and outages for
+    ``outage_seconds``. Thread-safe; at most ``max_entries`` answers are kept (least recently used
+    go first).
+    """
+
+    def __init__(
+        self,
+        inner: Directory,
+        *,
+        ttl: float = 300.0,
+        outage_seconds: float = 30.0,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = inner.name
+        self.inner = inner
+        self._ttl = ttl
+        self._outage = outage_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[tuple[str, str, int], tuple[float, object]] = OrderedDict()
+        self._down_until = 0.0
+
+    def person(self, address: str) -> Person | None:
+        """:raises DirectoryUnavailable: the directory cannot be reached (or failed moments ago)."""
+        found = self._cached(("person", address.strip().lower(), 0), lambda: self.inner.person(address))
+        return found if isinstance(found, Person) else None
+
+    def manager_chain(self, address: str, depth: int = CHAIN_DEPTH) -> list[Person]:
+        """:raises DirectoryUnavailable: the directory cannot be reached (or failed moments ago)."""
+        found = self._cached(
+            ("chain", address.strip().lower(), depth), lambda: tuple(self.inner.manager_chain(address, depth))
+        )
+        return list(found) if isinstance(found, tuple) else []
+
+    def _cached(self, key: tuple[str, str, int], ask: Callable[[], T]) -> T | object:
+        now = self._clock()
+        with self._lock:
+            hit = self._answers.get(key)
+            if hit is not None and hit[0] > now:
+                self._answers.move_to_end(key)
+                return hit[1]
+            if self._down_until > now:
+                raise DirectoryUnavailable("The directory failed moments ago; it is not asked again yet.")
+        try:
+            answer: T = ask()
+        except DirectoryUnavailable:
+            with self._lock:
+                self._down_until = self._clock() + self._outage
+            raise
+        with self._lock:
+            self._answers[key] = (self._clock() + self._ttl, answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._max:
+                self._answers.popitem(last=False)
+        return answer
+
+
+@dataclass(frozen=True)
+class SupervisorResolution:
+    """The management chain as found, where it came from, and what the directory said about people.
+
+    ``aliases`` maps an address to the person's other addresses (for the sender check);
+    ``names`` maps an address to a display name (for salutations).
+    """
+
+    chain: tuple[str, ...]
+    source: SupervisorSource
+    decisions: tuple[str, ...]
+    directory_available: bool
+    aliases: dict[str, frozenset[str]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+class SupervisorResolver:
+    """Directory → ``ADDIN_SUPERVISOR_MAP`` → fallback (an empty chain, source ``fallback``)."""
+
+    def __init__(self, directory: Directory | None, supervisor_map: SupervisorMap) -> None:
+        self._directory = directory
+        self._map = supervisor_map
+
+    def resolve(self, reporter: str, claimed_senders: Iterable[str] = ()) -> SupervisorResolution:
+        """Find the reporter's chain and learn the aliases of the people involved. Never raises for
+        a directory problem: the outcome, and why, is in ``decisions``."""
+        decisions: list[str] = []
+        aliases: dict[str, frozenset[str]] = {}
+        names: dict[str, str] = {}
+        chain: tuple[str, ...] = ()
+        source: SupervisorSource = "fallback"
+        available = self._directory is not None
+        if self._directory is None:
+            decisions.append("No directory is configured; the supervisor mapping file is used.")
+        else:
+            try:
+                people = self._directory.manager_chain(reporter, CHAIN_DEPTH)
+            except DirectoryUnavailable:
+                available = False
+                log.warning("directory unavailable; falling back", extra={"event": "routing.directory_unavailable"})
+                decisions.append(
+                    f"The directory ({self._directory.name}) could not be asked; the supervisor mapping file "
+                    "and the fallback mailbox were used instead."
+                )
+            else:
+                for person in people:
+                    _learn(person, aliases, names)
+                chain = tuple(person.address for person in people if person.address)
+                if chain:
+                    source = "directory"
+                    decisions.append(f"The directory ({self._directory.name}) lists {len(chain)} manager level(s).")
+                else:
+                    decisions.append(f"The directory ({self._directory.name}) lists no manager for the reporter.")
+            if available:
+                self._learn_reporter(reporter, aliases, names)
+                self._learn_claimed(claimed_senders, aliases, names, decisions)
+        if not chain:
+            mapped = self._map.chain(reporter)
+            if mapped:
+                chain, source = mapped, "map"
+                decisions.append("The supervisor mapping file (ADDIN_SUPERVISOR_MAP) names the reporter's supervisor.")
+            elif len(self._map):
+                decisions.append("The supervisor mapping file (ADDIN_SUPERVISOR_MAP) does not list the reporter.")
+        return SupervisorResolution(
+            chain=chain,
+            source=source,
+            decisions=tuple(decisions),
+            directory_available=available,
+            aliases=aliases,
+            names=names,
+        )
+
+    def _learn_reporter(self, reporter: str, aliases: dict[str, frozenset[str]], names: dict[str, str]) -> None:
+        """The reporter's own name (for "Alex Wilber has reported...") and aliases (a directory that
+        lists the reporter as their own manager is then recognised)."""
+        assert self._directory is not None
+        try:
+            person = self._directory.person(reporter)
+        except DirectoryUnavailable:
+            return
+        if person is not None:
+            _learn(person, aliases, names)
+            normal = normalise_address(reporter)
+            if person.address != normal and person.display_name:
+                names[normal] = person.display_name
+
+    def _learn_claimed(
+        self,
+        claimed_senders: Iterable[str],
+        aliases: dict[str, frozenset[str]],
+        names: dict[str, str],
+        decisions: list[str],
+    ) -> None:
+        """Ask who the claimed senders are, so that a manager writing from an alias is recognised."""
+        assert self._directory is not None
+        wanted = [a for a in dict.fromkeys(normalise_address(c) for c in claimed_senders) if a and a not in aliases]
+        for address in wanted[:MAX_CLAIMED_LOOKUPS]:
+            try:
+                person = self._directory.person(address)
+            except DirectoryUnavailable:
+                decisions.append(
+                    "The directory could not say who the claimed sender is; only the addresses in the message "
+                    "were compared."
+                )
+                return
+            if person is not None:
+                _learn(person, aliases, names)
+                if person.address != address:
+                    aliases[address] = frozenset({person.address, *person.aliases})
+
+
+def _learn(person: Person, aliases: dict[str, frozenset[str]], names: dict[str, str]) -> None:
+    address = normalise_address(person.address)
+    if not address:
+        return
+    aliases[address] = frozenset(normalise_address(a) for a in person.aliases if normalise_address(a))
+    if person.display_name:
+        names[address] = person.display_name

@@ -1,0 +1,322 @@
+"""Filing a report decides who is told: the real service (EWS double, real directory lookups,
+SQLite or PostgreSQL) with notifications queued in the filing transaction; no worker runs here."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from addin_service.db import Database
+from addin_service.db.models import ReportRow
+from addin_service.demo.ews_faults import ServerBusy
+from addin_service.notify.models import OutboxRow
+from tests.fakes.smtp import (
+    FALLBACK,
+    INTERNAL_AFFAIRS,
+    INVESTIGATIONS,
+    SECURITY,
+    SmtpServer,
+    notifying_stack,
+)
+from tests.fakes.stack import COLLEAGUE, REPORTER, Stack
+
+SUPERVISOR = "morgan@contoso.com"
+SKIP_LEVEL = "sam@contoso.com"
+NOTE = "He followed me to the car park on Tuesday."
+BODY = "I know where you park your car."
+
+
+def mime(sender: str, message_id: str = "<threat-1@example.net>", *, internal: bool = False) -> bytes:
+    auth = (
+        "X-MS-Exchange-Organization-AuthAs: Internal\r\n"
+        if internal
+        else "Authentication-Results: mail.contoso.com; spf=fail smtp.mailfrom=example.net; dmarc=fail\r\n"
+    )
+    return (
+        "Received: from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
+        f"{auth}From: Someone <{sender}>\r\nTo: {REPORTER}\r\nSubject: You will regret this\r\n"
+        f"Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: {message_id}\r\n\r\n{BODY}\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def stack(tmp_path: Path, smtp: SmtpServer) -> Iterator[Stack]:
+    with notifying_stack(tmp_path, smtp, worker=False) as running:
+        running.ews.add_person(REPORTER, "Alex Wilber", manager=SUPERVISOR)
+        running.ews.add_person(COLLEAGUE, "Riley Chen", manager=SUPERVISOR)
+        running.ews.add_person(SUPERVISOR, "Morgan Lee", manager=SKIP_LEVEL)
+        running.ews.add_person(SKIP_LEVEL, "Sam Okafor")
+        yield running
+
+
+def rows(stack: Stack) -> list[OutboxRow]:
+    database: Database = stack.app.extensions["addin"].database
+    with database.session(write=False) as session:
+        return list(session.scalars(select(OutboxRow).order_by(OutboxRow.id)))
+
+
+def told(stack: Stack) -> dict[str, str]:
+    return {row.role: row.recipient for row in rows(stack)}
+
+
+def report(stack: Stack, sender: str = "dmercer@example.net", upn: str = REPORTER, **body: Any) -> Any:
+    item = stack.add_message(mime(sender, **body.pop("mime", {})), mailbox=upn)
+    response = stack.report(item, upn=upn, note=NOTE, **body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_an_outside_threat_tells_the_supervisor_investigations_security_and_the_reporter(stack: Stack) -> None:
+    answer = report(stack)
+
+    assert told(stack) == {
+        "reporter": REPORTER,
+        "supervisor": SUPERVISOR,
+        "investigations": INVESTIGATIONS,
+        "security": SECURITY,
+    }
+    assert answer["notifications"] == [
+        {"role": role, "status": "queued", "urgent": False}
+        for role in ("reporter", "supervisor", "investigations", "security")
+    ]
+    assert "@" not in json.dumps(answer["notifications"])
+
+
+def test_nobody_is_sent_the_note_and_only_security_gets_the_message(stack: Stack) -> None:
+    report(stack)
+
+    for row in rows(stack):
+        for text in (row.subject, row.body_text, row.body_html):
+            assert NOTE not in text
+            assert BODY not in text
+            assert "You will regret this" not in text
+        assert row.attach_message == (row.role == "security")
+
+
+def test_a_report_from_the_supervisor_goes_to_the_skip_level_manager_and_internal_affairs(stack: Stack) -> None:
+    report(stack, SUPERVISOR, mime={"internal": True})
+
+    assert told(stack) == {
+        "reporter": REPORTER,
+        "skip-level": SKIP_LEVEL,
+        "internal-affairs": INTERNAL_AFFAIRS,
+        "security": SECURITY,
+    }
+    assert SUPERVISOR not in {row.recipient for row in rows(stack)}
+
+
+def test_a_supervisor_writing_from_an_alias_is_still_recognised(stack: Stack) -> None:
+    stack.ews.add_person(SUPERVISOR, "Morgan Lee", manager=SKIP_LEVEL, aliases=["m.lee@contoso.com"])
+
+    report(stack, "m.lee@contoso.com", mime={"internal": True})
+
+    assert SUPERVISOR not in {row.recipient for row in rows(stack)}
+    assert told(stack)["skip-level"] == SKIP_LEVEL
+
+
+def test_the_report_records_the_origin_in_the_evidence(stack: Stack) -> None:
+    answer = report(stack)
+
+    metadata = json.loads(
+        (stack.evidence_root / answer["case_id"] / answer["report_id"] / "metadata.json").read_text()
+    )
+    assert metadata["origin"]["verdict"] == "external"
+    assert metadata["origin"]["authenticated"] is False
+    case = stack.app.extensions["addin"].repository.get_case(answer["case_id"])
+    assert case.origin == "external"
+
+
+def test_the_audit_entry_holds_the_routing_decisions_but_never_the_note(stack: Stack) -> None:
+    answer = report(stack)
+
+    [entry] = stack.app.extensions["addin"].repository.list_audit(report_id=answer["report_id"])
+    routing = entry.details["routing"]
+    assert routing["supervisor_source"] == "directory"
+    assert any(SUPERVISOR in decision for decision in routing["decisions"])
+    assert {q["role"] for q in routing["queued"]} == {"reporter", "supervisor", "investigations", "security"}
+    assert NOTE not in json.dumps(entry.details) and BODY not in json.dumps(entry.details)
+
+
+def test_a_directory_that_is_down_falls_back_to_the_mapping_file(tmp_path: Path, smtp: SmtpServer) -> None:
+    mapping = tmp_path / "supervisors.csv"
+    mapping.write_text(f"reporter,supervisor\n{REPORTER},mapped.boss@contoso.com\n")
+    with notifying_stack(tmp_path, smtp, worker=False, ADDIN_SUPERVISOR_MAP=str(mapping)) as stack:
+        stack.ews.inject(ServerBusy(back_off_ms=50), operation="ResolveNames", times=None)
+
+        answer = report(stack)
+
+        assert told(stack)["supervisor"] == "mapped.boss@contoso.com"
+        [entry] = stack.app.extensions["addin"].repository.list_audit(report_id=answer["report_id"])
+        assert entry.details["routing"]["supervisor_source"] == "map"
+        assert entry.details["routing"]["directory_available"] is False
+        assert "could not be asked" in " ".join(entry.details["routing"]["directory_decisions"])
+
+
+def test_nobody_known_anywhere_tells_the_fallback_mailbox(stack: Stack) -> None:
+    stack.ews.add_mailbox("new.starter@contoso.com")
+
+    report(stack, upn="new.starter@contoso.com")
+
+    assert told(stack)["fallback"] == FALLBACK
+    assert "supervisor" not in told(stack)
+
+
+def test_feeling_unsafe_makes_every_notification_urgent(stack: Stack) -> None:
+    answer = report(stack, feels_unsafe=True)
+
+    assert all(n["urgent"] for n in answer["notifications"])
+    assert all(row.urgent and row.subject.startswith("[URGENT] ") for row in rows(stack))
+
+
+def test_the_same_message_from_two_reporters_is_one_campaign_case_and_security_is_told_once(stack: Stack) -> None:
+    first = report(stack)
+    second = report(stack, upn=COLLEAGUE)
+
+    assert second["case_id"] == first["case_id"]
+    assert second["report_id"] != first["report_id"]
+    assert [row.recipient for row in rows(stack)].count(SECURITY) == 1
+    assert "security" not in {n["role"] for n in second["notifications"]}
+    assert len(stack.app.extensions["addin"].repository.list_reports(first["case_id"])) == 2
+
+
+def test_a_different_message_with_the_same_message_id_is_still_filed_as_its_own_evidence(stack: Stack) -> None:
+    first = report(stack)
+    forged = report(stack, "someone.else@example.org")  # same Message-ID, different message
+
+    assert forged["report_id"] != first["report_id"]
+    assert forged["sha256"] != first["sha256"]
+    assert forged["case_id"] == first["case_id"]
+
+
+def test_a_retry_of_the_same_report_queues_nothing_more(stack: Stack) -> None:
+    item = stack.add_message(mime("dmercer@example.net"))
+    assert stack.report(item, key="k-1").status_code == 201
+    count = len(rows(stack))
+
+    assert stack.report(item, key="k-1").status_code == 200
+    assert len(rows(stack)) == count
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_stack(request: pytest.FixtureRequest, tmp_path: Path, smtp: SmtpServer) -> Iterator[Stack]:
+    env = {}
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_database")  # emptied tables
+        env["ADDIN_DATABASE_URL"] = request.getfixturevalue("migrated_postgres_url")
+    with notifying_stack(tmp_path, smtp, worker=False, **env) as running:
+        yield running
+
+
+def test_concurrent_first_reports_of_one_message_share_one_case(any_stack: Stack) -> None:
+    stack = any_stack
+    reporters = [f"person{index}@contoso.com" for index in range(6)]
+    items = {}
+    for upn in reporters:
+        stack.ews.add_mailbox(upn)
+        items[upn] = stack.add_message(mime("dmercer@example.net", "<burst@example.net>"), mailbox=upn)
+    start = threading.Barrier(len(reporters))
+    answers: list[Any] = []
+
+    def file(upn: str) -> None:
+        client = stack.app.test_client()
+        headers = stack.auth(upn)
+        start.wait()
+        answers.append(client.post("/api/v1/reports", json={"item_id": items[upn], "category": "other"},
+                                   headers=headers))
+
+    threads = [threading.Thread(target=file, args=(upn,)) for upn in reporters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [a.status_code for a in answers] == [201] * len(reporters)
+    assert len({a.get_json()["case_id"] for a in answers}) == 1
+    assert [row.recipient for row in rows(stack)].count(SECURITY) == 1
+    stored = {a.get_json()["report_id"]: a.get_json() for a in answers}
+    database: Database = stack.app.extensions["addin"].database
+    with database.session(write=False) as session:
+        for report_row in session.scalars(select(ReportRow)):
+            # What a retry would replay is what was answered, the security team's copy included or not.
+            assert json.loads(report_row.response_json)["notifications"] == stored[report_row.id]["notifications"]
+
+
+class _SealTogether:
+    """An evidence store whose packages seal only once ``parties`` reports are ready to seal: so every
+    report has chosen its case before any is committed (the narrowest race for a campaign case)."""
+
+    def __init__(self, inner: Any, parties: int) -> None:
+        self._inner = inner
+        self._barrier = threading.Barrier(parties, timeout=10)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def open_package(self, report_id: str, max_message_bytes: int) -> Any:
+        package = self._inner.open_package(report_id, max_message_bytes)
+        barrier = self._barrier
+        original = package.seal
+
+        def seal(*args: Any, **kwargs: Any) -> Any:
+            barrier.wait()
+            return original(*args, **kwargs)
+
+        package.seal = seal
+        return package
+
+
+def test_first_reports_that_both_open_the_campaign_case_end_in_it_together(any_stack: Stack) -> None:
+    stack = any_stack
+    container = stack.app.extensions["addin"]
+    container.filer._evidence = _SealTogether(container.evidence, 2)
+    items = {}
+    for upn in (REPORTER, COLLEAGUE):
+        items[upn] = stack.add_message(mime("dmercer@example.net", "<race@example.net>"), mailbox=upn)
+    answers: list[Any] = []
+
+    def file(upn: str) -> None:
+        answers.append(stack.app.test_client().post(
+            "/api/v1/reports", json={"item_id": items[upn], "category": "other"}, headers=stack.auth(upn)
+        ))
+
+    threads = [threading.Thread(target=file, args=(upn,)) for upn in (REPORTER, COLLEAGUE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [a.status_code for a in answers] == [201, 201]
+    [case_id] = {a.get_json()["case_id"] for a in answers}
+    assert len(container.repository.list_reports(case_id)) == 2
+    assert [row.recipient for row in rows(stack)].count(SECURITY) == 1
+
+
+def test_a_related_message_is_filed_without_telling_anyone_again(stack: Stack) -> None:
+    from addin_service.auth.caller import Caller
+    from addin_service.cases.service import ReportCommand
+
+    container = stack.app.extensions["addin"]
+    item = stack.add_message(mime("dmercer@example.net", "<earlier@example.net>"))
+    caller = Caller(upn=REPORTER, object_id="oid", tenant_id="tid", name="Alex", scopes=("access_as_user",),
+                    token="not-used")
+    command = ReportCommand(item_id=item, id_format="ews", mailbox=None, category="other", note="",
+                            feels_unsafe=False, include_related=False)
+
+    filed = container.filer.file(caller, command, None, notify=False)
+
+    assert filed.created and filed.body["notifications"] == []
+    assert rows(stack) == []
+    [entry] = container.repository.list_audit(report_id=filed.body["report_id"])
+    assert entry.details["routing"]["notified"] is False

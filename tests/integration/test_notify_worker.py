@@ -1,0 +1,273 @@
+"""The worker loop with a recording sender: sends, retries, gives up, checks before resending."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session
+
+from addin_service.db import Database, ReportRepository
+from addin_service.notify.backoff import Backoff
+from addin_service.notify.compose import NewNotification, dedupe_key
+from addin_service.notify.metrics import register_outbox_metrics
+from addin_service.notify.outbox import Outbox
+from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
+from addin_service.notify.worker import OutboxWorker, WorkerConfig
+from tests.fakes.db import make_case, make_report
+from tests.fakes.evidence import InMemoryEvidenceStore, file_report
+
+FROM = "report-harassment@contoso.com"
+
+
+@dataclass
+class RecordingSender:
+    """A Sender that keeps what it sent and fails as told."""
+
+    name: str = "recording"
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    failures: list[BaseException] = field(default_factory=list)
+    in_sent_items: set[str] = field(default_factory=set)
+    checked: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, message: OutgoingMessage) -> None:
+        with self.lock:
+            if self.failures:
+                raise self.failures.pop(0)
+            self.sent.append(message)
+
+    def already_sent(self, message: OutgoingMessage) -> bool:
+        self.checked.append(message.message_id)
+        return message.message_id in self.in_sent_items
+
+
+def notification(to: str, role: str = "supervisor", attach: bool = False) -> NewNotification:
+    return NewNotification(
+        role=role, template=role, recipient=to, subject=f"About {to}", text="t", html="<p>h</p>", urgent=False,
+        attach_message=attach, ack_required=False, message_id=f"<{abs(hash(to))}.{role}@contoso.com>",
+        dedupe_key=dedupe_key(role, to),
+    )
+
+
+def queue(outbox: Outbox, *notifications: NewNotification, case_id: str | None = None,
+          report_id: str | None = None) -> tuple[str, str]:
+    item = f"AAMk{secrets.token_hex(6)}="
+    report = make_report(id=report_id, item_id=item) if report_id else make_report(item_id=item)
+    case = make_case(id=case_id) if case_id else make_case()
+
+    def write(session: Session) -> None:
+        outbox.enqueue(session, case_id=case.id, report_id=report.id, notifications=notifications)
+
+    ReportRepository(outbox.db).file(report, case, claim_token=None, idem_key=None, fingerprint=None, audit={},
+                                     extra=write)
+    return case.id, report.id
+
+
+@pytest.fixture
+def outbox(any_database: Database) -> Outbox:
+    return Outbox(any_database)
+
+
+@pytest.fixture
+def sender() -> RecordingSender:
+    return RecordingSender()
+
+
+@pytest.fixture
+def evidence() -> InMemoryEvidenceStore:
+    return InMemoryEvidenceStore()
+
+
+def worker(outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore, **config: object) -> OutboxWorker:
+    settings = WorkerConfig(**{"backoff": Backoff(base_seconds=0.01, max_seconds=0.01, max_attempts=3), **config})
+    return OutboxWorker(outbox, sender, evidence, from_address=FROM, config=settings)  # type: ignore[arg-type]
+
+
+def test_the_worker_sends_what_is_queued_and_records_it(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("a@contoso.com"), notification("b@contoso.com"))
+
+    assert worker(outbox, sender, evidence).run_once() == 2
+
+    assert [m.to for m in sender.sent] == [("a@contoso.com",), ("b@contoso.com",)]
+    assert all(m.from_address == FROM for m in sender.sent)
+    assert outbox.counts()["sent"] == 2
+    assert sender.checked == []  # first attempts are not checked
+
+
+def test_the_security_copy_carries_the_stored_message(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    sealed = file_report(evidence, b"From: x@example.net\r\n\r\nthe evidence\r\n")
+    queue(outbox, notification("security@contoso.com", "security", attach=True),
+          case_id=sealed.case_id, report_id=sealed.report_id)
+
+    worker(outbox, sender, evidence).run_once()
+
+    [attachment] = sender.sent[0].attachments
+    assert attachment.content_type == "message/rfc822"
+    assert attachment.data == b"From: x@example.net\r\n\r\nthe evidence\r\n"
+
+
+def test_a_missing_evidence_file_is_given_up_at_once(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("security@contoso.com", "security", attach=True))
+
+    worker(outbox, sender, evidence).run_once()
+
+    [dead] = outbox.entries("dead")
+    assert dead.last_error == "The evidence file to attach is missing."
+    assert sender.sent == []
+
+
+def test_a_temporary_failure_is_retried_and_checked_before_the_resend(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("a@contoso.com"))
+    sender.failures.append(DeliveryFailed("451 later"))
+    loop = worker(outbox, sender, evidence)
+
+    loop.run_once()
+    assert outbox.entries("queued")[0].last_error == "451 later"
+    _wait_until_due(outbox)
+    loop.run_once()
+
+    assert len(sender.sent) == 1
+    assert sender.checked == [sender.sent[0].message_id]
+
+
+def test_an_earlier_attempt_found_in_sent_items_is_not_sent_again(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("a@contoso.com"))
+    loop = worker(outbox, sender, evidence)
+    sender.failures.append(DeliveryFailed("connection lost after the request went out"))
+    loop.run_once()
+    sender.in_sent_items.add(notification("a@contoso.com").message_id)
+    _wait_until_due(outbox)
+
+    loop.run_once()
+
+    assert sender.sent == []
+    [entry] = outbox.entries("sent")
+    assert entry.last_error == "An earlier attempt had sent it (found in Sent Items)."
+
+
+def test_attempts_run_out_and_the_notification_is_dead(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    registry = CollectorRegistry()
+    metrics = register_outbox_metrics(registry, outbox)
+    queue(outbox, notification("a@contoso.com"))
+    sender.failures.extend(DeliveryFailed("451") for _ in range(3))
+    loop = OutboxWorker(outbox, sender, evidence, from_address=FROM, metrics=metrics,
+                        config=WorkerConfig(backoff=Backoff(base_seconds=0.01, max_seconds=0.01, max_attempts=3)))
+
+    for _ in range(3):
+        _wait_until_due(outbox)
+        loop.run_once()
+
+    assert outbox.counts()["dead"] == 1
+    assert registry.get_sample_value("addin_outbox_dead_total", {"role": "supervisor"}) == 1
+    assert registry.get_sample_value("addin_outbox_messages", {"state": "dead"}) == 1
+    assert registry.get_sample_value("addin_outbox_failures_total", {"kind": "transient"}) == 3
+
+
+def test_a_permanent_failure_is_dead_without_retrying(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("gone@contoso.com"))
+    sender.failures.append(DeliveryFailed("550 no such user", permanent=True))
+
+    worker(outbox, sender, evidence).run_once()
+
+    assert outbox.counts()["dead"] == 1
+
+
+def test_a_sender_bug_does_not_stop_the_worker(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("a@contoso.com"), notification("b@contoso.com"))
+    sender.failures.append(KeyError("boom"))
+
+    assert worker(outbox, sender, evidence).run_once() == 2
+
+    assert [m.to for m in sender.sent] == [("b@contoso.com",)]
+    assert outbox.entries("queued")[0].last_error == "Sending failed unexpectedly (KeyError)."
+
+
+def test_a_batch_that_outlives_half_its_lease_hands_the_rest_back(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, *(notification(f"p{i}@contoso.com") for i in range(4)))
+    ticks = iter([0.0, 0.0, 1.0, 40.0, 40.0, 40.0])
+    loop = OutboxWorker(outbox, sender, evidence, from_address=FROM, clock=lambda: next(ticks),
+                        config=WorkerConfig(batch_size=4, lease_seconds=60))
+
+    assert loop.run_once() == 2
+
+    assert len(sender.sent) == 2
+    assert outbox.counts() == {"queued": 2, "sending": 0, "sent": 2, "dead": 0}
+
+
+def test_a_stopping_worker_hands_its_batch_back(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    queue(outbox, notification("a@contoso.com"), notification("b@contoso.com"))
+    stop = threading.Event()
+    stop.set()
+
+    assert worker(outbox, sender, evidence).run_once(stop) == 0
+
+    assert outbox.counts()["queued"] == 2
+
+
+@pytest.mark.postgres
+def test_four_workers_on_postgresql_send_each_notification_once(postgres_database: Database) -> None:
+    outbox = Outbox(postgres_database)
+    for batch in range(10):
+        queue(outbox, *(notification(f"p{batch}-{i}@contoso.com") for i in range(20)))
+    sender = RecordingSender()
+    evidence = InMemoryEvidenceStore()
+    stop = threading.Event()
+    loops = [worker(outbox, sender, evidence, batch_size=5, poll_interval=0.01) for _ in range(4)]
+    threads = [threading.Thread(target=loop.run, args=(stop,)) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait(lambda: outbox.counts()["sent"] == 200)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    counts = Counter(m.message_id for m in sender.sent)
+    assert len(counts) == 200 and set(counts.values()) == {1}
+
+
+def _wait_until_due(outbox: Outbox) -> None:
+    """The tests' backoff is at most 10 ms: after this, a row that failed is due again."""
+    time.sleep(0.03)
+
+
+def _wait(check: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads() -> Iterator[None]:
+    before = threading.active_count()
+    yield
+    assert threading.active_count() <= before

@@ -1,0 +1,133 @@
+"""Who the supervisor is: directory, then the mapping file, then the fallback mailbox — recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from addin_service.notify.ports import DirectoryUnavailable, Person
+from addin_service.notify.supervisor_map import SupervisorMap
+from addin_service.notify.supervisors import CachingDirectory, SupervisorResolver
+
+ALEX = "alex@contoso.com"
+MORGAN = Person("morgan@contoso.com", "Morgan Lee", frozenset({"m.lee@contoso.com"}))
+SAM = Person("sam@contoso.com", "Sam Boss")
+
+
+@dataclass
+class FakeDirectory:
+    """An in-memory directory that counts questions and can be down."""
+
+    name: str = "fake"
+    people: dict[str, Person] = field(default_factory=dict)
+    managers: dict[str, str] = field(default_factory=dict)
+    down: bool = False
+    questions: int = 0
+
+    def add(self, person: Person, manager: str | None = None) -> None:
+        self.people[person.address] = person
+        if manager:
+            self.managers[person.address] = manager
+
+    def person(self, address: str) -> Person | None:
+        self.questions += 1
+        if self.down:
+            raise DirectoryUnavailable("down")
+        wanted = address.lower()
+        return next((p for p in self.people.values() if wanted == p.address or wanted in p.aliases), None)
+
+    def manager_chain(self, address: str, depth: int = 3) -> list[Person]:
+        self.questions += 1
+        if self.down:
+            raise DirectoryUnavailable("down")
+        chain: list[Person] = []
+        current = address.lower()
+        while current in self.managers and len(chain) < depth:
+            current = self.managers[current]
+            chain.append(self.people[current])
+        return chain
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    fake = FakeDirectory()
+    fake.add(Person(ALEX, "Alex Wilber"), manager=MORGAN.address)
+    fake.add(MORGAN, manager=SAM.address)
+    fake.add(SAM)
+    return fake
+
+
+MAP = SupervisorMap({ALEX: ("mapped-boss@contoso.com",), "riley@contoso.com": ("morgan@contoso.com",)})
+
+
+def test_the_directory_comes_first(directory: FakeDirectory) -> None:
+    found = SupervisorResolver(directory, MAP).resolve(ALEX)
+
+    assert found.chain == (MORGAN.address, SAM.address)
+    assert found.source == "directory"
+    assert found.aliases[MORGAN.address] == {"m.lee@contoso.com"}
+    assert found.names[ALEX] == "Alex Wilber"
+
+
+def test_a_directory_that_is_down_falls_back_to_the_map_and_says_so(directory: FakeDirectory) -> None:
+    directory.down = True
+
+    found = SupervisorResolver(directory, MAP).resolve(ALEX)
+
+    assert found.chain == ("mapped-boss@contoso.com",)
+    assert found.source == "map"
+    assert not found.directory_available
+    assert any("could not be asked" in d for d in found.decisions)
+
+
+def test_no_manager_in_the_directory_uses_the_map(directory: FakeDirectory) -> None:
+    directory.add(Person("riley@contoso.com"))
+
+    found = SupervisorResolver(directory, MAP).resolve("riley@contoso.com")
+
+    assert (found.chain, found.source) == (("morgan@contoso.com",), "map")
+    assert any("lists no manager" in d for d in found.decisions)
+
+
+def test_nobody_anywhere_is_the_fallback(directory: FakeDirectory) -> None:
+    found = SupervisorResolver(directory, SupervisorMap({})).resolve("kim@contoso.com")
+
+    assert (found.chain, found.source) == ((), "fallback")
+
+
+def test_the_claimed_sender_is_looked_up_so_an_alias_is_recognised(directory: FakeDirectory) -> None:
+    found = SupervisorResolver(directory, MAP).resolve(ALEX, claimed_senders=["M.Lee@contoso.com"])
+
+    assert MORGAN.address in found.aliases["m.lee@contoso.com"]
+
+
+def test_answers_are_cached_and_an_outage_is_remembered(directory: FakeDirectory) -> None:
+    now = [0.0]
+    cached = CachingDirectory(directory, ttl=60, outage_seconds=30, clock=lambda: now[0])
+
+    cached.manager_chain(ALEX)
+    cached.manager_chain(ALEX)
+    assert directory.questions == 1
+
+    now[0] = 61
+    directory.down = True
+    with pytest.raises(DirectoryUnavailable):
+        cached.manager_chain(ALEX)
+    with pytest.raises(DirectoryUnavailable):
+        cached.person(ALEX)  # not asked again during the outage window
+    assert directory.questions == 2
+
+    now[0] = 92
+    directory.down = False
+    assert cached.person(ALEX) == directory.people[ALEX]
+    assert directory.questions == 3
+
+
+def test_the_cache_forgets_the_least_recently_used(directory: FakeDirectory) -> None:
+    cached = CachingDirectory(directory, max_entries=2)
+
+    for address in (ALEX, MORGAN.address, SAM.address, ALEX):
+        cached.person(address)
+
+    assert directory.questions == 4
