@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from flask.cli import AppGroup
 
-from addin_service.errors import ConfigError, ServiceError
+from addin_service.cli_support import stops_cleanly, storage_only_settings
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 cli = AppGroup(
     "addin-service",
     help="Report Harassment for Outlook: the service behind the add-in.",
 )
-
-
-def stops_cleanly(func: F) -> F:
-    """Config and service errors end the command with one line and exit status 2 (config) or 1."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            click.echo(f"configuration error: {exc.detail}", err=True)
-            sys.exit(2)
-        except ServiceError as exc:
-            click.echo(f"error: {exc.detail}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @cli.command("run", with_appcontext=False)
@@ -110,28 +88,14 @@ def evidence_group() -> None:
 def _evidence_store() -> Any:
     from addin_service.bootstrap import build_evidence_store
 
-    return build_evidence_store(_evidence_settings())
-
-
-def _evidence_settings() -> Settings:
-    """Evidence commands need only the evidence settings; Exchange need not be configured."""
-    import os
-
-    env = dict(os.environ)
-    env.setdefault("ADDIN_EXCHANGE", "ews")
-    env.setdefault("ADDIN_EWS_URL", "https://unused.invalid/EWS/Exchange.asmx")
-    env.setdefault("ADDIN_EWS_AUTH", "oauth-app")
-    env.setdefault("ADDIN_CLIENT_SECRET", "unused")
-    env.setdefault("ADDIN_TENANT_ID", "00000000-0000-0000-0000-000000000000")
-    env.setdefault("ADDIN_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
-    return Settings.from_env(env)
+    return build_evidence_store(storage_only_settings())
 
 
 @evidence_group.command("verify")
 @stops_cleanly
 def evidence_verify() -> None:
     """Check every package and the signed ledger. Exits 1 and names the first bad report."""
-    settings = _evidence_settings()
+    settings = storage_only_settings()
     root = settings.evidence_path
     if root is None or not root.is_dir():
         click.echo(

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -21,7 +20,8 @@ from typing import Any
 
 import click
 
-from addin_service.errors import ConfigError, ServiceError
+from addin_service.cli_support import stops_cleanly, storage_only_settings
+from addin_service.errors import ConfigError
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.bootstrap import Notifications
 from addin_service.notify.models import OUTBOX_STATES
@@ -32,41 +32,11 @@ log = logging.getLogger("addin_service.notify.cli")
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Config errors exit 2 and service errors exit 1, each with one line (as the main CLI does)."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            click.echo(f"configuration error: {exc.detail}", err=True)
-            sys.exit(2)
-        except ServiceError as exc:
-            click.echo(f"error: {exc.detail}", err=True)
-            sys.exit(1)
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper
-
-
-def _database_only_settings() -> Settings:
-    """Settings for commands that need only the database: Exchange need not be configured."""
-    env = dict(os.environ)
-    env.setdefault("ADDIN_EXCHANGE", "ews")
-    env.setdefault("ADDIN_EWS_URL", "https://unused.invalid/EWS/Exchange.asmx")
-    env.setdefault("ADDIN_EWS_AUTH", "oauth-app")
-    env.setdefault("ADDIN_CLIENT_SECRET", "unused")
-    env.setdefault("ADDIN_TENANT_ID", "00000000-0000-0000-0000-000000000000")
-    env.setdefault("ADDIN_CLIENT_ID", "00000000-0000-0000-0000-000000000000")
-    return Settings.from_env(env)
-
-
 def _outbox() -> Any:
     from addin_service.db.database import Database
     from addin_service.notify.outbox import Outbox
 
-    settings = _database_only_settings()
+    settings = storage_only_settings()
     database = Database(settings.database_url)
     if settings.is_sqlite:
         database.upgrade()
@@ -88,7 +58,7 @@ def outbox_cli() -> None:
 @outbox_cli.command("list")
 @click.option("--state", type=click.Choice(OUTBOX_STATES), default=None, help="Only rows in this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@_fail_cleanly
+@stops_cleanly
 def outbox_list(state: str | None, limit: int) -> None:
     """List notifications, newest first, with their state and last error."""
     outbox = _outbox()
@@ -114,7 +84,7 @@ def outbox_list(state: str | None, limit: int) -> None:
 @outbox_cli.command("retry")
 @click.argument("outbox_id", required=False, type=int)
 @click.option("--all-dead", is_flag=True, help="Queue every dead notification again.")
-@_fail_cleanly
+@stops_cleanly
 def outbox_retry(outbox_id: int | None, all_dead: bool) -> None:
     """Queue a dead notification (by ID) or all dead ones again, with fresh attempts.
 
@@ -156,7 +126,7 @@ def outbox_retry(outbox_id: int | None, all_dead: bool) -> None:
 @click.option("--poll", "poll_interval", default=0.5, show_default=True, type=click.FloatRange(0.01, 60),
               help="Seconds between looks at an empty outbox.")
 @click.option("--max-attempts", default=8, show_default=True, type=click.IntRange(1, 100))
-@_fail_cleanly
+@stops_cleanly
 def worker_command(threads: int, batch: int, lease_seconds: float, poll_interval: float, max_attempts: int) -> None:
     """Send queued notifications until stopped (SIGTERM or Ctrl+C)."""
     from addin_service.bootstrap import build_evidence_store
