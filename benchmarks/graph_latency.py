@@ -91,12 +91,16 @@ def bare_get(graph_url: str, rest_id: str, out: Path, session: requests.Session)
 
 
 def post(base: str, token: str, ews_id: str) -> int:
+    return post_response(base, token, ews_id).status_code
+
+
+def post_response(base: str, token: str, ews_id: str) -> requests.Response:
     return requests.post(
         f"{base}/api/v1/reports",
         json={"item_id": ews_id, "category": "other"},
         headers={"Authorization": f"Bearer {token}"},
         timeout=300,
-    ).status_code
+    )
 
 
 def main() -> None:
@@ -129,9 +133,9 @@ def main() -> None:
                     "target_ratio_p50": 1.25,
                 }
             with PeakRss() as sampler:
-                seconds = timed(
-                    lambda: result.setdefault("rss_100mb_status", post(base, token, graph["by_key"][(BIG, 0)][0]))
-                )
+                seconds, big = measure(lambda: post_response(base, token, graph["by_key"][(BIG, 0)][0]))
+            result["rss_100mb_status"] = big.status_code
+            result["rss_100mb_stored_bytes"] = big.json().get("size")
             result["rss_100mb"] = {
                 "seconds": round(seconds, 2),
                 "peak_growth_mb": round(sampler.growth / 2**20, 1),
