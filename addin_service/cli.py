@@ -85,10 +85,10 @@ def evidence_group() -> None:
     """Verify and export evidence."""
 
 
-def _evidence_store() -> Any:
+def _evidence_store(settings: Settings) -> Any:
     from addin_service.bootstrap import build_evidence_store
 
-    return build_evidence_store(storage_only_settings())
+    return build_evidence_store(settings)
 
 
 @evidence_group.command("verify")
@@ -107,7 +107,7 @@ def evidence_verify() -> None:
     if not (root / "ledger" / "ledger.jsonl").exists() and not any(root.glob("HR-*")):
         click.echo(f"no reports have been filed in {root} yet")
         return
-    result = _evidence_store().verify()
+    result = _evidence_store(settings).verify()
     if result.ok:
         click.echo(
             f"evidence intact: {result.reports_checked} report(s) in {root}; "
@@ -137,7 +137,7 @@ def evidence_export(case_id: str, output: Path) -> None:
         click.echo(f"error: {case_id!r} is not a case number (like HR-2026-7K3M9Q2X)", err=True)
         sys.exit(1)
     try:
-        count = _evidence_store().export_case(case_id, output)
+        count = _evidence_store(storage_only_settings()).export_case(case_id, output)
     except KeyError:
         click.echo(f"error: no evidence for case {case_id}", err=True)
         sys.exit(1)

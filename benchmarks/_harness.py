@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -150,14 +149,10 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 class PeakRss:
     """Samples this process's RSS every few milliseconds while active; ``peak`` is the highest seen.
 
-    ru_maxrss is a lifetime high-water mark, so it cannot isolate one request; sampling can.
+    getrusage's ru_maxrss is a lifetime high-water mark, so it cannot isolate one request; sampling can.
     """
 
     def __init__(self, interval: float = 0.002) -> None:

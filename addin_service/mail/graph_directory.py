@@ -21,17 +21,16 @@ wait, missing permission, token refused) is :class:`DirectoryUnavailable`; routi
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any, NoReturn
 
-import requests
-
 from addin_service.errors import ServiceError
-from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
-from addin_service.mail.graph_tokens import GraphTokens, TokenSource
+from addin_service.mail.graph_http import (
+    GraphAppClient,
+    GraphHttpError,
+    GraphUnreachable,
+    odata_quote,
+)
 from addin_service.notify.ports import DirectoryUnavailable, Person
-from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -41,23 +40,10 @@ _CONTACT_TYPE = "#microsoft.graph.orgContact"
 _UNAVAILABLE = "The directory (Microsoft Graph) could not be asked."
 
 
-class GraphDirectory:
+class GraphDirectory(GraphAppClient):
     """:class:`~addin_service.notify.ports.Directory` over Microsoft Graph v1.0. Thread-safe."""
 
     name = "graph"
-
-    def __init__(
-        self,
-        settings: Settings,
-        tokens: TokenSource | None = None,
-        session: requests.Session | None = None,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
-        self._http = GraphHttp.from_settings(settings, session, sleep=sleep, clock=clock)
-        self._bearer = Bearer(get=self._tokens.app_token, forget=self._tokens.forget)
 
     def person(self, address: str) -> Person | None:
         """The person with this address (primary, UPN or SMTP alias), or None if unknown.

@@ -33,6 +33,7 @@ from urllib.parse import quote
 import requests
 import urllib3
 
+from addin_service.mail.graph_tokens import GraphTokens, TokenSource
 from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -322,3 +323,22 @@ class GraphHttp:
     def _unreachable(self, reason: str, operation: str, delay: float) -> GraphUnreachable:
         log.warning("graph unreachable", extra={"operation": operation, "reason": reason})
         return GraphUnreachable(reason, retry_after=max(5, int(delay + 0.999)), operation=operation)
+
+
+class GraphAppClient:
+    """What the adapters that call Graph as this application (directory, sender) share: the
+    application token from ``tokens`` (default: :class:`GraphTokens` from settings) and the one
+    HTTP client built from settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenSource | None = None,
+        session: requests.Session | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
+        self._http = GraphHttp.from_settings(settings, session, sleep=sleep, clock=clock)
+        self._bearer = Bearer(get=self._tokens.app_token, forget=self._tokens.forget)

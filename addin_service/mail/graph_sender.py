@@ -33,18 +33,20 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from addin_service.errors import ServiceError
-from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
-from addin_service.mail.graph_tokens import GraphTokens, TokenSource
+from addin_service.mail.graph_http import (
+    GraphAppClient,
+    GraphHttpError,
+    GraphUnreachable,
+    odata_quote,
+)
 from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage
-from addin_service.settings import Settings, is_loopback_host
+from addin_service.settings import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,10 @@ NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name R
 SENT_ITEMS = "sentitems"
 
 
-class GraphSender:
+class GraphSender(GraphAppClient):
     """:class:`~addin_service.notify.ports.Sender` over Microsoft Graph v1.0. Thread-safe."""
 
     name = "graph"
-
-    def __init__(
-        self,
-        settings: Settings,
-        tokens: TokenSource | None = None,
-        session: requests.Session | None = None,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
-        self._http = GraphHttp.from_settings(settings, session, sleep=sleep, clock=clock)
-        self._bearer = Bearer(get=self._tokens.app_token, forget=self._tokens.forget)
 
     # -- Sender port --------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from addin_service.app import build_app
 from addin_service.auth.bearer import bearer_from_header
@@ -34,6 +33,7 @@ from addin_service.errors import Unauthenticated
 from addin_service.settings import Settings
 from tests.fakes.directory import InMemoryDirectory
 from tests.fakes.mailbox import InMemoryMailbox
+from tests.fakes.stack import serving as served
 
 USER = "alex@contoso.com"
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -246,26 +246,6 @@ def settings_for(data_dir: Path, **overrides: str) -> Settings:
         **overrides,
     }
     return Settings.from_env(env, cwd=data_dir)
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Requests are not logged: the report log and the test's assertions say what happened."""
-
-
-@contextmanager
-def served(app: Any) -> Iterator[str]:
-    """Serve a WSGI app on 127.0.0.1 (a free port) in a thread; yield its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-service",
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
 
 
 @contextmanager

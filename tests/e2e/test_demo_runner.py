@@ -10,8 +10,8 @@ import requests
 from playwright.sync_api import Browser, expect
 
 from addin_service.demo.runner import DemoHandle, start_demo
-from tests.e2e.harness import served
 from tests.e2e.outlook import TaskPane
+from tests.fakes.stack import serving as served
 
 pytestmark = pytest.mark.browser
 

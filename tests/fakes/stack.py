@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from addin_service.app import build_app
 from addin_service.bootstrap import build_container
@@ -101,14 +101,22 @@ def running_stack(tmp: Path, **env: str) -> Iterator[Stack]:
             app.extensions["addin"].close()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Requests are not logged: the service's own log and the test's assertions say what happened."""
+
+
 @contextmanager
-def serving(app: Flask) -> Iterator[str]:
-    """Serve ``app`` over real HTTP on loopback; yields the base URL."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="service-under-test", daemon=True)
+def serving(app: Any) -> Iterator[str]:
+    """Serve a WSGI app over real HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="service-under-test", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
-        thread.join(timeout=5)
+        thread.join(timeout=10)
+        server.server_close()
