@@ -10,7 +10,7 @@ GUIDANCE = (
     "If you have not already, you may reply once, civilly, that you want no further contact. "
     "After that, do not reply again.",
     "Keep everything: do not delete this message or any others from this sender.",
-    "Your supervisor and the security team have been told, and they will decide next steps with you.",
+    "The people who handle these reports have been told, and they will decide next steps with you.",
     "The Employee Assistance Program offers confidential support.",
     "If you are in immediate danger, call emergency services now.",
 )

@@ -381,7 +381,7 @@
   function toldItems(notifications) {
     var roles = state.config.roles || {};
     if (!notifications || !notifications.length) {
-      return [el("li", null, "Your supervisor and the security team are being told.")];
+      return [el("li", null, "The people who handle these reports are being told.")];
     }
     return notifications.map(function (n) {
       var who = roles[n.role] || String(n.role || "Someone").replace(/-/g, " ");
