@@ -36,8 +36,8 @@ class RawFloor:
         self._session = requests.Session()
         self._session.auth = (ews.username, ews.password)
 
-    def fetch(self, item_id: str, out: Path) -> int:
-        body = GET_ITEM.format(m=_M, t=_T, user=REPORTER, item=item_id).encode()
+    def fetch(self, item_id: str, out: Path, mailbox: str = REPORTER) -> int:
+        body = GET_ITEM.format(m=_M, t=_T, user=mailbox, item=item_id).encode()
         with self._session.post(
             self._ews.url, data=body, headers={"Content-Type": "text/xml; charset=utf-8"}, stream=True, timeout=300
         ) as response:

@@ -1,26 +1,34 @@
 """Mass-report burst: 1,000 people report the same message at once. Measures filed reports per
 second and checks the outcome — every report filed, ONE campaign case, the security team queued
-exactly once — with notifications on, against a baseline with notifications off in the same run
-(case choice, origin analysis and campaign grouping stay on in both). The outbox worker does not
-run (its drain rate is ``outbox_drain``). Prints JSON.
+exactly once. The outbox worker does not run (its drain rate is ``outbox_drain``). Prints JSON.
 
 Two paths:
 
-* ``http`` — the whole service: HTTP (waitress), token validation, EWS capture from the EWS double
-  in its own process, the directory over EWS ResolveNames, sealed evidence, routing, the outbox.
+* ``http`` — the whole service: HTTP, token validation, EWS capture from the EWS double in its own
+  process, the directory over EWS ResolveNames, sealed evidence, routing, the outbox. Served by
+  gunicorn with ``infra/gunicorn.conf.py`` in its own processes (as deployed at scale), or by
+  waitress inside this process. Baseline, same run, same double: the raw-protocol floor — every
+  reporter's copy fetched by bare requests + lxml + base64 + fsync (issue 7's definition) with the
+  same number of client threads.
 * ``use-case`` — ``ReportFiler.file()`` called from threads, with an in-memory mailbox and directory:
-  the filing work itself (evidence sealing, database, routing, rendering, outbox), no protocols.
+  the filing work itself (evidence sealing, database, routing, rendering, outbox), no protocols;
+  notifications on against off (case choice, origin analysis and campaign grouping stay on in both).
 
 Target: ≥ 150 reports per second.
 
     .venv/bin/python -m benchmarks.outbox_burst [--reporters 1000] [--threads 16]
-        [--path http|use-case] [--database sqlite|postgres]
+        [--path http|use-case] [--database sqlite|postgres] [--server gunicorn|waitress] [--web-workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -30,6 +38,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 from sqlalchemy import func, select
 from waitress.server import create_server
@@ -44,11 +53,13 @@ from addin_service.notify.bootstrap import build_notifications
 from addin_service.notify.models import OutboxRow
 from addin_service.notify.ports import Person
 from addin_service.settings import Settings
-from benchmarks._harness import double_process, emit, scratch_dir
+from benchmarks._floors import RawFloor
+from benchmarks._harness import ROOT, EwsDouble, double_process, emit, scratch_dir
 from tests.fakes.db import postgres_schema, postgres_server_url
 from tests.fakes.mailbox import InMemoryMailbox
 
 TARGET_PER_SECOND = 150.0
+GUNICORN_CONF = ROOT / "infra" / "gunicorn.conf.py"
 SECURITY = "security@contoso.com"
 MESSAGE = sample_messages()["01-external-threat"]
 
@@ -77,7 +88,7 @@ class MemoryDirectory:
         return [Person(manager, "Manager"), Person(director, "Director")][:depth]
 
 
-def settings_for(work: Path, database_url: str, **extra: str) -> Settings:
+def environment_for(work: Path, database_url: str, **extra: str) -> dict[str, str]:
     env = {
         "ADDIN_DATABASE_URL": database_url,
         "ADDIN_EVIDENCE_URL": f"file://{work / 'evidence'}",
@@ -99,7 +110,7 @@ def settings_for(work: Path, database_url: str, **extra: str) -> Settings:
         "ADDIN_WORKER": "false",
     }
     env.update(extra)
-    return Settings.from_env(env, cwd=work)
+    return env
 
 
 @contextmanager
@@ -114,9 +125,8 @@ def database_url(kind: str, work: Path) -> Iterator[str]:
 
 def wire(container: Container, notify: bool, directory: Any = None) -> Any:
     """Give the container a filer with notifications on (or off, the baseline)."""
-    if not notify:
-        return None
-    parts = build_notifications(container.settings, container.database, container.evidence, directory=directory)
+    parts = build_notifications(container.settings, container.database, container.evidence, directory=directory) \
+        if notify else None
     container.filer = ReportFiler(container.settings, container.repository, container.evidence, container.mailbox,
                                   notifications=parts)
     return parts
@@ -147,7 +157,7 @@ def run_use_case(count: int, threads: int, database: str, notify: bool) -> dict[
         mailbox.add(f"AAMk{upn[8:12]}=", upn, MESSAGE, headers, "<threat-4471@mailbox.example.net>",
                     "dmercer@mailbox.example.net")
     with database_url(database, work) as url:
-        container = build_container(settings_for(work, url), mailbox=mailbox)
+        container = build_container(Settings.from_env(environment_for(work, url), cwd=work), mailbox=mailbox)
         if database == "postgres":
             container.database.upgrade()
         parts = wire(container, notify, MemoryDirectory())
@@ -186,51 +196,118 @@ def exchange_headers(mime: bytes) -> list[tuple[str, str]]:
     return fields
 
 
-def run_http(count: int, threads: int, database: str, notify: bool) -> dict[str, Any]:
+def run_http(count: int, threads: int, database: str, server: str, web_workers: int) -> dict[str, Any]:
+    """The raw-protocol floor (every reporter's GetItem fetched and fsynced by bare requests + lxml),
+    then the whole service filing the same items, against the same EWS double in the same run."""
     work = scratch_dir()
     upns = reporters(count)
     request = {"reporters": upns, "message": base64.b64encode(MESSAGE).decode()}
     with double_process("benchmarks.outbox_burst_double", request) as ews, OidcIssuer() as issuer, \
             database_url(database, work) as url:
-        settings = settings_for(
+        floor = raw_floor_burst(ews, upns, threads, work)
+        env = environment_for(
             work, url, ADDIN_EWS_URL=ews["url"], ADDIN_EWS_USERNAME=ews["username"],
             ADDIN_EWS_PASSWORD=ews["password"], ADDIN_TENANT_ID=issuer.tenant_id, ADDIN_CLIENT_ID=issuer.client_id,
             ADDIN_AUTHORITY=issuer.authority,
         )
-        container = build_container(settings)
-        if database == "postgres":
-            container.database.upgrade()
-        parts = wire(container, notify)
-        app = build_app(container=container)
-        server = create_server(app, host="127.0.0.1", port=0, threads=threads)
-        threading.Thread(target=server.run, daemon=True).start()
-        base = f"http://127.0.0.1:{server.effective_port}"
+        container = build_container(Settings.from_env(env, cwd=work))
+        container.database.upgrade()
+        serve = serve_gunicorn(env, web_workers, threads) if server == "gunicorn" \
+            else serve_waitress(container, threads)
         tokens = {upn: issuer.demo_token(upn) for upn in upns}
         local = threading.local()
         statuses: Counter[int] = Counter()
         cases: set[str] = set()
         lock = threading.Lock()
 
-        def post(upn: str) -> None:
-            session = getattr(local, "session", None) or requests.Session()
-            local.session = session
-            response = session.post(
-                f"{base}/api/v1/reports",
-                json={"item_id": ews["items"][upn], "category": "threat-or-violence"},
-                headers={"Authorization": f"Bearer {tokens[upn]}"},
-                timeout=300,
-            )
-            with lock:
-                statuses[response.status_code] += 1
-                cases.add(response.json().get("case_id", ""))
+        with serve as base:
+            def post(upn: str) -> None:
+                session = getattr(local, "session", None) or requests.Session()
+                local.session = session
+                response = session.post(
+                    f"{base}/api/v1/reports",
+                    json={"item_id": ews["items"][upn], "category": "threat-or-violence"},
+                    headers={"Authorization": f"Bearer {tokens[upn]}"},
+                    timeout=300,
+                )
+                with lock:
+                    statuses[response.status_code] += 1
+                    cases.add(response.json().get("case_id", ""))
 
-        seconds = timed_burst(upns, threads, post)
-        server.close()
+            seconds = timed_burst(upns, threads, post)
         result = outcome(container, statuses, cases, count, seconds)
-        if parts is not None:
-            parts.close()
         container.close()
-    return result
+    return {"raw_floor": floor, "service": result,
+            "ratio_to_floor": round(result["reports_per_second"] / floor["fetches_per_second"], 3)}
+
+
+def raw_floor_burst(ews: dict[str, Any], upns: list[str], threads: int, work: Path) -> dict[str, Any]:
+    """Every reporter's copy fetched as issue 7 defines the floor: one GetItem POST with requests,
+    lxml iterparse, base64 decode, write + fsync. The most a client can get from this double here."""
+    double = EwsDouble(url=ews["url"], username=ews["username"], password=ews["password"], items={})
+    local = threading.local()
+
+    def fetch(upn: str) -> None:
+        floor = getattr(local, "floor", None) or RawFloor(double)
+        local.floor = floor
+        floor.fetch(ews["items"][upn], work / f"floor-{threading.get_ident()}.eml", mailbox=upn)
+
+    seconds = timed_burst(upns, threads, fetch)
+    return {"seconds": round(seconds, 2), "fetches_per_second": round(len(upns) / seconds, 1)}
+
+
+@contextmanager
+def serve_waitress(container: Container, threads: int) -> Iterator[str]:
+    """The app in this process under waitress (what ``addin-service run`` does)."""
+    server = create_server(build_app(container=container), host="127.0.0.1", port=0, threads=threads)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
+
+
+@contextmanager
+def serve_gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
+    """The service as deployed at scale: gunicorn with infra/gunicorn.conf.py, in its own processes."""
+    port = free_port()
+    child_env = {**os.environ, **env,
+                 "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --workers {workers} --threads {threads}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "addin_service:create_app()"],
+        cwd=ROOT, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc, workers)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], workers: int) -> None:
+    """Until every worker process has booted (each builds its app after the fork)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {proc.returncode}")
+        try:
+            booted = len(psutil.Process(proc.pid).children())
+            if booted >= workers and requests.get(f"{base}/healthz", timeout=2).ok:
+                for _ in range(4 * workers):  # one request per worker at least, so none boots mid-burst
+                    requests.get(f"{base}/healthz", timeout=10)
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # still booting
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn did not become ready")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def timed_burst(upns: list[str], threads: int, one: Callable[[str], None]) -> float:
@@ -247,24 +324,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--path", choices=("http", "use-case"), default="http")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--server", choices=("gunicorn", "waitress"), default="gunicorn",
+                        help="http path: gunicorn processes (infra/gunicorn.conf.py) or waitress in this process")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     args = parser.parse_args()
-    run = run_http if args.path == "http" else run_use_case
-    baseline = run(args.reporters, args.threads, args.database, False)
-    notified = run(args.reporters, args.threads, args.database, True)
-    emit({
-        "benchmark": "outbox_burst",
-        "path": args.path,
-        "database": args.database,
-        "reporters": args.reporters,
-        "threads": args.threads,
-        "baseline_notifications_off": baseline,
-        "notifications_on": notified,
-        "ratio_on_to_off": round(notified["reports_per_second"] / baseline["reports_per_second"], 3),
-        "target_reports_per_second": TARGET_PER_SECOND,
-        "meets_target": notified["reports_per_second"] >= TARGET_PER_SECOND,
-        "one_case_security_once": notified["campaign_cases"] == 1 and notified["security_queued"] == 1
+    result: dict[str, Any] = {"benchmark": "outbox_burst", "path": args.path, "database": args.database,
+                              "reporters": args.reporters, "threads": args.threads}
+    if args.path == "http":
+        result.update(server=args.server, web_workers=args.web_workers if args.server == "gunicorn" else 1)
+        measured = run_http(args.reporters, args.threads, args.database, args.server, args.web_workers)
+        result.update(measured)
+        notified = measured["service"]
+    else:
+        baseline = run_use_case(args.reporters, args.threads, args.database, False)
+        notified = run_use_case(args.reporters, args.threads, args.database, True)
+        result.update(baseline_notifications_off=baseline, notifications_on=notified,
+                      ratio_on_to_off=round(notified["reports_per_second"] / baseline["reports_per_second"], 3))
+    result.update(
+        target_reports_per_second=TARGET_PER_SECOND,
+        meets_target=notified["reports_per_second"] >= TARGET_PER_SECOND,
+        one_case_security_once=notified["campaign_cases"] == 1 and notified["security_queued"] == 1
         and notified["reports_filed"] == args.reporters,
-    })
+    )
+    emit(result)
 
 
 if __name__ == "__main__":

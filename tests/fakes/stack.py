@@ -28,7 +28,8 @@ COLLEAGUE = "riley.chen@contoso.com"
 SHARED = "hr-cases@contoso.com"
 
 
-def stack_settings(tmp: Path, ews: EwsServer, issuer: OidcIssuer, **env: str) -> Settings:
+def stack_env(tmp: Path, ews: EwsServer, issuer: OidcIssuer, **env: str) -> dict[str, str]:
+    """The ``ADDIN_*`` variables of a service wired to these doubles, with its data under ``tmp``."""
     values = {
         "ADDIN_DATABASE_URL": f"sqlite:///{tmp / 'addin.db'}",
         "ADDIN_EVIDENCE_URL": f"file://{tmp / 'evidence'}",
@@ -48,7 +49,11 @@ def stack_settings(tmp: Path, ews: EwsServer, issuer: OidcIssuer, **env: str) ->
         "ADDIN_SUPPORT_PHONE": "+1 555 0199",
     }
     values.update(env)
-    return Settings.from_env(values, cwd=tmp)
+    return values
+
+
+def stack_settings(tmp: Path, ews: EwsServer, issuer: OidcIssuer, **env: str) -> Settings:
+    return Settings.from_env(stack_env(tmp, ews, issuer, **env), cwd=tmp)
 
 
 @dataclass

@@ -1,0 +1,38 @@
+"""gunicorn settings for the service at scale: ``gunicorn -c infra/gunicorn.conf.py 'addin_service:create_app()'``.
+
+Why these values:
+
+* ``gthread`` workers: a report spends most of its life waiting on Exchange or Graph, so each
+  process serves many requests on threads; several processes use every core (Python runs one
+  thread at a time per process).
+* No ``preload_app``: every worker builds its own app after the fork, so no database pool, lock
+  file descriptor or thread is shared across processes.
+* No access log: ``/ack/<token>`` carries a signed token in its path and nothing that identifies
+  a reporter belongs in a plain access log. The service logs each request itself (JSON, with the
+  request id and no secrets).
+* The notification worker does not run inside gunicorn's processes: run ``addin-service worker``
+  beside it (any number of each can share one PostgreSQL database and evidence store).
+* ``/metrics`` is per process; scrape each process, or run one worker process per container.
+
+Override any value with gunicorn's own ``GUNICORN_CMD_ARGS`` (for example
+``GUNICORN_CMD_ARGS="--bind 127.0.0.1:9000 --workers 4"``); ``WEB_CONCURRENCY`` sets the number of
+processes, as on most platforms.
+"""
+
+from __future__ import annotations
+
+import os
+
+bind = "0.0.0.0:8000"
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))))
+threads = 8
+# A 100 MB capture over a slow link can take minutes; gthread workers keep beating while a
+# request runs, so this bounds only a worker that is truly stuck.
+timeout = 300
+graceful_timeout = 30
+keepalive = 5
+preload_app = False
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("ADDIN_LOG_LEVEL", "info")

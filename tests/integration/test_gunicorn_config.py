@@ -1,0 +1,102 @@
+"""infra/gunicorn.conf.py: the service as deployed at scale, in gunicorn's own processes.
+
+Two worker processes share one SQLite database and one evidence store; a report filed through
+either is sealed in the one ledger and verifies. A configuration error stops start-up naming the
+variable, and the signed ``/ack/<token>`` path never reaches an access log.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from addin_service.demo.ews_seed import sample_messages
+from addin_service.demo.ews_server import EwsServer
+from addin_service.demo.oidc import OidcIssuer
+from tests.fakes.stack import REPORTER, stack_env
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "infra" / "gunicorn.conf.py"
+pytestmark = pytest.mark.timeout(90)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[str]:
+    child_env = {**os.environ, **env, "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} --workers {workers} --threads 4"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(CONFIG), "addin_service:create_app()"],
+        cwd=ROOT, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+@contextmanager
+def served(env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    proc = _gunicorn(env, port, workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                if requests.get(f"{base}/healthz", timeout=5).ok:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # still booting
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
+            time.sleep(0.1)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_two_worker_processes_file_into_one_store_that_verifies(tmp_path: Path) -> None:
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        ews.add_mailbox(REPORTER)
+        items = [ews.add_message(REPORTER, mime) for mime in list(sample_messages().values())[:4]]
+        env = stack_env(tmp_path, ews, issuer, ADDIN_LOG_LEVEL="warning")
+        with served(env) as (base, proc):
+            headers = {"Authorization": f"Bearer {issuer.mint(REPORTER)}"}
+            answers = [
+                requests.post(f"{base}/api/v1/reports", json={"item_id": item, "category": "threat-or-violence"},
+                              headers=headers, timeout=30)
+                for item in items
+            ]
+            ack = requests.get(f"{base}/ack/secret-looking-token-value", timeout=10)
+            proc.terminate()
+            output = proc.communicate(timeout=30)[0]
+    assert [a.status_code for a in answers] == [201] * 4, [a.text for a in answers]
+    assert len({a.json()["report_id"] for a in answers}) == 4
+    assert ack.status_code in (400, 404)
+    assert "secret-looking-token-value" not in output  # no access log
+    verify = subprocess.run([str(Path(sys.executable).parent / "addin-service"), "evidence", "verify"],
+                            env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "4" in verify.stdout
+
+
+def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        env = stack_env(tmp_path, ews, issuer, ADDIN_EWS_TIMEOUT="soon")
+        proc = _gunicorn(env, _free_port(), 1)
+        try:
+            output = proc.communicate(timeout=60)[0]
+        finally:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "ADDIN_EWS_TIMEOUT" in output
