@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class LedgerEntry:
 
     def to_line(self) -> bytes:
         """The entry as one canonical JSON line, newline-terminated."""
-        return canonical_json(asdict(self)) + b"\n"
+        return canonical_json({**self.hashed_content(), "hash": self.hash, "signature": self.signature}) + b"\n"
 
     @classmethod
     def create(
@@ -101,7 +101,7 @@ class LedgerEntry:
             signature="",
         )
         digest = unsigned.computed_hash()
-        return cls(**{**asdict(unsigned), "hash": digest, "signature": signer.sign(digest.encode("ascii"))})
+        return replace(unsigned, hash=digest, signature=signer.sign(digest.encode("ascii")))
 
     @classmethod
     def parse(cls, raw: bytes) -> LedgerEntry:
@@ -166,6 +166,15 @@ def split_lines(data: bytes) -> list[LedgerLine]:
     return lines
 
 
+@dataclass(frozen=True)
+class _Tail:
+    """The last line this object read or appended, and the key its entry is known to be signed by."""
+
+    line: bytes  # exactly as in the file, newline included
+    entry: LedgerEntry
+    key: Ed25519PublicKey | None
+
+
 class Ledger:
     """The ledger file in ``directory`` and the lock that serialises writers."""
 
@@ -175,6 +184,7 @@ class Ledger:
         self._lock_path = directory / LOCK_NAME
         self._timeout = lock_timeout
         self._thread_lock = threading.Lock()
+        self._tail: _Tail | None = None  # read and written under the writers' lock only
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -232,7 +242,10 @@ class Ledger:
     def last_entry(self, key: Ed25519PublicKey) -> LedgerEntry | None:
         """The entry to chain onto, checked: well formed, its hash right and signed by ``key``.
 
-        Reads only the end of the file. Call under :meth:`exclusive`.
+        Reads only the end of the file. When that is still exactly the line this object last
+        checked or appended, its entry is returned without parsing and verifying it again; any
+        other writer's append or any edit of the line changes those bytes. Call under
+        :meth:`exclusive`.
 
         :raises LedgerUnusable: the last line is torn, malformed, edited or signed by another key.
         :raises OSError: the ledger cannot be read.
@@ -245,6 +258,9 @@ class Ledger:
             size = os.fstat(fd).st_size
             if size == 0:
                 return None
+            remembered = self._remembered_tail(fd, size, key)
+            if remembered is not None:
+                return remembered
             if os.pread(fd, 1, size - 1) != b"\n":
                 raise LedgerUnusable("the ledger's last line is incomplete (a write was interrupted)")
             raw = self._last_line(fd, size - 1)
@@ -258,32 +274,57 @@ class Ledger:
             raise LedgerUnusable("the ledger's last entry does not match its hash (it was edited)")
         if not entry.signature_valid(key):
             raise LedgerUnusable("the ledger's last entry is not signed by this service's key")
+        self._tail = _Tail(raw + b"\n", entry, key)
         return entry
 
-    def append(self, entry: LedgerEntry) -> None:
+    def append(self, entry: LedgerEntry, *, signed_by: Ed25519PublicKey | None = None) -> None:
         """Append ``entry`` and fsync. On failure the file is cut back to its previous length, so a
         failed append never leaves a torn line behind. Call under :meth:`exclusive`.
 
+        ``signed_by``: the key whose private half just signed ``entry``; the next
+        :meth:`last_entry` with that key then need not verify the signature again.
+
         :raises OSError: the entry could not be written durably.
         """
-        created = False
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            created = True
-        except FileExistsError:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        self._tail = None
+        line = entry.to_line()
+        fd, created = self._open_for_append()
         try:
             if created:
                 fsync_dir(self.directory)
             before = os.fstat(fd).st_size
             try:
-                write_all(fd, entry.to_line())
+                write_all(fd, line)
                 os.fsync(fd)
             except OSError:
                 self._cut_back(fd, before)
                 raise
         finally:
             os.close(fd)
+        self._tail = _Tail(line, entry, signed_by)
+
+    def _open_for_append(self) -> tuple[int, bool]:
+        """The ledger opened for appending, and whether this call created it."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        try:
+            return os.open(self.path, flags), False
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
+        except FileExistsError:
+            return os.open(self.path, flags), False
+
+    def _remembered_tail(self, fd: int, size: int, key: Ed25519PublicKey) -> LedgerEntry | None:
+        """The remembered last entry if the file of ``size`` bytes still ends with exactly its line
+        (and a line break before it) and it is known to be signed by ``key``; else None."""
+        tail = self._tail
+        if tail is None or tail.key is not key or len(tail.line) > size:
+            return None
+        expected = tail.line if len(tail.line) == size else b"\n" + tail.line
+        if os.pread(fd, len(expected), size - len(expected)) != expected:
+            return None
+        return tail.entry
 
     def _cut_back(self, fd: int, size: int) -> None:
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from addin_service.errors import MessageTooLarge
 from addin_service.evidence.canonical import SHA256_PREFIX
-from addin_service.evidence.fsio import FileDigest, unavailable, write_all, write_new_file
+from addin_service.evidence.fsio import FileDigest, NewFiles, start_writeback, unavailable, write_all
 from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA
 from addin_service.evidence.ports import SealedPackage
 from addin_service.evidence.sealing import Sealer
@@ -21,6 +21,7 @@ from addin_service.evidence.sealing import Sealer
 log = logging.getLogger("addin_service.evidence")
 
 _BUFFER_BYTES = 1024 * 1024
+_WRITEBACK_BYTES = 2 * 1024 * 1024
 
 
 def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:
@@ -69,11 +70,16 @@ class FilePendingPackage:
         self._sealer = sealer
         self._hash = hashlib.sha256()
         self._size = 0
+        self._written = 0  # bytes of the message in the file
+        self._writeback_from = 0  # where the next write-behind starts
         self._buffer = bytearray()
         self._state = "open"
-        self._fd: int | None = os.open(
-            work / MESSAGE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
+        self._files = NewFiles(work)
+        try:
+            self._fd = self._files.create(MESSAGE)
+        except BaseException:
+            self._files.close()
+            raise
 
     @property
     def message_sha256(self) -> str:
@@ -122,14 +128,14 @@ class FilePendingPackage:
         if self._state != "open":
             raise RuntimeError(f"this evidence package is {self._state}")
         try:
-            self._finish_message()
+            self._flush()
             # Not fsynced one by one: the sealer syncs every file of the package together.
             files = {
                 MESSAGE: FileDigest(self.message_sha256, self._size),
-                HEADERS: write_new_file(self._work / HEADERS, encode_headers(headers), sync=False),
-                METADATA: write_new_file(self._work / METADATA, encode_metadata(metadata), sync=False),
+                HEADERS: self._files.write(HEADERS, encode_headers(headers)),
+                METADATA: self._files.write(METADATA, encode_metadata(metadata)),
             }
-            entry = self._sealer.seal(self._work, case_id, self.report_id, files)
+            entry = self._sealer.seal(self._files, case_id, self.report_id, files)
         except OSError as exc:
             self._fail("failed")
             raise unavailable(exc, "seal the evidence package") from exc
@@ -137,6 +143,7 @@ class FilePendingPackage:
             self._fail("failed")
             raise
         self._state = "sealed"
+        self._files.close()
         log.info(
             "evidence sealed",
             extra={
@@ -164,15 +171,13 @@ class FilePendingPackage:
                 self._state = "aborted"
 
     def _flush(self) -> None:
-        if self._buffer and self._fd is not None:
+        if self._buffer:
             pending, self._buffer = self._buffer, bytearray()
             write_all(self._fd, pending)
-
-    def _finish_message(self) -> None:
-        assert self._fd is not None
-        self._flush()
-        fd, self._fd = self._fd, None
-        os.close(fd)
+            self._written += len(pending)
+            if self._written - self._writeback_from >= _WRITEBACK_BYTES:
+                start_writeback(self._fd, self._writeback_from, self._written - self._writeback_from)
+                self._writeback_from = self._written
 
     def _fail(self, state: str) -> None:
         self._state = state
@@ -180,12 +185,7 @@ class FilePendingPackage:
 
     def _discard(self) -> None:
         self._buffer = bytearray()
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                log.debug("closing a discarded message file failed", extra={"event": "evidence.discard"})
-            self._fd = None
+        self._files.close()
         shutil.rmtree(self._work, ignore_errors=True)
         if os.path.lexists(self._work):
             log.warning(

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from addin_service.errors import EvidenceStoreUnavailable
 from addin_service.evidence.canonical import sha256_tag, utc_now_iso
-from addin_service.evidence.fsio import FileDigest, fsync_dir, fsync_together, make_private_dir, write_new_file
+from addin_service.evidence.fsio import FileDigest, NewFiles, fsync_dir, make_private_dir, open_dir
 from addin_service.evidence.keys import LedgerKeys
-from addin_service.evidence.layout import MANIFEST, PACKAGE_FILES, StoreLayout
+from addin_service.evidence.layout import MANIFEST, StoreLayout
 from addin_service.evidence.ledger import Ledger, LedgerEntry, LedgerUnusable
 from addin_service.evidence.manifest import build_manifest, encode_manifest
 
@@ -37,7 +37,7 @@ class Sealer:
         self._ledger = ledger
         self._keys = keys
 
-    def seal(self, work: Path, case_id: str, report_id: str, files: Mapping[str, FileDigest]) -> LedgerEntry:
+    def seal(self, work: NewFiles, case_id: str, report_id: str, files: Mapping[str, FileDigest]) -> LedgerEntry:
         """Seal the package in ``work`` (holding the three payload files) as ``case_id/report_id``.
 
         On failure ``work`` holds the package again (the caller discards it) and nothing is left
@@ -52,53 +52,57 @@ class Sealer:
         signer = self._keys.signer()
         with self._ledger.exclusive():
             previous = self._chain_point(signer.public_key)
-            if os.path.lexists(target):
-                log.error(
-                    "evidence package %s already exists; refusing to overwrite it",
-                    target,
-                    extra={"event": "evidence.exists"},
-                )
-                raise EvidenceStoreUnavailable(
-                    "A report with this number is already stored. Nothing was overwritten and nothing "
-                    "was filed; please try again."
-                )
-            at = utc_now_iso()
-            manifest = build_manifest(
-                case_id=case_id,
-                report_id=report_id,
-                created_at=at,
-                files=files,
-                sequence=1 if previous is None else previous.sequence + 1,
-                previous_hash=None if previous is None else previous.hash,
-                signer=signer,
-            )
-            manifest_bytes = encode_manifest(manifest)
-            write_new_file(work / MANIFEST, manifest_bytes, sync=False)
-            for name in PACKAGE_FILES:
-                os.chmod(work / name, READ_ONLY_FILE)
-            # Every file and the folder itself are durable before the rename makes them visible.
-            fsync_together([*(work / name for name in PACKAGE_FILES), work])
-            case_created = self._move_into_place(work, target)
+            case_created = make_private_dir(target.parent)
+            moved = False
             try:
+                if not case_created and os.path.lexists(target):
+                    log.error(
+                        "evidence package %s already exists; refusing to overwrite it",
+                        target,
+                        extra={"event": "evidence.exists"},
+                    )
+                    raise EvidenceStoreUnavailable(
+                        "A report with this number is already stored. Nothing was overwritten and "
+                        "nothing was filed; please try again."
+                    )
+                at = utc_now_iso()
+                manifest = build_manifest(
+                    case_id=case_id,
+                    report_id=report_id,
+                    created_at=at,
+                    files=files,
+                    sequence=1 if previous is None else previous.sequence + 1,
+                    previous_hash=None if previous is None else previous.hash,
+                    signer=signer,
+                )
+                manifest_bytes = encode_manifest(manifest)
+                work.write(MANIFEST, manifest_bytes)
+                # Every file, the folder itself and a new case folder's entry in the root are
+                # durable before the rename makes the package visible.
+                self._make_durable(work, case_created)
+                os.rename(work.directory, target)
+                moved = True
                 # One journal transaction holds the rename on both sides; syncing the new parent
                 # makes it durable.
                 fsync_dir(target.parent)
                 entry = LedgerEntry.create(previous, case_id, report_id, sha256_tag(manifest_bytes), at, signer)
-                self._ledger.append(entry)
+                self._ledger.append(entry, signed_by=signer.public_key)
             except BaseException:
-                self._withdraw(target, work, target.parent if case_created else None)
+                self._withdraw(target, work.directory if moved else None, target.parent if case_created else None)
                 raise
         self._lock_directory(target)
         return entry
 
-    def _move_into_place(self, work: Path, target: Path) -> bool:
-        """Rename ``work`` to ``target``; True if the case folder had to be created."""
-        case_dir = target.parent
-        case_created = make_private_dir(case_dir)
-        if case_created:
-            fsync_dir(self._layout.root)
-        os.rename(work, target)
-        return case_created
+    def _make_durable(self, work: NewFiles, case_created: bool) -> None:
+        """Make the files read-only and sync them and their folder, and the root if a case was created."""
+        if not case_created:
+            work.finish(READ_ONLY_FILE)
+            return
+        root = open_dir(self._layout.root)
+        try:
+            work.finish(READ_ONLY_FILE, also=[root])
+        finally:
+            os.close(root)
 
     def _chain_point(self, key: Ed25519PublicKey) -> LedgerEntry | None:
         """The checked last entry to chain onto; never chains onto a torn or edited line."""
@@ -117,11 +121,13 @@ class Sealer:
                 "repaired automatically."
             ) from None
 
-    def _withdraw(self, target: Path, work: Path, created_case_dir: Path | None) -> None:
-        """Move a package that did not make it into the ledger back out of the case folder."""
+    def _withdraw(self, target: Path, work: Path | None, created_case_dir: Path | None) -> None:
+        """Take back a package that did not make it into the ledger: move it out of the case folder
+        to ``work`` (None: it was not moved in yet) and remove the case folder if this seal made it."""
         try:
-            os.rename(target, work)
-            fsync_dir(target.parent)
+            if work is not None:
+                os.rename(target, work)
+                fsync_dir(target.parent)
             if created_case_dir is not None:
                 os.rmdir(created_case_dir)
                 fsync_dir(self._layout.root)

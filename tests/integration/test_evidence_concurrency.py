@@ -67,3 +67,30 @@ def test_two_processes_sealing_at_once_make_a_valid_gapless_chain(tmp_path: Path
     assert ledger_sequences(root) == list(range(1, 13))
     result = FileEvidenceStore(root).verify()
     assert (result.ok, result.reports_checked) == (True, 12)
+
+
+ONE_SEAL = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from addin_service.evidence.files import FileEvidenceStore
+    from tests.fakes.evidence import file_report
+
+    file_report(FileEvidenceStore(Path(sys.argv[1])), b"sealed by another process")
+    """
+)
+
+
+def test_a_seal_chains_onto_what_another_process_appended_since_this_one_last_sealed(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    store = FileEvidenceStore(root)
+    file_report(store, b"first")
+    subprocess.run([sys.executable, "-c", ONE_SEAL, str(root)], cwd=REPO, check=True, timeout=60)
+    third = file_report(store, b"third")
+    lines = [json.loads(line) for line in (root / "ledger" / "ledger.jsonl").read_bytes().splitlines()]
+    assert [line["sequence"] for line in lines] == [1, 2, 3]
+    assert lines[2]["previous_hash"] == lines[1]["hash"]
+    manifest = json.loads(store.read_file(third.case_id, third.report_id, "manifest.json"))
+    assert (third.ledger_sequence, manifest["ledger"]) == (3, {"sequence": 3, "previous_hash": lines[1]["hash"]})
+    result = store.verify()
+    assert (result.ok, result.reports_checked) == (True, 3)

@@ -203,7 +203,7 @@ def test_the_same_report_cannot_be_sealed_over_an_existing_one(store: FileEviden
 def test_a_failed_ledger_append_leaves_nothing_under_the_case(
     store: FileEvidenceStore, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(self: Ledger, entry: object) -> None:
+    def disk_full(self: Ledger, entry: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Ledger, "append", disk_full)
@@ -211,6 +211,31 @@ def test_a_failed_ledger_append_leaves_nothing_under_the_case(
     with pytest.raises(EvidenceStoreUnavailable, match="disk is full"):
         file_report(store, sample_message(), case_id=case_id)
     assert leftovers(root) == [".tmp"]
+
+
+@pytest.mark.parametrize("existing_case", [False, True])
+def test_a_failed_sync_before_the_move_leaves_nothing_under_the_case(
+    store: FileEvidenceStore, root: Path, monkeypatch: pytest.MonkeyPatch, existing_case: bool
+) -> None:
+    store.check()  # the key exists: what fails is the seal
+    case_id = ids.new_case_id()
+    kept = [file_report(store, b"already there", case_id=case_id).report_id] if existing_case else []
+    ledger = root / "ledger" / "ledger.jsonl"
+    ledger_before = ledger.read_bytes() if existing_case else None
+
+    def io_error(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "fsync", io_error)
+        with pytest.raises(EvidenceStoreUnavailable, match="input/output error"):
+            file_report(store, sample_message(), case_id=case_id)
+    assert sorted(p.name for p in root.iterdir()) == sorted([".tmp", "ledger", *([case_id] if kept else [])])
+    assert list((root / ".tmp").iterdir()) == []
+    if kept:
+        assert [p.name for p in (root / case_id).iterdir()] == kept
+    assert (ledger.read_bytes() if ledger.exists() else None) == ledger_before
+    assert store.verify().ok
 
 
 def test_a_torn_last_ledger_line_stops_sealing_without_repairing_it(
@@ -327,3 +352,35 @@ def test_logs_hold_no_message_body_or_metadata(
         file_report(store, b"SECRET-BODY-TEXT" * 100, limit=100)
     logged = caplog.text + "".join(json.dumps(vars(r), default=str) for r in caplog.records)
     assert "SECRET-BODY-TEXT" not in logged and "SECRET-NOTE-TEXT" not in logged
+
+
+def test_a_large_message_starts_writeback_behind_itself_in_contiguous_ranges(
+    store: FileEvidenceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from addin_service.evidence import fsio, package
+
+    started: list[tuple[int, int]] = []
+    real = fsio.start_writeback
+
+    def recording(fd: int, offset: int, length: int) -> None:
+        started.append((offset, length))
+        real(fd, offset, length)  # the real kernel call, on the real file
+
+    monkeypatch.setattr(package, "start_writeback", recording)
+    message = os.urandom(9 * 1024 * 1024 + 5)
+    sealed = file_report(store, message, chunk=64 * 1024)
+    assert store.read_file(sealed.case_id, sealed.report_id, "message.eml") == message
+    assert started, "no writeback was started for a 9 MB message"
+    assert started[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in zip(started, started[1:], strict=False))
+    assert all(n >= 2 * 1024 * 1024 for _, n in started)
+    assert started[-1][0] + started[-1][1] <= len(message)
+
+
+def test_a_small_message_starts_no_writeback(store: FileEvidenceStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from addin_service.evidence import package
+
+    started: list[int] = []
+    monkeypatch.setattr(package, "start_writeback", lambda fd, offset, length: started.append(length))
+    file_report(store, b"x" * 50_000)
+    assert started == []
