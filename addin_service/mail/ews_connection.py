@@ -36,6 +36,7 @@ from oauthlib.oauth2 import InsecureTransportError, OAuth2Error, TokenExpiredErr
 
 from addin_service.errors import ConfigError, MailboxUnavailable
 from addin_service.mail.ews_retry import TransientFailure
+from addin_service.mail.http_env import EnvironmentSettings
 from addin_service.settings import Settings
 
 READ_CHUNK = 64 * 1024
@@ -92,11 +93,19 @@ class _PrivateProtocol(CachingProtocol):  # type: ignore[misc]  # exchangelib is
 
 
 class AddinProtocol(Protocol, metaclass=_PrivateProtocol):  # type: ignore[misc]
-    """exchangelib's Protocol with a per-instance timeout and large-chunk response reading."""
+    """exchangelib's Protocol with a per-instance timeout, large-chunk response reading, and the
+    environment's proxy and CA bundle read once, at construction (see ``http_env``)."""
 
     def __init__(self, *args: Any, timeout: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.TIMEOUT = timeout
+        token_url = getattr(self.credentials, "token_url", None)
+        self._environment = EnvironmentSettings.read(self.service_endpoint, *([token_url] if token_url else []))
+
+    def create_session(self) -> Any:
+        # Sessions are created lazily and renewed (new OAuth token); each gets the settings read above.
+        # Only the token request made while creating an OAuth session still reads the environment.
+        return self._environment.apply(super().create_session())
 
     @classmethod
     def raw_session(

@@ -15,6 +15,8 @@ Access, by ``ADDIN_GRAPH_AUTH``:
   ``User.ReadBasic.All``, plus ``Mail.Read.Shared`` for someone else's mailbox). Graph itself
   lets the reporter read only what they may read; its 403 becomes :class:`NotYourMailbox`. Ids
   are translated with ``POST /users/{mailbox}/translateExchangeIds`` (cached for five minutes).
+  If it answers 403, the id is converted locally as in ``app`` mode, and for five minutes that
+  reporter's captures from that mailbox skip the call.
 * ``app``: an application token (``Mail.Read`` limited by an application access policy). Graph
   cannot tell this service who may read which mailbox, so the check is made here: the reporter
   must own the mailbox (their address, UPN or one of their SMTP proxy addresses), or be listed in
@@ -54,6 +56,7 @@ from addin_service.errors import (
 )
 from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
 from addin_service.mail.graph_tokens import CAPTURE_SCOPES, SHARED_CAPTURE_SCOPES, GraphTokens, TokenSource
+from addin_service.mail.http_env import pinned_session
 from addin_service.mail.ports import CapturedItem, ItemRef, MimeSink, canonical_item_id
 from addin_service.settings import Settings
 
@@ -140,13 +143,17 @@ class GraphMailbox:
         self._settings = settings
         self._obo = settings.graph_auth == "obo"
         self._tokens: TokenSource = tokens if tokens is not None else GraphTokens(settings)
-        self._session = session if session is not None else requests.Session()
+        # Capture, listing and the readiness probe only ever reach ADDIN_GRAPH_URL's host.
+        self._session = session if session is not None else pinned_session(settings.graph_url)
         self._http = GraphHttp.from_settings(settings, self._session, sleep=sleep, clock=clock)
         self._delegates = {
             mailbox.lower(): frozenset(r.lower() for r in readers) for mailbox, readers in (delegates or {}).items()
         }
         self._clock = clock
         self._translations: _TtlCache[tuple[str, str], str] = _TtlCache(TRANSLATION_TTL, clock)
+        # (reporter, mailbox) for which translateExchangeIds answered 403: convert locally for a while
+        # rather than pay a refused round trip on every capture.
+        self._untranslatable: _TtlCache[tuple[str, str], bool] = _TtlCache(TRANSLATION_TTL, clock)
         self._addresses: _TtlCache[str, frozenset[str]] = _TtlCache(ADDRESS_TTL, clock)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
@@ -316,6 +323,9 @@ class GraphMailbox:
         cached = self._translations.get(key)
         if cached is not None:
             return cached
+        refused_key = (ref.reporter.lower(), ref.mailbox.lower())
+        if self._untranslatable.get(refused_key):
+            return ews_to_rest_id(ref.item_id)
         url = self._http.url("users", ref.mailbox, "translateExchangeIds")
         body = {"inputIds": [ref.item_id], "sourceIdType": "ewsId", "targetIdType": "restId"}
         try:
@@ -327,6 +337,7 @@ class GraphMailbox:
             if isinstance(exc, GraphHttpError) and exc.status == 403:
                 # The conversion is syntactic; the GET that follows is the real access check.
                 log.warning("translateExchangeIds refused; converting the id locally", extra={"graph_code": exc.code})
+                self._untranslatable.put(refused_key, True)
                 return ews_to_rest_id(ref.item_id)
             self._raise_for(exc)
         results = data.get("value")

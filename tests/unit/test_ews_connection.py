@@ -121,3 +121,19 @@ def test_streamed_responses_keep_requests_default_for_exchangelibs_streaming_ser
 
 def test_sessions_of_other_exchangelib_users_keep_requests_defaults() -> None:
     assert requests.Session().hooks["response"] == []
+
+
+def test_sessions_use_the_ca_bundle_the_environment_named_when_the_connection_was_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/contoso-ca.pem")
+    connection = EwsConnection(ews_settings(URL))
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # read once, at construction; sessions come later
+    session = connection.protocol.get_session()
+    try:
+        # requests no longer consults the environment on each request; the decision was made.
+        assert (session.verify, session.trust_env) == ("/etc/ssl/contoso-ca.pem", False)
+    finally:
+        connection.protocol.release_session(session)
+        connection.close()

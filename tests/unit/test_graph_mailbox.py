@@ -18,7 +18,7 @@ from addin_service.errors import (
     NotYourMailbox,
     Unauthenticated,
 )
-from addin_service.mail.graph import MESSAGE_SELECT, GraphMailbox, ews_to_rest_id
+from addin_service.mail.graph import MESSAGE_SELECT, TRANSLATION_TTL, GraphMailbox, ews_to_rest_id
 from addin_service.mail.ports import ItemRef, canonical_item_id
 from tests.fakes.graph import BytesSink, FakeTime, StaticTokens, fixture, graph_settings, nasty_mime
 
@@ -257,6 +257,36 @@ def test_a_refused_translation_falls_back_to_the_local_conversion_and_graph_deci
     captured = mailbox().capture(ref(), BytesSink())
 
     assert captured.item_id == EWS_ID
+
+
+def test_a_refused_translation_is_not_asked_for_again_for_a_while(graph: responses.RequestsMock) -> None:
+    fail(graph, responses.POST, TRANSLATE, 403, "error_access_denied.json")
+    serve_message(graph, translate=False)
+    time = FakeTime()
+    box = mailbox(time=time)
+
+    box.capture(ref(), BytesSink())
+    box.capture(ref(), BytesSink())
+    assert len(calls_to(graph, TRANSLATE)) == 1
+    assert len(calls_to(graph, VALUE)) == 2
+
+    time.advance(TRANSLATION_TTL)
+    box.capture(ref(), BytesSink())
+    assert len(calls_to(graph, TRANSLATE)) == 2
+
+
+def test_the_ca_bundle_is_the_one_the_environment_named_when_the_mailbox_was_built(
+    graph: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/contoso-ca.pem")
+    box = mailbox()
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # read once, at construction
+    serve_message(graph)
+
+    box.capture(ref(), BytesSink())
+
+    assert {call.request.req_kwargs["verify"] for call in graph.calls} == {"/etc/ssl/contoso-ca.pem"}
 
 
 def test_an_unknown_mailbox_is_not_your_mailbox(graph: responses.RequestsMock) -> None:
