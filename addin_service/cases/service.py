@@ -9,10 +9,10 @@ Around the capture:
 
 * the origin analysis of the transport headers (inside, outside, spoofed) goes into
   ``metadata.json`` and the case;
-* the case is chosen before sealing (the package lives under the case id): the campaign case when
-  another reporter filed the same ``Message-ID`` (reserved atomically, so concurrent first reports
-  of one message share one case — and every report is still filed as its own evidence), else the
-  reporter's open case about the same sender, else a new case;
+* the case is chosen before sealing (the package lives under the case id), in one short
+  transaction: the campaign case when another reporter filed the same ``Message-ID`` (reserved
+  atomically, so concurrent first reports of one message share one case — and every report is still
+  filed as its own evidence), else the reporter's open case about the same sender, else a new case;
 * the reporter's managers are looked up (directory → mapping file → fallback) outside any
   transaction, the routing policy decides who is told, and the rendered notifications are written
   to the outbox in the filing transaction. The answer lists roles and status, never addresses.
@@ -126,7 +126,7 @@ class ReportFiler:
         fingerprint = command.fingerprint(mailbox)
 
         for _ in range(CLAIM_ATTEMPTS):
-            lookup = self._repo.lookup(caller.upn, key, idempotency_key, fingerprint)
+            lookup = self._repo.lookup_or_claim(caller.upn, key, idempotency_key, fingerprint)
             if lookup.existing is not None:
                 return self._replay(
                     caller,
@@ -136,10 +136,9 @@ class ReportFiler:
                     key,
                     fingerprint,
                 )
-            token = self._repo.claim(caller.upn, key)
-            if token is not None:
+            if lookup.token is not None:
                 return self._capture_and_file(
-                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, token, notify
+                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, lookup.token, notify
                 )
             existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
             if existing is not None:
@@ -278,21 +277,18 @@ class ReportFiler:
         self, reporter: str, sender: str | None, urgent: bool, campaign: str | None, origin: OriginAnalysis
     ) -> NewCase | str:
         """The campaign case of this Message-ID (reserved atomically; see the module docstring), else
-        the reporter's open case about the same sender, else a new case.
+        the reporter's open case about the same sender, else a new case — in one transaction.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
-        own = self._repo.find_open_case(reporter, sender) if sender else None
-        candidate = own.id if own is not None else ids.new_case_id()
-        chosen = self._campaigns.reserve_campaign(campaign, candidate) if campaign else candidate
-        if chosen == candidate and own is not None:
-            return own.id
-        if chosen != candidate and self._repo.get_case(chosen) is not None:
-            return chosen
+        reserve = self._campaigns.campaign_reserver(campaign) if campaign else None
+        chosen = self._repo.choose_case(reporter, sender, ids.new_case_id(), reserve)
+        if chosen.exists:
+            return chosen.id
         # A new case: ours, or a campaign case reserved by a report still being filed (whichever
         # commits first creates it; the repository has the other join it: same campaign key).
         return NewCase(
-            id=chosen,
+            id=chosen.id,
             reporter=reporter,
             sender_address=sender,
             origin=origin.verdict,

@@ -12,6 +12,10 @@ Two back ends, one behaviour:
   and server-side ``lock_timeout`` / ``idle_in_transaction_session_timeout`` so no request waits
   forever behind a stuck transaction.
 
+A unit of work is an ORM session (:meth:`Database.session`) or, on hot paths that run a few
+prepared Core statements, a connection (:meth:`Database.connection`); both start and end their
+transactions the same way.
+
 Every SQLAlchemy connectivity error is translated into
 :class:`~addin_service.errors.DatabaseUnavailable` at this boundary, so the API answers 503 with
 ``Retry-After`` and no driver message ever reaches a user or a log line with parameters in it.
@@ -60,6 +64,7 @@ MIGRATION_LOCK_ID = int.from_bytes(
 
 _SQLITE_BEGIN_OPTION = "addin_sqlite_begin"
 _DURABLE_OPTION = "addin_durable"
+_SYNCHRONOUS_INFO = "addin_sqlite_synchronous"
 
 
 class Database:
@@ -90,15 +95,11 @@ class Database:
         else:
             raise ValueError("database URL must be sqlite:///path or postgresql+psycopg://...")
         self.dialect: str = backend
+        self._read_engine = self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
+        self._ephemeral_engine = self.engine.execution_options(**{_DURABLE_OPTION: False})
         self._write_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(
-            bind=self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"}),
-            expire_on_commit=False,
-        )
-        self._ephemeral_sessions = sessionmaker(
-            bind=self.engine.execution_options(**{_DURABLE_OPTION: False}),
-            expire_on_commit=False,
-        )
+        self._read_sessions = sessionmaker(bind=self._read_engine, expire_on_commit=False)
+        self._ephemeral_sessions = sessionmaker(bind=self._ephemeral_engine, expire_on_commit=False)
 
     @property
     def url(self) -> str:
@@ -139,6 +140,29 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def connection(self, *, write: bool = True, durable: bool = True) -> Iterator[Connection]:
+        """The same unit of work as :meth:`session`, as a Core connection: for hot paths that run a
+        few prepared statements and need no ORM (a session costs more than the statements).
+
+        The block may call ``connection.rollback()`` to end the transaction without writing.
+
+        :raises DatabaseUnavailable: as :meth:`session`.
+        """
+        engine = self.engine if write else self._read_engine
+        if write and not durable:
+            engine = self._ephemeral_engine
+        with translate_errors(), engine.connect() as connection:
+            connection.begin()
+            try:
+                if engine is self._ephemeral_engine and not self.is_sqlite:
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()  # nothing to do if the block rolled back
 
     def check(self) -> None:
         """Readiness probe: one ``SELECT 1`` round trip.
@@ -261,7 +285,7 @@ def _sqlite_engine(
     busy_ms = int(busy_timeout * 1000)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the sqlite3 module (it would issue its own BEGIN
         # lazily, before the first write) so that _on_begin decides how transactions start.
         dbapi_connection.isolation_level = None
@@ -271,16 +295,21 @@ def _sqlite_engine(
             cursor.execute("PRAGMA foreign_keys = ON")
             _switch_to_wal(cursor, busy_timeout)
             cursor.execute("PRAGMA synchronous = FULL")
+            record.info[_SYNCHRONOUS_INFO] = "FULL"
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
-        # Set per transaction (outside it, where SQLite allows it), so no connection in the pool
-        # is ever left non-durable for the next unit of work.
-        durable = options.get(_DURABLE_OPTION, True)
-        connection.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        # Chosen per transaction (outside it, where SQLite allows it), so no connection in the pool
+        # is ever left non-durable for the next unit of work; the connection's info remembers the
+        # current level so that the PRAGMA runs only when it changes.
+        wanted = "FULL" if options.get(_DURABLE_OPTION, True) else "NORMAL"
+        if connection.info.get(_SYNCHRONOUS_INFO) != wanted:
+            connection.info.pop(_SYNCHRONOUS_INFO, None)  # unknown until the PRAGMA has run
+            connection.exec_driver_sql(f"PRAGMA synchronous = {wanted}")
+            connection.info[_SYNCHRONOUS_INFO] = wanted
         mode = options.get(_SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN DEFERRED")
 

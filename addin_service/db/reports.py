@@ -2,17 +2,21 @@
 
 The filing use case drives it like this (see ``tests/integration/test_db_concurrency.py``)::
 
-    found = repo.lookup(reporter, key, idem_key, fingerprint)   # 422 if the key was reused
+    found = repo.lookup_or_claim(reporter, key, idem_key, fingerprint)  # 422 if the key was reused
     if found.existing: return found.existing.response_json       # replay the first answer
-    token = repo.claim(reporter, key)
-    if token is None:                                            # someone else is filing it
+    if found.token is None:                                      # someone else is filing it
         report = repo.wait_for_report(reporter, key, timeout)    # 503 "in progress" on timeout
         if report: return report.response_json
         ...start again (the other attempt gave up)...
-    try: capture and seal the evidence
-    except: repo.release(reporter, key, token); raise
-    try: repo.file(new_report, case, claim_token=token, ...)
+    try: capture, repo.choose_case(...), seal the evidence under that case
+    except: repo.release(reporter, key, found.token); raise
+    try: repo.file(new_report, case, claim_token=found.token, ...)
     except AlreadyFiled as first: return first.existing.response_json
+
+That is three transactions per filed report: the lookup and the claim (not durable), the choice of
+the case (not durable; it reserves a campaign's case), and the filing itself (durable). They run
+SQLAlchemy Core statements built once, at import, so that each execution is a compiled-cache hit;
+an ORM session or statement would cost more than the database work on this path.
 
 Return types are small frozen dataclasses (:class:`Report`, :class:`Case`, :class:`AuditEntry`),
 never ORM rows: they outlive the session, cannot lazy-load, and a note never shows in a ``repr``.
@@ -26,19 +30,18 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, delete, select, update
+from sqlalchemy import Boolean, Connection, Executable, Row, Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from addin_service.db.database import Database
 from addin_service.db.models import (
     AuditRow,
-    Base,
     CaseRow,
     IdempotencyKeyRow,
     ItemClaimRow,
@@ -171,9 +174,25 @@ class Report:
 
 @dataclass(frozen=True)
 class Lookup:
-    """The answer of :meth:`ReportRepository.lookup`: the first report, if there is one."""
+    """The answer of :meth:`ReportRepository.lookup` and :meth:`~ReportRepository.lookup_or_claim`:
+    the first report, if there is one; else, from the latter, the claim's token if it is ours
+    (None: another request is filing the item, wait for it)."""
 
     existing: Report | None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class ChosenCase:
+    """The case a report goes into: ``exists`` is False when its filing transaction opens it."""
+
+    id: str
+    exists: bool
+
+
+# Given the case a report would go into, the case it must go into: runs in the case-choice
+# transaction (a write transaction when given), like ``file(extra=...)`` runs in the filing one.
+CaseReserver = Callable[[Connection, ChosenCase], ChosenCase]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +226,99 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# -- statements -------------------------------------------------------------------------------
+# Built once: executing the same statement object hits SQLAlchemy's compiled cache at once (its
+# cache key is memoised), where a statement built per call is constructed and keyed every time.
+# Values are bound at execution; INSERTs take their columns from the parameters given.
+# ``INSERT ... ON CONFLICT`` on PostgreSQL (READ COMMITTED) waits for a concurrent transaction that
+# holds a conflicting row, then skips (or updates) — which is what makes claims, report inserts and
+# campaign reservations race-free there; on SQLite the write transaction already runs alone.
+
+_AnyRow = Row[*tuple[Any, ...]]
+_CASES = cast(Table, CaseRow.__table__)
+_REPORTS = cast(Table, ReportRow.__table__)
+_KEYS = cast(Table, IdempotencyKeyRow.__table__)
+_CLAIMS = cast(Table, ItemClaimRow.__table__)
+_AUDIT = cast(Table, AuditRow.__table__)
+
+
+def _for_each_dialect(build: Callable[[Any], Executable]) -> dict[str, Executable]:
+    """One statement per back end, from ``build(insert)`` with that back end's ``insert``."""
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
+def _claim_item(insert: Any) -> Executable:
+    """Insert the claim, or take over an expired one: one atomic statement, so that of many racing
+    callers exactly one gets the token (PostgreSQL locks the conflicting row and re-checks the
+    condition on its newest version; SQLite runs writers one at a time)."""
+    stmt = insert(_CLAIMS)
+    upsert: Executable = stmt.on_conflict_do_update(
+        index_elements=[_CLAIMS.c.reporter, _CLAIMS.c.item_key],
+        set_={
+            "token": stmt.excluded.token,
+            "claimed_at": stmt.excluded.claimed_at,
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=_CLAIMS.c.expires_at <= stmt.excluded.claimed_at,
+    ).returning(_CLAIMS.c.token)
+    return upsert
+
+
+_REPORT_COLUMNS = [_REPORTS.c[f.name] for f in fields(Report)]
+_REPORT_FOR_ITEM = select(*_REPORT_COLUMNS).where(
+    _REPORTS.c.reporter == bindparam("reporter"), _REPORTS.c.item_key == bindparam("item_key")
+)
+_REPORT_BY_ID = select(*_REPORT_COLUMNS).where(_REPORTS.c.id == bindparam("report_id"))
+_STORED_KEY = select(_KEYS.c.fingerprint, _KEYS.c.item_key, _KEYS.c.report_id).where(
+    _KEYS.c.reporter == bindparam("reporter"), _KEYS.c.key == bindparam("key")
+)
+_BIND_KEY = (
+    update(_KEYS)
+    .where(_KEYS.c.reporter == bindparam("b_reporter"), _KEYS.c.key == bindparam("b_key"), _KEYS.c.report_id.is_(None))
+    .values(report_id=bindparam("b_report_id"))
+)
+_CLAIM_ITEM = _for_each_dialect(_claim_item)
+_CLAIM_EXPIRY = select(_CLAIMS.c.expires_at).where(
+    _CLAIMS.c.reporter == bindparam("reporter"), _CLAIMS.c.item_key == bindparam("item_key")
+)
+_RELEASE_CLAIM = delete(_CLAIMS).where(
+    _CLAIMS.c.reporter == bindparam("reporter"),
+    _CLAIMS.c.item_key == bindparam("item_key"),
+    _CLAIMS.c.token == bindparam("token"),
+)
+_OWN_OPEN_CASE = (
+    select(_CASES.c.id)
+    .where(
+        _CASES.c.reporter == bindparam("reporter"),
+        _CASES.c.sender_address == bindparam("sender"),
+        _CASES.c.status == "open",
+    )
+    .order_by(_CASES.c.updated_at.desc(), _CASES.c.id)
+    .limit(1)
+)
+_OPEN_CASE = _for_each_dialect(
+    lambda insert: insert(_CASES).on_conflict_do_nothing(index_elements=[_CASES.c.id]).returning(_CASES.c.id)
+)
+_CASE_OWNER = select(_CASES.c.reporter, _CASES.c.campaign_key).where(_CASES.c.id == bindparam("case_id"))
+_TOUCH_CASE = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("b_case_id"))
+    .values(updated_at=bindparam("b_now"), urgent=or_(_CASES.c.urgent, bindparam("b_urgent", type_=Boolean())))
+    .returning(_CASES.c.id)
+)
+_INSERT_REPORT = _for_each_dialect(
+    lambda insert: insert(_REPORTS)
+    .on_conflict_do_nothing(index_elements=[_REPORTS.c.reporter, _REPORTS.c.item_key])
+    .returning(_REPORTS.c.id)
+)
+_INSERT_KEY = _for_each_dialect(
+    lambda insert: insert(_KEYS)
+    .on_conflict_do_nothing(index_elements=[_KEYS.c.reporter, _KEYS.c.key])
+    .returning(_KEYS.c.key)
+)
+_INSERT_AUDIT = _AUDIT.insert()
+
+
 class ReportRepository:
     """Reads and writes cases, reports, idempotency keys, claims and audit entries.
 
@@ -229,7 +341,7 @@ class ReportRepository:
     # -- filing flow -------------------------------------------------------------------------
 
     def lookup(self, reporter: str, item_key: str, idem_key: str | None, fingerprint: str | None) -> Lookup:
-        """Find the first report for this request, in one short read transaction.
+        """Find the first report for this request, in one short read transaction; claim nothing.
 
         :raises IdempotencyKeyReused: ``idem_key`` was stored for a different request (another
             fingerprint or another item).
@@ -240,83 +352,80 @@ class ReportRepository:
         reporter = reporter.lower()
         _check_item_key(item_key)
         _check_idempotency(idem_key, fingerprint)
-        with self.db.session(write=False) as session:
+        with self.db.connection(write=False) as connection:
             if idem_key is not None:
-                stored = session.get(IdempotencyKeyRow, (reporter, idem_key))
-                if stored is not None:
-                    _check_same_request(stored, fingerprint, item_key)
-                    if stored.report_id is not None:
-                        row = session.get(ReportRow, stored.report_id)
-                        if row is not None:
-                            return Lookup(_report(row))
-            row = _report_for_item(session, reporter, item_key)
-            return Lookup(_report(row) if row is not None else None)
+                _check_stored_key(connection, reporter, idem_key, fingerprint, item_key)
+            return Lookup(_report_for_item(connection, reporter, item_key))
+
+    def lookup_or_claim(
+        self,
+        reporter: str,
+        item_key: str,
+        idem_key: str | None,
+        fingerprint: str | None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> Lookup:
+        """:meth:`lookup` and :meth:`claim` in one (non-durable) write transaction: the first
+        report if there is one, else this request's claim token, else neither (another request is
+        filing the item: :meth:`wait_for_report` is the next step).
+
+        :raises IdempotencyKeyReused: ``idem_key`` was stored for a different request.
+        :raises InvalidRequest: ``idem_key`` is longer than 255 characters.
+        :raises ValueError: a malformed key, a key without fingerprint, or a lease that is not positive.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        reporter = reporter.lower()
+        _check_item_key(item_key)
+        _check_idempotency(idem_key, fingerprint)
+        _check_lease(lease_seconds)
+        with self.db.connection(durable=False) as connection:
+            if idem_key is not None and _check_stored_key(connection, reporter, idem_key, fingerprint, item_key):
+                existing = _report_for_item(connection, reporter, item_key)  # a retry of a filed request
+                if existing is not None:
+                    return Lookup(existing)
+            return self._claim(connection, reporter, item_key, lease_seconds)
 
     def claim(self, reporter: str, item_key: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> str | None:
         """Mark this reporter's item as being filed; return the claim's token, or None.
 
-        None means "do not capture": another live claim exists, or the report was filed since
-        :meth:`lookup` — either way :meth:`wait_for_report` is the next step. An expired claim
-        is taken over atomically (``UPDATE ... WHERE token = <the expired token>``), so of many
-        racing callers exactly one gets a token.
+        None means "do not capture": another live claim exists, or the report was filed already —
+        either way :meth:`wait_for_report` is the next step. An expired claim is taken over
+        atomically, so of many racing callers exactly one gets a token.
 
         :raises ValueError: ``item_key`` is not a sha256 hex key, or the lease is not positive.
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         reporter = reporter.lower()
         _check_item_key(item_key)
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        token = secrets.token_hex(16)
-        with self.db.session(durable=False) as session:
-            now = self._clock()
-            expires = now + timedelta(seconds=lease_seconds)
-            values = {
-                "reporter": reporter,
-                "item_key": item_key,
-                "token": token,
-                "claimed_at": now,
-                "expires_at": expires,
-            }
-            inserted = session.execute(
-                _insert_ignoring_conflict(session, ItemClaimRow, values, ["reporter", "item_key"]).returning(
-                    ItemClaimRow.token
-                )
-            ).first()
-            if inserted is None:
-                current = session.execute(
-                    select(ItemClaimRow.token, ItemClaimRow.expires_at).where(
-                        ItemClaimRow.reporter == reporter, ItemClaimRow.item_key == item_key
-                    )
-                ).first()
-                # Gone already (released or filed between our insert and select): report
-                # "busy" and let wait_for_report decide; never spin inside a transaction.
-                if current is None or current.expires_at > now:
-                    return None
-                taken = session.execute(
-                    update(ItemClaimRow)
-                    .where(
-                        ItemClaimRow.reporter == reporter,
-                        ItemClaimRow.item_key == item_key,
-                        ItemClaimRow.token == current.token,
-                    )
-                    .values(token=token, claimed_at=now, expires_at=expires)
-                    .returning(ItemClaimRow.token)
-                    .execution_options(synchronize_session=False)
-                ).first()
-                if taken is None:
-                    return None
-            # Checked after the claim is ours: the insert above waited for any transaction
-            # that was filing this item, so its report is visible now.
-            if _report_for_item(session, reporter, item_key) is not None:
-                session.rollback()
-                return None
-            return token
+        _check_lease(lease_seconds)
+        with self.db.connection(durable=False) as connection:
+            return self._claim(connection, reporter, item_key, lease_seconds).token
+
+    def _claim(self, connection: Connection, reporter: str, item_key: str, lease_seconds: float) -> Lookup:
+        """Claim the item in the caller's transaction, unless it is claimed or filed already."""
+        now = self._clock()
+        values = {
+            "reporter": reporter,
+            "item_key": item_key,
+            "token": secrets.token_hex(16),
+            "claimed_at": now,
+            "expires_at": now + timedelta(seconds=lease_seconds),
+        }
+        token = connection.execute(_CLAIM_ITEM[connection.dialect.name], values).scalar()
+        if token is None:
+            return Lookup(None)  # a live claim: never spin inside a transaction
+        # Checked after the claim is ours: the claim's insert waited for any transaction that was
+        # filing this item (it deletes the claim row), so that report is visible now.
+        existing = _report_for_item(connection, reporter, item_key)
+        if existing is not None:
+            connection.rollback()  # filed already: leave no claim behind
+            return Lookup(existing)
+        return Lookup(None, token)
 
     def wait_for_report(self, reporter: str, item_key: str, timeout: float) -> Report | None:
         """Poll until the report exists (return it) or the claim is gone or expired (None).
 
-        None means the other attempt gave up: call :meth:`claim` again.
+        None means the other attempt gave up: call :meth:`lookup_or_claim` again.
 
         :raises ReportInProgress: still being filed after ``timeout`` seconds (Retry-After 2).
         :raises DatabaseUnavailable: the database cannot be reached.
@@ -325,15 +434,16 @@ class ReportRepository:
         _check_item_key(item_key)
         deadline = time.monotonic() + timeout
         while True:
-            with self.db.session(write=False) as session:
+            with self.db.connection(write=False) as connection:
                 # Claim first, then report: under READ COMMITTED each statement sees the latest
                 # commit, and filing deletes the claim and inserts the report in one commit — in
                 # the other order a commit between the two reads would look like "gave up".
-                claim = session.get(ItemClaimRow, (reporter, item_key))
-                row = _report_for_item(session, reporter, item_key)
-                if row is not None:
-                    return _report(row)
-                if claim is None or claim.expires_at <= self._clock():
+                params = {"reporter": reporter, "item_key": item_key}
+                expires_at = connection.execute(_CLAIM_EXPIRY, params).scalar()
+                report = _report_for_item(connection, reporter, item_key)
+                if report is not None:
+                    return report
+                if expires_at is None or expires_at <= self._clock():
                     return None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -342,6 +452,31 @@ class ReportRepository:
                     retry_after=IN_PROGRESS_RETRY_AFTER,
                 )
             self._sleep(min(self._poll_interval, remaining))
+
+    def choose_case(
+        self, reporter: str, sender: str | None, new_case_id: str, reserve: CaseReserver | None = None
+    ) -> ChosenCase:
+        """The case for a report about to be sealed, chosen in one transaction: the reporter's most
+        recently updated open case about this sender, else a new case ``new_case_id``; then, if
+        given, ``reserve`` (the campaign reservation) has the last word in the same transaction.
+
+        An unknown sender (None) matches nothing: unrelated messages must not be merged. The
+        transaction writes only through ``reserve`` (not durably, see ``notify/outbox.py``).
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        new = ChosenCase(new_case_id, exists=False)
+        if not sender and reserve is None:
+            return new
+        # A write transaction from the start when ``reserve`` may write: on SQLite a deferred one
+        # that reads and then writes fails at once if another writer committed in between.
+        with self.db.connection(write=reserve is not None, durable=False) as connection:
+            own = None
+            if sender:
+                params = {"reporter": reporter.lower(), "sender": sender.lower()}
+                own = connection.execute(_OWN_OPEN_CASE, params).scalar()
+            candidate = ChosenCase(own, exists=True) if own is not None else new
+            return reserve(connection, candidate) if reserve is not None else candidate
 
     def file(
         self,
@@ -377,46 +512,39 @@ class ReportRepository:
         _check_idempotency(idem_key, fingerprint)
         details = _audit_json(audit)
         try:
+            # A session only because ``extra`` takes one; the repository's own statements go
+            # straight to its connection.
             with self.db.session() as session:
+                connection = session.connection()
                 now = self._clock()
-                case_id = _save_case(session, case, report, now)
-                values = _report_values(report, case_id, now)
-                inserted = session.execute(
-                    _insert_ignoring_conflict(session, ReportRow, values, ["reporter", "item_key"]).returning(
-                        ReportRow.id
-                    )
+                case_id = _save_case(connection, case, report, now)
+                inserted = connection.execute(
+                    _INSERT_REPORT[connection.dialect.name], _report_values(report, case_id, now)
                 ).first()
                 if inserted is None:
                     raise _ReportExists
                 if idem_key is not None and fingerprint is not None:  # both, or neither: checked above
-                    _save_idempotency_key(session, reporter, idem_key, fingerprint, report.item_key, report.id, now)
-                session.add(
-                    AuditRow(
-                        at=now,
-                        actor=reporter,
-                        action="report.filed",
-                        case_id=case_id,
-                        report_id=report.id,
-                        details=details,
-                    )
+                    _save_idempotency_key(connection, reporter, idem_key, fingerprint, report.item_key, report.id, now)
+                connection.execute(
+                    _INSERT_AUDIT,
+                    {
+                        "at": now,
+                        "actor": reporter,
+                        "action": "report.filed",
+                        "case_id": case_id,
+                        "report_id": report.id,
+                        "details": details,
+                    },
                 )
-                session.flush()
                 if extra is not None:
                     extra(session)
                 if claim_token is not None:
-                    session.execute(
-                        delete(ItemClaimRow)
-                        .where(
-                            ItemClaimRow.reporter == reporter,
-                            ItemClaimRow.item_key == report.item_key,
-                            ItemClaimRow.token == claim_token,
-                        )
-                        .execution_options(synchronize_session=False)
+                    connection.execute(
+                        _RELEASE_CLAIM, {"reporter": reporter, "item_key": report.item_key, "token": claim_token}
                     )
         except _ReportExists:
-            with self.db.session(write=False) as session:
-                row = _report_for_item(session, reporter, report.item_key)
-                first = _report(row) if row is not None else None
+            with self.db.connection(write=False) as connection:
+                first = _report_for_item(connection, reporter, report.item_key)
             if first is None:  # pragma: no cover - the conflicting row was committed before we saw it
                 raise ReportInProgress(
                     "This message is being filed right now. Please try again.", retry_after=IN_PROGRESS_RETRY_AFTER
@@ -435,8 +563,8 @@ class ReportRepository:
         reporter = reporter.lower()
         _check_item_key(item_key)
         _check_idempotency(idem_key, fingerprint)
-        with self.db.session() as session:
-            _save_idempotency_key(session, reporter, idem_key, fingerprint, item_key, report_id, self._clock())
+        with self.db.connection() as connection:
+            _save_idempotency_key(connection, reporter, idem_key, fingerprint, item_key, report_id, self._clock())
 
     def release(self, reporter: str, item_key: str, token: str) -> None:
         """Give up a claim after a failed capture, so a retry need not wait for the lease.
@@ -445,32 +573,24 @@ class ReportRepository:
 
         :raises DatabaseUnavailable: the database cannot be reached (the lease then expires).
         """
-        with self.db.session(durable=False) as session:
-            session.execute(
-                delete(ItemClaimRow)
-                .where(
-                    ItemClaimRow.reporter == reporter.lower(),
-                    ItemClaimRow.item_key == item_key,
-                    ItemClaimRow.token == token,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        with self.db.connection(durable=False) as connection:
+            connection.execute(_RELEASE_CLAIM, {"reporter": reporter.lower(), "item_key": item_key, "token": token})
 
     # -- reads ------------------------------------------------------------------------------
 
     def get_report(self, report_id: str) -> Report | None:
         """:raises DatabaseUnavailable: the database cannot be reached."""
-        with self.db.session(write=False) as session:
-            row = session.get(ReportRow, report_id)
+        with self.db.connection(write=False) as connection:
+            row = connection.execute(_REPORT_BY_ID, {"report_id": report_id}).first()
             return _report(row) if row is not None else None
 
     def list_reports(self, case_id: str) -> list[Report]:
         """The case's reports, oldest first. :raises DatabaseUnavailable: as above."""
-        with self.db.session(write=False) as session:
-            rows = session.scalars(
-                select(ReportRow).where(ReportRow.case_id == case_id).order_by(ReportRow.created_at, ReportRow.id)
-            )
-            return [_report(row) for row in rows]
+        query = select(*_REPORT_COLUMNS).where(_REPORTS.c.case_id == case_id).order_by(
+            _REPORTS.c.created_at, _REPORTS.c.id
+        )
+        with self.db.connection(write=False) as connection:
+            return [_report(row) for row in connection.execute(query)]
 
     def find_reports_by_message_id(self, internet_message_id: str) -> list[Report]:
         """Every report of a message with this ``Message-ID`` (there may be several, from
@@ -479,13 +599,13 @@ class ReportRepository:
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         value = internet_message_id.strip()
-        with self.db.session(write=False) as session:
-            rows = session.scalars(
-                select(ReportRow)
-                .where(ReportRow.message_id_key == message_id_key(value), ReportRow.internet_message_id == value)
-                .order_by(ReportRow.created_at, ReportRow.id)
-            )
-            return [_report(row) for row in rows]
+        query = (
+            select(*_REPORT_COLUMNS)
+            .where(_REPORTS.c.message_id_key == message_id_key(value), _REPORTS.c.internet_message_id == value)
+            .order_by(_REPORTS.c.created_at, _REPORTS.c.id)
+        )
+        with self.db.connection(write=False) as connection:
+            return [_report(row) for row in connection.execute(query)]
 
     def update_response(self, report_id: str, response_json: str) -> None:
         """Replace the stored answer of a report (e.g. to add what happened to related messages),
@@ -625,32 +745,38 @@ def _check_idempotency(idem_key: str | None, fingerprint: str | None) -> None:
         raise ValueError("an idempotency key needs the request's fingerprint")
 
 
-def _check_same_request(stored: IdempotencyKeyRow, fingerprint: str | None, key: str) -> None:
+def _check_lease(lease_seconds: float) -> None:
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+
+
+def _check_same_request(stored: _AnyRow, fingerprint: str | None, key: str) -> None:
     if stored.fingerprint != fingerprint or stored.item_key != key:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was already used for a different report. Send a new key for a new report."
         )
 
 
-def _insert_ignoring_conflict(
-    session: Session, model: type[Base], values: Mapping[str, Any], conflict_columns: Iterable[str]
-) -> Insert:
-    """``INSERT ... ON CONFLICT (cols) DO NOTHING`` for the session's back end.
+def _check_stored_key(
+    connection: Connection, reporter: str, idem_key: str, fingerprint: str | None, key: str
+) -> bool:
+    """Whether the key is stored, bound to this request's report.
 
-    On PostgreSQL (READ COMMITTED) the insert waits for a concurrent transaction that holds a
-    conflicting row, then skips — which is what makes claims and report inserts race-free.
+    :raises IdempotencyKeyReused: the key is stored for another fingerprint or item.
     """
-    columns = list(conflict_columns)
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns)
-    return sqlite.insert(model).values(**values).on_conflict_do_nothing(index_elements=columns)
+    stored = connection.execute(_STORED_KEY, {"reporter": reporter, "key": idem_key}).first()
+    if stored is None:
+        return False
+    _check_same_request(stored, fingerprint, key)
+    return stored.report_id is not None
 
 
-def _report_for_item(session: Session, reporter: str, key: str) -> ReportRow | None:
-    return session.scalars(select(ReportRow).where(ReportRow.reporter == reporter, ReportRow.item_key == key)).first()
+def _report_for_item(connection: Connection, reporter: str, key: str) -> Report | None:
+    row = connection.execute(_REPORT_FOR_ITEM, {"reporter": reporter, "item_key": key}).first()
+    return _report(row) if row is not None else None
 
 
-def _save_case(session: Session, case: NewCase | str, report: NewReport, now: datetime) -> str:
+def _save_case(connection: Connection, case: NewCase | str, report: NewReport, now: datetime) -> str:
     """Create the case (or, if a case with this id was created meanwhile, join it) or touch an
     existing one; either way it becomes urgent when this reporter feels unsafe.
 
@@ -677,38 +803,24 @@ def _save_case(session: Session, case: NewCase | str, report: NewReport, now: da
             "campaign_message_id": campaign,
             "campaign_key": campaign_key,
         }
-        created = session.execute(
-            _insert_ignoring_conflict(session, CaseRow, values, ["id"]).returning(CaseRow.id)
-        ).first()
-        if created is not None:
+        if connection.execute(_OPEN_CASE[connection.dialect.name], values).first() is not None:
             return case.id
-        existing = session.execute(
-            select(CaseRow.reporter, CaseRow.campaign_key).where(CaseRow.id == case.id)
-        ).first()
+        existing = connection.execute(_CASE_OWNER, {"case_id": case.id}).first()
         if existing is None:  # pragma: no cover - the conflicting row is committed; cases are never deleted
             raise LookupError(f"no case {case.id}")
         same_campaign = campaign_key is not None and existing.campaign_key == campaign_key
         if not same_campaign and existing.reporter != values["reporter"]:
             raise RuntimeError(f"case id {case.id} is already used by an unrelated case")
-        return _touch_case(session, case.id, case.urgent or report.feels_unsafe, now)
-    return _touch_case(session, case, report.feels_unsafe, now)
+        return _touch_case(connection, case.id, case.urgent or report.feels_unsafe, now)
+    return _touch_case(connection, case, report.feels_unsafe, now)
 
 
-def _touch_case(session: Session, case_id: str, urgent: bool, now: datetime) -> str:
+def _touch_case(connection: Connection, case_id: str, urgent: bool, now: datetime) -> str:
     """Move the case's ``updated_at``; mark it urgent if asked (never the reverse).
 
     :raises LookupError: no such case.
     """
-    changes: dict[str, Any] = {"updated_at": now}
-    if urgent:
-        changes["urgent"] = True
-    found = session.execute(
-        update(CaseRow)
-        .where(CaseRow.id == case_id)
-        .values(**changes)
-        .returning(CaseRow.id)
-        .execution_options(synchronize_session=False)
-    ).first()
+    found = connection.execute(_TOUCH_CASE, {"b_case_id": case_id, "b_now": now, "b_urgent": urgent}).first()
     if found is None:
         raise LookupError(f"no case {case_id}")
     return case_id
@@ -742,7 +854,7 @@ def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, 
 
 
 def _save_idempotency_key(
-    session: Session,
+    connection: Connection,
     reporter: str,
     idem_key: str,
     fingerprint: str,
@@ -762,19 +874,12 @@ def _save_idempotency_key(
         "report_id": report_id,
         "created_at": now,
     }
-    inserted = session.execute(
-        _insert_ignoring_conflict(session, IdempotencyKeyRow, values, ["reporter", "key"]).returning(
-            IdempotencyKeyRow.key
-        )
-    ).first()
-    if inserted is not None:
+    if connection.execute(_INSERT_KEY[connection.dialect.name], values).first() is not None:
         return
-    stored = session.scalars(
-        select(IdempotencyKeyRow).where(IdempotencyKeyRow.reporter == reporter, IdempotencyKeyRow.key == idem_key)
-    ).one()
+    stored = connection.execute(_STORED_KEY, {"reporter": reporter, "key": idem_key}).one()
     _check_same_request(stored, fingerprint, key)
     if stored.report_id is None:
-        stored.report_id = report_id
+        connection.execute(_BIND_KEY, {"b_reporter": reporter, "b_key": idem_key, "b_report_id": report_id})
 
 
 def _audit_json(details: Mapping[str, Any]) -> str:
@@ -804,29 +909,9 @@ def _forbidden_keys(value: Any) -> set[str]:
     return found
 
 
-def _report(row: ReportRow) -> Report:
-    return Report(
-        id=row.id,
-        case_id=row.case_id,
-        created_at=row.created_at,
-        reporter=row.reporter,
-        mailbox=row.mailbox,
-        item_id=row.item_id,
-        item_key=row.item_key,
-        change_key=row.change_key,
-        internet_message_id=row.internet_message_id,
-        category=row.category,
-        note=row.note,
-        feels_unsafe=row.feels_unsafe,
-        include_related=row.include_related,
-        message_sha256=row.message_sha256,
-        message_size=row.message_size,
-        manifest_sha256=row.manifest_sha256,
-        ledger_sequence=row.ledger_sequence,
-        adapter=row.adapter,
-        mime_source=row.mime_source,
-        response_json=row.response_json,
-    )
+def _report(row: _AnyRow) -> Report:
+    """A report from a row of ``_REPORT_COLUMNS``."""
+    return Report(**row._asdict())
 
 
 def _case(row: CaseRow) -> Case:
@@ -847,6 +932,8 @@ __all__ = [
     "AlreadyFiled",
     "AuditEntry",
     "Case",
+    "CaseReserver",
+    "ChosenCase",
     "Lookup",
     "NewCase",
     "NewReport",

@@ -38,13 +38,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, Executable, Insert, Table, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from addin_service.db.database import Database
 from addin_service.db.models import AuditRow, CaseRow
-from addin_service.db.reports import message_id_key
+from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, dedupe_key
 from addin_service.notify.models import OUTBOX_STATES, CampaignRow, OutboxRow
@@ -54,6 +54,29 @@ log = logging.getLogger("addin_service.notify.outbox")
 # The hot paths (claim, mark sent/failed) use the table directly: a Core statement costs a third of
 # an ORM bulk update per row, which is most of the outbox's own work when a backlog drains.
 _OUTBOX = cast(Table, OutboxRow.__table__)
+
+# Campaign reservation runs once per filed report: statements built once, like the repository's.
+_CAMPAIGNS = cast(Table, CampaignRow.__table__)
+_CASES = cast(Table, CaseRow.__table__)
+_CAMPAIGN_CASE = (
+    select(_CAMPAIGNS.c.case_id, _CASES.c.status)
+    .select_from(_CAMPAIGNS.outerjoin(_CASES, _CASES.c.id == _CAMPAIGNS.c.case_id))
+    .where(_CAMPAIGNS.c.campaign_key == bindparam("key"))
+)
+_RESERVE_CAMPAIGN: dict[str, Executable] = {
+    "postgresql": postgresql.insert(_CAMPAIGNS)
+    .on_conflict_do_nothing(index_elements=[_CAMPAIGNS.c.campaign_key])
+    .returning(_CAMPAIGNS.c.case_id),
+    "sqlite": sqlite.insert(_CAMPAIGNS)
+    .on_conflict_do_nothing(index_elements=[_CAMPAIGNS.c.campaign_key])
+    .returning(_CAMPAIGNS.c.case_id),
+}
+_TAKE_OVER_CAMPAIGN = (
+    update(_CAMPAIGNS)
+    .where(_CAMPAIGNS.c.campaign_key == bindparam("b_key"), _CAMPAIGNS.c.case_id == bindparam("b_current"))
+    .values(case_id=bindparam("b_case_id"), updated_at=bindparam("b_now"))
+    .returning(_CAMPAIGNS.c.case_id)
+)
 
 MAX_ERROR_LENGTH = 500
 
@@ -177,53 +200,57 @@ class Outbox:
         """The case that groups every report of this ``Message-ID``: the one reserved first, or
         ``candidate_case_id`` if this call is first (or the reserved case has been closed).
 
-        Runs in its own short transaction *before* the evidence is sealed under the case id, so that
-        concurrent first reports agree on one case (the key is the table's primary key; on
-        PostgreSQL a concurrent insert of the same key waits for the first and then skips).
+        In a short transaction of its own; filing uses :meth:`campaign_reserver` instead, which
+        does the same inside ``ReportRepository.choose_case``'s transaction.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
+        with self.db.connection(durable=False) as connection:
+            return self._reserve(connection, internet_message_id, ChosenCase(candidate_case_id, exists=False)).id
+
+    def campaign_reserver(self, internet_message_id: str) -> CaseReserver:
+        """The ``reserve`` of ``ReportRepository.choose_case`` for a report of this ``Message-ID``:
+        the campaign's case wins over the candidate (the reporter's own case, or a new one)."""
+        return lambda connection, candidate: self._reserve(connection, internet_message_id, candidate)
+
+    def _reserve(self, connection: Connection, internet_message_id: str, candidate: ChosenCase) -> ChosenCase:
+        """Reserve the campaign's case in the caller's write transaction, *before* the evidence is
+        sealed under the case id, so that concurrent first reports agree on one case (the key is the
+        table's primary key; on PostgreSQL a concurrent insert of the same key waits for the first
+        and then skips; on SQLite the write transaction already runs alone).
+
+        The caller commits without waiting for the disk: a reservation lost in a crash was used by
+        no committed report (the report's own durable commit comes later and is never ordered before
+        this one), so nothing is lost.
+        """
         value = internet_message_id.strip()
         key = message_id_key(value)
-        with self.db.session(write=False) as session:
-            known = session.execute(
-                select(CampaignRow.case_id, CaseRow.status)
-                .join(CaseRow, CaseRow.id == CampaignRow.case_id, isouter=True)
-                .where(CampaignRow.campaign_key == key)
-            ).first()
-        if known is not None and known.status in (None, "open"):
-            return str(known.case_id)  # the common case in a burst: a read, no write lock
-        # Not durable: a reservation lost in a crash was used by no committed report (the report's
-        # own durable commit comes later and is never ordered before this one), so nothing is lost.
-        with self.db.session(durable=False) as session:
+        known = connection.execute(_CAMPAIGN_CASE, {"key": key}).first()
+        if known is None:
             now = self._clock()
             values = {
                 "campaign_key": key,
                 "message_id": value,
-                "case_id": candidate_case_id,
+                "case_id": candidate.id,
                 "created_at": now,
                 "updated_at": now,
             }
-            stmt = _insert_campaign(session, values).returning(CampaignRow.case_id)
-            if session.execute(stmt).first() is not None:
-                return candidate_case_id
-            current = session.scalar(select(CampaignRow.case_id).where(CampaignRow.campaign_key == key))
-            if current is None:  # pragma: no cover - rows are never deleted
-                return candidate_case_id
-            status = session.scalar(select(CaseRow.status).where(CaseRow.id == current))
-            if status is None or status == "open":
-                return current
-            taken = session.execute(
-                update(CampaignRow)
-                .where(CampaignRow.campaign_key == key, CampaignRow.case_id == current)
-                .values(case_id=candidate_case_id, updated_at=now)
-                .returning(CampaignRow.case_id)
-                .execution_options(synchronize_session=False)
-            ).first()
-            if taken is not None:
-                return candidate_case_id
-            again = session.scalar(select(CampaignRow.case_id).where(CampaignRow.campaign_key == key))
-            return again or candidate_case_id
+            if connection.execute(_RESERVE_CAMPAIGN[connection.dialect.name], values).first() is not None:
+                return candidate
+            # PostgreSQL: a concurrent first report reserved it; the insert waited for its commit.
+            known = connection.execute(_CAMPAIGN_CASE, {"key": key}).first()
+            if known is None:  # pragma: no cover - rows are never deleted
+                return candidate
+        if known.status in (None, "open"):  # None: its first report is still being filed
+            return ChosenCase(known.case_id, exists=known.status is not None)
+        taken = connection.execute(
+            _TAKE_OVER_CAMPAIGN,
+            {"b_key": key, "b_current": known.case_id, "b_case_id": candidate.id, "b_now": self._clock()},
+        ).first()
+        if taken is not None:
+            return candidate
+        again = connection.execute(_CAMPAIGN_CASE, {"key": key}).first()  # another report took it over first
+        return ChosenCase(again.case_id, exists=again.status is not None) if again is not None else candidate
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -631,9 +658,3 @@ def _insert_ignoring_conflict(session: Session, values: dict[str, Any], columns:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
     return sqlite.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
-
-
-def _insert_campaign(session: Session, values: dict[str, Any]) -> Insert:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(CampaignRow).values(**values).on_conflict_do_nothing(index_elements=["campaign_key"])
-    return sqlite.insert(CampaignRow).values(**values).on_conflict_do_nothing(index_elements=["campaign_key"])

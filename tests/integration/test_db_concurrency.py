@@ -46,11 +46,10 @@ def file_like_the_use_case(repo: ReportRepository, idem_key: str | None, capture
     """The filing flow of cases/service.py, with a sleep standing in for the Exchange capture."""
     template = make_report()
     for _ in range(10):
-        found = repo.lookup(REPORTER, template.item_key, idem_key, FINGERPRINT)
+        found = repo.lookup_or_claim(REPORTER, template.item_key, idem_key, FINGERPRINT)
         if found.existing is not None:
             return found.existing.id
-        token = repo.claim(REPORTER, template.item_key)
-        if token is None:
+        if found.token is None:
             waited = repo.wait_for_report(REPORTER, template.item_key, timeout=20)
             if waited is not None:
                 return waited.id
@@ -58,7 +57,7 @@ def file_like_the_use_case(repo: ReportRepository, idem_key: str | None, capture
         time.sleep(capture_seconds)
         report = make_report(id=new_report_id())
         try:
-            repo.file(report, make_case(id=new_case_id()), claim_token=token, idem_key=idem_key,
+            repo.file(report, make_case(id=new_case_id()), claim_token=found.token, idem_key=idem_key,
                       fingerprint=FINGERPRINT, audit={"adapter": "ews"})
         except AlreadyFiled as first:
             return first.existing.id
@@ -73,6 +72,18 @@ def test_sixteen_racing_claims_grant_exactly_one_token(any_database: Database) -
     tokens = race(lambda _: repo.claim(REPORTER, key))
 
     assert len([t for t in tokens if t is not None]) == 1
+    assert count(any_database, ItemClaimRow) == 1
+
+
+@pytest.mark.parametrize("idem_key", [None, "retry-key-1"])
+def test_sixteen_racing_lookups_grant_exactly_one_claim(any_database: Database, idem_key: str | None) -> None:
+    repo = ReportRepository(any_database)
+    key = make_report().item_key
+
+    found = race(lambda _: repo.lookup_or_claim(REPORTER, key, idem_key, FINGERPRINT))
+
+    assert len([f for f in found if f.token is not None]) == 1
+    assert all(f.existing is None for f in found)
     assert count(any_database, ItemClaimRow) == 1
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 
 from addin_service.db import Database
 from addin_service.db.models import AuditRow
@@ -105,6 +105,36 @@ def test_a_session_rolls_back_when_the_block_raises(any_database: Database) -> N
         raise RuntimeError("capture failed")
 
     assert audit_count(any_database) == 0
+
+
+def insert_audit(connection: Connection, action: str) -> None:
+    connection.execute(AuditRow.__table__.insert(), {"at": datetime.now(UTC), "actor": "test", "action": action,
+                                                     "case_id": None, "report_id": None, "details": "{}"})
+
+
+def test_a_core_unit_of_work_commits_when_the_block_ends(any_database: Database) -> None:
+    with any_database.connection() as connection:
+        insert_audit(connection, "kept")
+
+    assert audit_count(any_database) == 1
+
+
+def test_a_core_unit_of_work_rolls_back_when_the_block_raises(any_database: Database) -> None:
+    with pytest.raises(RuntimeError), any_database.connection() as connection:
+        insert_audit(connection, "dropped")
+        raise RuntimeError("capture failed")
+
+    assert audit_count(any_database) == 0
+
+
+def test_a_core_unit_of_work_may_roll_itself_back(any_database: Database) -> None:
+    with any_database.connection(durable=False) as connection:
+        insert_audit(connection, "dropped")
+        connection.rollback()
+
+    with any_database.connection() as connection:  # the pooled connection is clean again
+        insert_audit(connection, "kept")
+    assert audit_count(any_database) == 1
 
 
 def test_check_answers_on_a_healthy_database(any_database: Database) -> None:

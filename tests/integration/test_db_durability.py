@@ -22,6 +22,16 @@ def test_the_next_unit_of_work_is_durable_again(sqlite_database: Database) -> No
     assert synchronous(sqlite_database, durable=True) == 2  # FULL
 
 
+def test_core_units_of_work_get_the_same_durability_as_sessions(sqlite_database: Database) -> None:
+    levels = []
+    for durable in (False, False, True, True, False):
+        with sqlite_database.connection(durable=durable) as connection:
+            levels.append(connection.exec_driver_sql("PRAGMA synchronous").scalar_one())
+
+    assert levels == [1, 1, 2, 2, 1]
+    assert synchronous(sqlite_database, durable=True) == 2
+
+
 def test_read_sessions_run_durable(sqlite_database: Database) -> None:
     synchronous(sqlite_database, durable=False)
     with sqlite_database.session(write=False) as session:
@@ -34,3 +44,7 @@ def test_on_postgres_an_ephemeral_write_turns_off_synchronous_commit_for_itself(
         assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "off"
     with postgres_database.session() as session:
         assert session.execute(text("SHOW synchronous_commit")).scalar_one() == "on"
+    with postgres_database.connection(durable=False) as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "off"
+    with postgres_database.connection() as connection:
+        assert connection.exec_driver_sql("SHOW synchronous_commit").scalar_one() == "on"

@@ -9,9 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, update
 
-from addin_service.db import AlreadyFiled, Database, ReportRepository, item_key
+from addin_service.db import AlreadyFiled, ChosenCase, Database, ReportRepository, item_key
 from addin_service.db.models import AuditRow, CaseRow, IdempotencyKeyRow, ItemClaimRow, ReportRow
 from addin_service.errors import IdempotencyKeyReused, InvalidRequest, ReportInProgress
 from addin_service.mail.ports import canonical_item_id
@@ -248,6 +248,118 @@ def test_claims_are_per_reporter(repo: ReportRepository) -> None:
 
     assert repo.claim(REPORTER, key) is not None
     assert repo.claim("sam@contoso.com", key) is not None
+
+
+# -- lookup or claim: the filing flow's first step ------------------------------------------
+
+
+def test_lookup_or_claim_claims_an_item_not_filed_yet_once(
+    repo: ReportRepository, any_database: Database
+) -> None:
+    key = item_key(REPORTER, "AAMk1")
+
+    first = repo.lookup_or_claim(REPORTER, key, "key-1", FINGERPRINT)
+    second = repo.lookup_or_claim(REPORTER, key, "key-1", FINGERPRINT)
+
+    assert first.existing is None and first.token is not None
+    assert (second.existing, second.token) == (None, None)  # being filed: wait for it
+    assert count(any_database, ItemClaimRow) == 1
+
+
+def test_lookup_or_claim_after_filing_returns_the_first_report_and_claims_nothing(
+    repo: ReportRepository, any_database: Database
+) -> None:
+    _, report_id = file_one(repo)
+
+    found = repo.lookup_or_claim("ALEX@contoso.com", make_report().item_key, None, None)
+
+    assert found.existing is not None and found.existing.id == report_id and found.token is None
+    assert count(any_database, ItemClaimRow) == 0
+
+
+def test_lookup_or_claim_with_the_key_of_a_filed_request_replays_it(
+    repo: ReportRepository, any_database: Database
+) -> None:
+    report = make_report()
+    repo.file(report, make_case(), claim_token=None, idem_key="key-1", fingerprint=FINGERPRINT, audit={})
+
+    found = repo.lookup_or_claim(REPORTER, report.item_key, "key-1", FINGERPRINT)
+
+    assert found.existing is not None and found.existing.id == report.id and found.token is None
+    assert count(any_database, ItemClaimRow) == 0
+
+
+def test_lookup_or_claim_refuses_a_reused_key_and_claims_nothing(
+    repo: ReportRepository, any_database: Database
+) -> None:
+    repo.file(make_report(item_id="AAMk1"), make_case(), claim_token=None, idem_key="key-1",
+              fingerprint=FINGERPRINT, audit={})
+
+    with pytest.raises(IdempotencyKeyReused):
+        repo.lookup_or_claim(REPORTER, item_key(REPORTER, "AAMk2"), "key-1", FINGERPRINT)
+    with pytest.raises(IdempotencyKeyReused):
+        repo.lookup_or_claim(REPORTER, item_key(REPORTER, "AAMk1"), "key-1", OTHER_FINGERPRINT)
+
+    assert count(any_database, ItemClaimRow) == 0
+
+
+def test_lookup_or_claim_takes_over_an_expired_claim(repo: ReportRepository, clock: FakeClock) -> None:
+    key = item_key(REPORTER, "AAMk1")
+    stale = repo.claim(REPORTER, key, lease_seconds=10)
+    clock.advance(11)
+
+    found = repo.lookup_or_claim(REPORTER, key, None, None, lease_seconds=10)
+
+    assert found.token is not None and found.token != stale
+    assert repo.lookup_or_claim(REPORTER, key, None, None).token is None  # the new lease is live
+
+
+def test_lookup_or_claim_checks_its_arguments(repo: ReportRepository) -> None:
+    key = item_key(REPORTER, "AAMk1")
+    with pytest.raises(InvalidRequest):
+        repo.lookup_or_claim(REPORTER, key, "k" * 256, FINGERPRINT)
+    with pytest.raises(ValueError, match="lease"):
+        repo.lookup_or_claim(REPORTER, key, None, None, lease_seconds=0)
+    with pytest.raises(ValueError, match="item_key"):
+        repo.lookup_or_claim(REPORTER, "not-a-key", None, None)
+
+
+# -- choosing the case ---------------------------------------------------------------------
+
+
+def test_a_report_without_sender_or_reservation_gets_the_new_case(repo: ReportRepository) -> None:
+    assert repo.choose_case(REPORTER, None, "HR-2026-NEWCASE1") == ChosenCase("HR-2026-NEWCASE1", exists=False)
+
+
+def test_the_reporters_open_case_about_the_sender_is_chosen(repo: ReportRepository, any_database: Database) -> None:
+    case_id, _ = file_one(repo)
+
+    assert repo.choose_case("Alex@Contoso.com", "Harasser@Fabrikam.example", "HR-2026-NEWCASE1") == ChosenCase(
+        case_id, exists=True
+    )
+    assert repo.choose_case("sam@contoso.com", "harasser@fabrikam.example", "HR-2026-NEWCASE1").id != case_id
+    assert repo.choose_case(REPORTER, "someone@else.example", "HR-2026-NEWCASE1").id != case_id
+    with any_database.session() as session:
+        session.execute(update(CaseRow).values(status="closed"))
+    assert repo.choose_case(REPORTER, "harasser@fabrikam.example", "HR-2026-NEWCASE1").exists is False
+
+
+def test_the_reserver_has_the_last_word_in_the_same_transaction(repo: ReportRepository) -> None:
+    case_id, _ = file_one(repo)
+    offered: list[ChosenCase] = []
+
+    def reserve(connection: Connection, candidate: ChosenCase) -> ChosenCase:
+        assert connection.in_transaction()
+        offered.append(candidate)
+        return ChosenCase("HR-2026-CAMPAIGN", exists=False)
+
+    chosen = repo.choose_case(REPORTER, "harasser@fabrikam.example", "HR-2026-NEWCASE1", reserve)
+
+    assert offered == [ChosenCase(case_id, exists=True)]
+    assert chosen == ChosenCase("HR-2026-CAMPAIGN", exists=False)
+    assert repo.choose_case(REPORTER, None, "HR-2026-NEWCASE1", lambda _c, candidate: candidate) == ChosenCase(
+        "HR-2026-NEWCASE1", exists=False
+    )
 
 
 # -- waiting for another request -----------------------------------------------------------

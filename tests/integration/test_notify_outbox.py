@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from addin_service.db import Database, ReportRepository
+from addin_service.db import ChosenCase, Database, ReportRepository
 from addin_service.db.models import CaseRow
 from addin_service.db.reports import AlreadyFiled, message_id_key
 from addin_service.ids import new_case_id
@@ -255,6 +255,49 @@ def test_a_closed_campaign_case_gives_way_to_a_new_one(outbox: Outbox) -> None:
     assert outbox.reserve_campaign("<x@example.net>", "HR-2026-BBBBBBBB") == "HR-2026-BBBBBBBB"
 
 
+def test_choosing_the_case_of_a_report_joins_its_campaign(outbox: Outbox) -> None:
+    repo = ReportRepository(outbox.db)
+    mid = "<x@example.net>"
+
+    def choose(reporter: str) -> ChosenCase:
+        return repo.choose_case(reporter, "harasser@fabrikam.example", new_case_id(), outbox.campaign_reserver(mid))
+
+    first = choose("alex@contoso.com")
+    second = choose("sam@contoso.com")  # before the first report is filed: open it too, if first
+    report = make_report("alex@contoso.com")
+    repo.file(report, make_case("alex@contoso.com", id=first.id, campaign_message_id=mid), claim_token=None,
+              idem_key=None, fingerprint=None, audit={})
+    third = choose("kim@contoso.com")
+
+    assert first == second == ChosenCase(first.id, exists=False)
+    assert third == ChosenCase(first.id, exists=True)
+
+
+def test_a_reporters_open_case_becomes_the_campaign_case_of_a_new_message(outbox: Outbox) -> None:
+    repo = ReportRepository(outbox.db)
+    own_case, _ = file_report(outbox)  # alex's open case about harasser@fabrikam.example
+    mid = "<new@example.net>"
+
+    mine = repo.choose_case("alex@contoso.com", "harasser@fabrikam.example", new_case_id(),
+                            outbox.campaign_reserver(mid))
+    theirs = repo.choose_case("sam@contoso.com", None, new_case_id(), outbox.campaign_reserver(mid))
+
+    assert mine == theirs == ChosenCase(own_case, exists=True)
+
+
+def test_a_closed_campaign_case_gives_way_when_choosing_the_case(outbox: Outbox) -> None:
+    repo = ReportRepository(outbox.db)
+    case_id, _ = file_report(outbox)
+    outbox.reserve_campaign("<x@example.net>", case_id)
+    with outbox.db.session() as session:
+        session.execute(update(CaseRow).where(CaseRow.id == case_id).values(status="closed"))
+
+    chosen = repo.choose_case("sam@contoso.com", None, "HR-2026-BBBBBBBB", outbox.campaign_reserver("<x@example.net>"))
+
+    assert chosen == ChosenCase("HR-2026-BBBBBBBB", exists=False)
+    assert outbox.reserve_campaign("<x@example.net>", "HR-2026-CCCCCCCC") == "HR-2026-BBBBBBBB"
+
+
 def test_the_security_copy_of_a_campaign_is_known_once_queued(outbox: Outbox) -> None:
     campaign = message_id_key("<x@example.net>")
     case_id = new_case_id()
@@ -319,3 +362,23 @@ def test_concurrent_first_reports_on_postgresql_reserve_one_campaign_case(pg_out
         thread.join()
 
     assert len(chosen) == 12 and len(set(chosen)) == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_first_reports_on_postgresql_choose_one_campaign_case(pg_outbox: Outbox) -> None:
+    repo = ReportRepository(pg_outbox.db)
+    start = threading.Barrier(12)
+    chosen: list[ChosenCase] = []
+
+    def choose(index: int) -> None:
+        reserve = pg_outbox.campaign_reserver("<burst@example.net>")
+        start.wait()
+        chosen.append(repo.choose_case(f"p{index}@contoso.com", "harasser@fabrikam.example", new_case_id(), reserve))
+
+    threads = [threading.Thread(target=choose, args=(index,)) for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(chosen) == 12 and len({c.id for c in chosen}) == 1
