@@ -304,7 +304,6 @@ _TOUCH_CASE = (
     update(_CASES)
     .where(_CASES.c.id == bindparam("b_case_id"))
     .values(updated_at=bindparam("b_now"), urgent=or_(_CASES.c.urgent, bindparam("b_urgent", type_=Boolean())))
-    .returning(_CASES.c.id)
 )
 _INSERT_REPORT = _for_each_dialect(
     lambda insert: insert(_REPORTS)
@@ -517,7 +516,7 @@ class ReportRepository:
             with self.db.session() as session:
                 connection = session.connection()
                 now = self._clock()
-                case_id = _save_case(connection, case, report, now)
+                case_id, touch_urgent = _save_case(connection, case, report, now)
                 inserted = connection.execute(
                     _INSERT_REPORT[connection.dialect.name], _report_values(report, case_id, now)
                 ).first()
@@ -542,6 +541,8 @@ class ReportRepository:
                     connection.execute(
                         _RELEASE_CLAIM, {"reporter": reporter, "item_key": report.item_key, "token": claim_token}
                     )
+                if touch_urgent is not None:
+                    _touch_case(connection, case_id, touch_urgent, now)
         except _ReportExists:
             with self.db.connection(write=False) as connection:
                 first = _report_for_item(connection, reporter, report.item_key)
@@ -776,9 +777,12 @@ def _report_for_item(connection: Connection, reporter: str, key: str) -> Report 
     return _report(row) if row is not None else None
 
 
-def _save_case(connection: Connection, case: NewCase | str, report: NewReport, now: datetime) -> str:
-    """Create the case (or, if a case with this id was created meanwhile, join it) or touch an
-    existing one; either way it becomes urgent when this reporter feels unsafe.
+def _save_case(
+    connection: Connection, case: NewCase | str, report: NewReport, now: datetime
+) -> tuple[str, bool | None]:
+    """Create the case (or, if a case with this id was created meanwhile, join it), or check that
+    the existing one is there. Returns the case id and, when the case existed, whether it must
+    become urgent — for :func:`_touch_case`, which the caller runs last (see there).
 
     A ``NewCase`` whose id already exists is joined only when it is the same campaign or the same
     reporter's case — that is two reports racing to open one agreed case (a campaign reserved by
@@ -788,42 +792,43 @@ def _save_case(connection: Connection, case: NewCase | str, report: NewReport, n
     :raises LookupError: ``case`` is an id and no such case exists.
     :raises RuntimeError: a ``NewCase`` id collides with an unrelated case.
     """
-    if isinstance(case, NewCase):
-        campaign = case.campaign_message_id.strip() if case.campaign_message_id else None
-        campaign_key = message_id_key(campaign) if campaign else None
-        values = {
-            "id": case.id,
-            "created_at": now,
-            "updated_at": now,
-            "status": "open",
-            "reporter": case.reporter.lower(),
-            "sender_address": case.sender_address.lower() if case.sender_address else None,
-            "origin": case.origin,
-            "urgent": case.urgent or report.feels_unsafe,
-            "campaign_message_id": campaign,
-            "campaign_key": campaign_key,
-        }
-        if connection.execute(_OPEN_CASE[connection.dialect.name], values).first() is not None:
-            return case.id
-        existing = connection.execute(_CASE_OWNER, {"case_id": case.id}).first()
-        if existing is None:  # pragma: no cover - the conflicting row is committed; cases are never deleted
-            raise LookupError(f"no case {case.id}")
-        same_campaign = campaign_key is not None and existing.campaign_key == campaign_key
-        if not same_campaign and existing.reporter != values["reporter"]:
-            raise RuntimeError(f"case id {case.id} is already used by an unrelated case")
-        return _touch_case(connection, case.id, case.urgent or report.feels_unsafe, now)
-    return _touch_case(connection, case, report.feels_unsafe, now)
+    if not isinstance(case, NewCase):
+        if connection.execute(_CASE_OWNER, {"case_id": case}).first() is None:
+            raise LookupError(f"no case {case}")
+        return case, report.feels_unsafe
+    campaign = case.campaign_message_id.strip() if case.campaign_message_id else None
+    campaign_key = message_id_key(campaign) if campaign else None
+    values = {
+        "id": case.id,
+        "created_at": now,
+        "updated_at": now,
+        "status": "open",
+        "reporter": case.reporter.lower(),
+        "sender_address": case.sender_address.lower() if case.sender_address else None,
+        "origin": case.origin,
+        "urgent": case.urgent or report.feels_unsafe,
+        "campaign_message_id": campaign,
+        "campaign_key": campaign_key,
+    }
+    if connection.execute(_OPEN_CASE[connection.dialect.name], values).first() is not None:
+        return case.id, None
+    existing = connection.execute(_CASE_OWNER, {"case_id": case.id}).first()
+    if existing is None:  # pragma: no cover - the conflicting row is committed; cases are never deleted
+        raise LookupError(f"no case {case.id}")
+    same_campaign = campaign_key is not None and existing.campaign_key == campaign_key
+    if not same_campaign and existing.reporter != values["reporter"]:
+        raise RuntimeError(f"case id {case.id} is already used by an unrelated case")
+    return case.id, case.urgent or report.feels_unsafe
 
 
-def _touch_case(connection: Connection, case_id: str, urgent: bool, now: datetime) -> str:
+def _touch_case(connection: Connection, case_id: str, urgent: bool, now: datetime) -> None:
     """Move the case's ``updated_at``; mark it urgent if asked (never the reverse).
 
-    :raises LookupError: no such case.
+    The filing transaction runs this as its last statement: the update locks the case's row until
+    the commit, and a campaign case gets a report from every recipient at once, so holding that
+    lock any longer would file them one after another.
     """
-    found = connection.execute(_TOUCH_CASE, {"b_case_id": case_id, "b_now": now, "b_urgent": urgent}).first()
-    if found is None:
-        raise LookupError(f"no case {case_id}")
-    return case_id
+    connection.execute(_TOUCH_CASE, {"b_case_id": case_id, "b_now": now, "b_urgent": urgent})
 
 
 def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, Any]:
