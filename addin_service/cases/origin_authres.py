@@ -18,13 +18,14 @@ Pure; never raises.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import authres
 
-from addin_service.cases.origin_headers import MAX_KEPT_CHARS, shorten, too_hostile_to_parse
+from addin_service.cases.origin_headers import MAX_KEPT_CHARS, MAX_PARSED_CHARS, shorten, too_hostile_to_parse
 
 # Stands in for Microsoft's missing authserv-id while authres parses; never shown.
 _PLACEHOLDER_ID = "authserv-id-absent.invalid"
@@ -133,7 +134,7 @@ class _Parsed:
 
 def parse_authentication_results(position: int, value: str) -> AuthResultsHeader:
     """Parse one unfolded ``Authentication-Results`` value. Never raises; not yet trusted."""
-    parsed = _parse_value(value)
+    parsed = _parse_remembered(value) if len(value) <= MAX_PARSED_CHARS else _parse_value(value)
     return AuthResultsHeader(
         position=position,
         authserv_id=parsed.authserv_id,
@@ -144,6 +145,14 @@ def parse_authentication_results(position: int, value: str) -> AuthResultsHeader
         repairs=parsed.repairs,
         raw=shorten(value, MAX_KEPT_CHARS),
     )
+
+
+# One message reaches many mailboxes with the same Authentication-Results (a campaign reported by
+# everyone who got it), and authres takes milliseconds per value: parsing is pure and its result
+# immutable, so the latest values (each at most MAX_PARSED_CHARS long) are remembered.
+@functools.lru_cache(maxsize=256)
+def _parse_remembered(value: str) -> _Parsed:
+    return _parse_value(value)
 
 
 def _parse_value(value: str) -> _Parsed:

@@ -71,6 +71,7 @@ _RESERVE_CAMPAIGN: dict[str, Executable] = {
     .on_conflict_do_nothing(index_elements=[_CAMPAIGNS.c.campaign_key])
     .returning(_CAMPAIGNS.c.case_id),
 }
+_QUEUED_BY_KEY = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("key"))
 _TAKE_OVER_CAMPAIGN = (
     update(_CAMPAIGNS)
     .where(_CAMPAIGNS.c.campaign_key == bindparam("b_key"), _CAMPAIGNS.c.case_id == bindparam("b_current"))
@@ -193,8 +194,8 @@ class Outbox:
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         key = dedupe_key("campaign-security", campaign_key, case_id)
-        with self.db.session(write=False) as session:
-            return session.scalar(select(OutboxRow.id).where(OutboxRow.dedupe_key == key)) is not None
+        with self.db.connection(write=False) as connection:
+            return connection.execute(_QUEUED_BY_KEY, {"key": key}).first() is not None
 
     def reserve_campaign(self, internet_message_id: str, candidate_case_id: str) -> str:
         """The case that groups every report of this ``Message-ID``: the one reserved first, or

@@ -187,3 +187,22 @@ def test_split_header_block_keeps_folding_and_stops_at_the_body() -> None:
         ("", "not a header line"),
         ("Subject", "x"),
     ]
+
+
+def test_authentication_results_parsed_once_per_value_and_long_values_never_remembered() -> None:
+    from addin_service.cases import origin_authres
+    from addin_service.cases.origin_headers import MAX_PARSED_CHARS
+
+    origin_authres._parse_remembered.cache_clear()
+    value = "mx.contoso.com; spf=pass smtp.mailfrom=example.net; dkim=pass header.d=example.net; dmarc=pass"
+    first = origin_authres.parse_authentication_results(0, value)
+    again = origin_authres.parse_authentication_results(3, value)
+    huge = "mx.contoso.com; spf=pass (" + "x" * MAX_PARSED_CHARS + ")"
+    refused = origin_authres.parse_authentication_results(1, huge)
+
+    assert (first.results, first.authserv_id) == (again.results, again.authserv_id)
+    assert [r.method for r in first.results] == ["spf", "dkim", "dmarc"]
+    assert again.position == 3
+    assert origin_authres._parse_remembered.cache_info().hits == 1
+    assert origin_authres._parse_remembered.cache_info().currsize == 1
+    assert not refused.parsed and refused.parse_error is not None
