@@ -184,7 +184,7 @@ bp = Blueprint("ack", __name__)
 def _env() -> Environment:
     """The page's template environment, made on first use (nothing is read at import time)."""
     loader = PackageLoader("addin_service.notify", "templates")
-    return Environment(loader=loader, autoescape=select_autoescape(default=True))
+    return Environment(loader=loader, autoescape=select_autoescape(default=True), auto_reload=False)
 
 
 def _backend() -> AckBackend:

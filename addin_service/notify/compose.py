@@ -141,6 +141,9 @@ class Composer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            # Packaged templates never change while the service runs: without this, every render of
+            # a template that extends or includes another stats the files to see if they changed.
+            auto_reload=False,
         )
 
     # -- filing ------------------------------------------------------------------------------
