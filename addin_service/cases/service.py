@@ -14,7 +14,8 @@ Around the capture:
   atomically, so concurrent first reports of one message share one case — and every report is still
   filed as its own evidence), else the reporter's open case about the same sender, else a new case;
 * the reporter's managers are looked up (directory → mapping file → fallback) outside any
-  transaction, the routing policy decides who is told, and the rendered notifications are written
+  transaction (the directory is asked as soon as the report arrives, while the message is being
+  captured), the routing policy decides who is told, and the rendered notifications are written
   to the outbox in the filing transaction. The answer lists roles and status, never addresses.
 """
 
@@ -175,6 +176,9 @@ class ReportFiler:
         started = time.perf_counter()
         pending = None
         prepared: PreparedNotifications | None = None
+        if self._notifications is not None and notify:
+            # The directory is asked while the message is captured, not after.
+            self._notifications.planner.prefetch(caller.upn.lower())
         try:
             pending = self._evidence.open_package(report_id, self._settings.max_message_bytes)
             tee = HeaderTee(pending)

@@ -82,7 +82,8 @@ class Notifications:
         self._wake.set()
 
     def close(self) -> None:
-        """Close the transport's and the directory's connections."""
+        """Stop background directory lookups; close the transport's and the directory's connections."""
+        self.planner.close()
         for part in (self.sender, self.directory):
             inner: Any = getattr(part, "inner", part)
             close = getattr(inner, "close", None)

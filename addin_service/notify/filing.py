@@ -126,6 +126,14 @@ class NotificationPlanner:
         self._composer = composer
         self._mailboxes = mailboxes(settings)
 
+    def prefetch(self, reporter: str) -> None:
+        """Start looking up the reporter's managers in the background (see ``supervisors``)."""
+        self._resolver.prefetch(reporter)
+
+    def close(self) -> None:
+        """Stop background lookups."""
+        self._resolver.close()
+
     def prepare(
         self,
         *,

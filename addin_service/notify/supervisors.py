@@ -7,7 +7,8 @@ with care:
   about the same managers over and over) and, once the directory failed, does not ask again for
   ``outage_seconds``: a thousand reports during an outage must not each wait for a timeout.
 * :class:`SupervisorResolver` never raises for a directory problem: it falls back and says so in
-  ``decisions``, which end up in the audit log.
+  ``decisions``, which end up in the audit log. Its :meth:`~SupervisorResolver.prefetch` starts the
+  reporter's lookup when the report arrives, so that it runs while the message is being captured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -28,6 +30,7 @@ from addin_service.notify.supervisor_map import SupervisorMap
 log = logging.getLogger("addin_service.notify.supervisors")
 
 CHAIN_DEPTH = 3
+PREFETCH_THREADS = 8
 MAX_CLAIMED_LOOKUPS = 3
 T = TypeVar("T")
 
@@ -35,7 +38,8 @@ T = TypeVar("T")
 class CachingDirectory:
     """A :class:`Directory` that remembers answers for ``ttl`` seconds and outages for
     ``outage_seconds``. Thread-safe; at most ``max_entries`` answers are kept (least recently used
-    go first).
+    go first). A question already being asked is not asked again: the second thread waits for the
+    first one's answer (a team reporting one message at once asks about the same manager).
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class CachingDirectory:
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple[str, str, int], tuple[float, object]] = OrderedDict()
         self._down_until = 0.0
+        # Questions being asked right now: a second thread with the same question waits for the answer.
+        self._asking: dict[tuple[str, str, int], Future[object]] = {}
 
     def person(self, address: str) -> Person | None:
         """:raises DirectoryUnavailable: the directory cannot be reached (or failed moments ago)."""
@@ -78,18 +84,44 @@ class CachingDirectory:
                 return hit[1]
             if self._down_until > now:
                 raise DirectoryUnavailable("The directory failed moments ago; it is not asked again yet.")
+            asking = self._asking.get(key)
+            if asking is None:
+                asking = self._asking[key] = Future()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return _outcome(asking)
         try:
             answer: T = ask()
-        except DirectoryUnavailable:
+        except BaseException as exc:
             with self._lock:
-                self._down_until = self._clock() + self._outage
+                if isinstance(exc, DirectoryUnavailable):
+                    self._down_until = self._clock() + self._outage
+                del self._asking[key]
+            asking.set_exception(exc)
             raise
         with self._lock:
             self._answers[key] = (self._clock() + self._ttl, answer)
             self._answers.move_to_end(key)
             while len(self._answers) > self._max:
                 self._answers.popitem(last=False)
+            del self._asking[key]
+        asking.set_result(answer)
         return answer
+
+
+def _outcome(asking: Future[object]) -> object:
+    """The answer another thread is getting for the same question (it is asked once, not twice).
+
+    :raises DirectoryUnavailable: that thread's question failed (or failed in another way).
+    """
+    try:
+        return asking.result()
+    except DirectoryUnavailable as exc:
+        raise DirectoryUnavailable(str(exc)) from None  # a new exception: each thread has its own traceback
+    except Exception:
+        raise DirectoryUnavailable("The directory could not be asked.") from None
 
 
 @dataclass(frozen=True)
@@ -114,6 +146,36 @@ class SupervisorResolver:
     def __init__(self, directory: Directory | None, supervisor_map: SupervisorMap) -> None:
         self._directory = directory
         self._map = supervisor_map
+        self._prefetcher: ThreadPoolExecutor | None = None
+        self._prefetcher_lock = threading.Lock()
+
+    def prefetch(self, reporter: str) -> None:
+        """Start asking the directory about ``reporter`` now, in the background, so that the answer
+        is there (or on its way) when :meth:`resolve` needs it: the lookup then overlaps the capture
+        instead of following it. Only useful with a :class:`CachingDirectory`, which keeps the
+        answer and has :meth:`resolve` wait for a question already being asked rather than repeat it.
+        """
+        if not isinstance(self._directory, CachingDirectory):
+            return
+        with self._prefetcher_lock:
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(max_workers=PREFETCH_THREADS, thread_name_prefix="directory")
+            self._prefetcher.submit(self._warm, self._directory, reporter)
+
+    @staticmethod
+    def _warm(directory: Directory, reporter: str) -> None:
+        try:
+            directory.manager_chain(reporter, CHAIN_DEPTH)
+            directory.person(reporter)
+        except DirectoryUnavailable:
+            pass  # resolve() meets the same outage (remembered by the cache) and says so
+
+    def close(self) -> None:
+        """Stop the background lookups (those not started are dropped)."""
+        with self._prefetcher_lock:
+            if self._prefetcher is not None:
+                self._prefetcher.shutdown(wait=False, cancel_futures=True)
+                self._prefetcher = None
 
     def resolve(self, reporter: str, claimed_senders: Iterable[str] = ()) -> SupervisorResolution:
         """Find the reporter's chain and learn the aliases of the people involved. Never raises for

@@ -320,3 +320,25 @@ def test_a_related_message_is_filed_without_telling_anyone_again(stack: Stack) -
     assert rows(stack) == []
     [entry] = container.repository.list_audit(report_id=filed.body["report_id"])
     assert entry.details["routing"]["notified"] is False
+
+
+def test_the_directory_is_asked_while_the_message_is_still_being_captured(stack: Stack) -> None:
+    from addin_service.demo.ews_faults import Delay
+
+    item = stack.add_message(mime("dmercer@example.net"))
+    stack.ews.inject(Delay(1.5), operation="GetItem")
+    answers: list[Any] = []
+    filing = threading.Thread(target=lambda: answers.append(stack.report(item, note=NOTE)))
+    filing.start()
+    asked = threading.Event()
+    for _ in range(100):  # up to 1 s, while GetItem is held back for 1.5 s
+        if stack.ews.count("ResolveNames"):
+            asked.set()
+            break
+        threading.Event().wait(0.01)
+    still_capturing = filing.is_alive()
+    filing.join(timeout=60)
+
+    assert asked.is_set() and still_capturing
+    assert answers[0].status_code == 201
+    assert told(stack)["supervisor"] == SUPERVISOR

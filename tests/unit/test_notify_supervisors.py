@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -131,3 +132,97 @@ def test_the_cache_forgets_the_least_recently_used(directory: FakeDirectory) -> 
         cached.person(address)
 
     assert directory.questions == 4
+
+
+class BlockingDirectory(FakeDirectory):
+    """Holds every question until ``release`` is set, so that questions overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.asked = threading.Event()
+        self.threads: set[str] = set()
+
+    def manager_chain(self, address: str, depth: int = 3) -> list[Person]:
+        self.threads.add(threading.current_thread().name)
+        self.asked.set()
+        assert self.release.wait(10)
+        return super().manager_chain(address, depth)
+
+
+def test_the_same_question_asked_twice_at_once_is_asked_once() -> None:
+    inner = BlockingDirectory()
+    inner.add(Person(ALEX, "Alex"), manager=MORGAN.address)
+    inner.add(MORGAN)
+    cached = CachingDirectory(inner)
+    answers: list[list[Person]] = []
+    threads = [threading.Thread(target=lambda: answers.append(cached.manager_chain(ALEX))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    assert inner.asked.wait(10)
+    inner.release.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert answers == [[MORGAN]] * 3
+    assert inner.questions == 1
+
+
+def test_a_failed_question_fails_everyone_waiting_for_it_and_is_remembered() -> None:
+    inner = BlockingDirectory()
+    inner.down = True
+    cached = CachingDirectory(inner, outage_seconds=30)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        try:
+            cached.manager_chain(ALEX)
+            outcomes.append("answered")
+        except DirectoryUnavailable:
+            outcomes.append("unavailable")
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    assert inner.asked.wait(10)
+    inner.release.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert outcomes == ["unavailable"] * 3
+    assert inner.questions == 1
+    with pytest.raises(DirectoryUnavailable):
+        cached.person(ALEX)  # within the outage window: not asked again
+    assert inner.questions == 1
+
+
+def test_prefetch_asks_in_the_background_and_resolve_uses_that_answer() -> None:
+    inner = BlockingDirectory()
+    inner.add(Person(ALEX, "Alex Wilber"), manager=MORGAN.address)
+    inner.add(MORGAN, manager=SAM.address)
+    inner.add(SAM)
+    resolver = SupervisorResolver(CachingDirectory(inner), SupervisorMap({}))
+    try:
+        resolver.prefetch(ALEX)  # returns at once although the directory holds the question
+        assert inner.asked.wait(10)
+        inner.release.set()
+        resolution = resolver.resolve(ALEX)
+    finally:
+        resolver.close()
+
+    assert resolution.chain == (MORGAN.address, SAM.address)
+    assert inner.threads and all(name.startswith("directory") for name in inner.threads)
+    assert inner.questions == 2  # the chain once (prefetched), the reporter's own entry once
+
+
+def test_prefetch_during_an_outage_leaves_resolve_to_fall_back() -> None:
+    directory = FakeDirectory(down=True)
+    resolver = SupervisorResolver(CachingDirectory(directory), MAP)
+    try:
+        resolver.prefetch(ALEX)
+        resolution = resolver.resolve(ALEX)
+    finally:
+        resolver.close()
+
+    assert resolution.chain == ("mapped-boss@contoso.com",)
+    assert not resolution.directory_available
