@@ -299,7 +299,8 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             add(
                 "skip-level",
                 above,
-                "You are told instead of the reporter's supervisor, who appears to be the sender. " + auth,
+                # Whether the sender was authenticated is in the conflict note every recipient reads.
+                "You are told instead of the reporter's supervisor, who appears to be the sender.",
             )
             decisions.append(f"The next manager up who is not the sender, {above}, is told instead.")
         else:
@@ -309,7 +310,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                     "fallback",
                     mailboxes.fallback,
                     "Everyone known in the reporter's management chain appears to be the sender, so this "
-                    "mailbox is told in their place. " + auth,
+                    "mailbox is told in their place.",
                 )
             else:
                 decisions.append(
@@ -443,7 +444,7 @@ def _plan_investigators(
     if conflict:
         reason += (
             f" The claimed sender ({', '.join(in_chain)}) is in the reporter's management chain, so the "
-            f"usual escalation path cannot be trusted. {auth}"
+            "usual escalation path cannot be trusted."
         )
     if mailbox:
         add(role, mailbox, reason)

@@ -100,7 +100,8 @@ def test_report_from_supervisor_goes_to_skip_level_manager_and_investigators() -
     assert recipients(result)["skip-level"] == SKIP_LEVEL
     assert recipients(result)["internal-affairs"] == "internal.affairs@contoso.com"
     assert result.conflict_of_interest
-    assert "authenticated by our mail system" in only(result, "skip-level").reason
+    assert "authenticated by our mail system" in (result.conflict_note or "")  # every recipient reads it once
+    assert "authenticated" not in only(result, "skip-level").reason
     assert result.conflict_note and SUPERVISOR in result.conflict_note
 
 
@@ -113,8 +114,8 @@ def test_unauthenticated_message_claiming_to_be_from_supervisor_still_skips_them
     assert SUPERVISOR not in told(result)
     assert recipients(result)["skip-level"] == SKIP_LEVEL
     assert recipients(result)["investigations"] == "investigations@contoso.com"
-    assert "NOT authenticated" in only(result, "skip-level").reason
-    assert "NOT authenticated" in only(result, "investigations").reason
+    assert "NOT authenticated" in (result.conflict_note or "")
+    assert "in the reporter's management chain" in only(result, "investigations").reason
 
 
 def test_supervisor_matched_by_alias_only_is_not_told() -> None:
