@@ -43,6 +43,9 @@ def build_app(config: Settings | Mapping[str, Any] | None = None, *, container: 
     from addin_service.notify.ack import bp as ack_bp
 
     app.register_blueprint(ack_bp)
+    from addin_service.notify.case_page import bp as case_page_bp
+
+    app.register_blueprint(case_page_bp)
     from addin_service.web.routes import bp as web_bp
 
     app.register_blueprint(web_bp)

@@ -7,7 +7,7 @@ Why these values:
   thread at a time per process).
 * No ``preload_app``: every worker builds its own app after the fork, so no database pool, lock
   file descriptor or thread is shared across processes.
-* No access log: ``/ack/<token>`` carries a signed token in its path and nothing that identifies
+* No access log: ``/ack/<token>`` and ``/cases/<id>?access=`` carry signed tokens, and nothing that identifies
   a reporter belongs in a plain access log. The service logs each request itself (JSON, with the
   request id and no secrets).
 * The notification worker does not run inside gunicorn's processes: run ``addin-service worker``

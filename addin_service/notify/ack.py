@@ -62,26 +62,32 @@ class ExpiredAckToken(InvalidAckToken):
 
 
 class AckLinks:
-    """Makes and checks acknowledgement links. ``key`` is called once, on first use."""
+    """Makes and checks acknowledgement links. ``key`` is called once, on first use.
+
+    ``purpose`` keeps links of different kinds apart: a token made for one purpose never verifies for
+    another (the case page's ``"case"`` links cannot acknowledge anything).
+    """
 
     def __init__(
         self,
         key: Callable[[], bytes],
         public_url: str,
         *,
+        purpose: str = "ack",
         valid_seconds: int = DEFAULT_VALID_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._key_source = key
         self._key: bytes | None = None
         self._lock = threading.Lock()
-        self._base = public_url.rstrip("/")
+        self.base_url = public_url.rstrip("/")
+        self._purpose = purpose
         self._valid = valid_seconds
         self._clock = clock
 
     def link(self, dedupe_key: str) -> str:
         """The absolute URL for the outbox row with this dedupe key."""
-        return f"{self._base}/ack/{self.token(dedupe_key)}"
+        return f"{self.base_url}/ack/{self.token(dedupe_key)}"
 
     def token(self, dedupe_key: str) -> str:
         """:raises ValueError: ``dedupe_key`` is not 64 hex characters."""
@@ -115,7 +121,8 @@ class AckLinks:
         return raw.hex()
 
     def _mac(self, row: str, expiry: int) -> bytes:
-        return hmac.new(self._secret(), f"ack.v1.{row}.{expiry}".encode(), hashlib.sha256).digest()[:MAC_BYTES]
+        message = f"{self._purpose}.v1.{row}.{expiry}".encode()
+        return hmac.new(self._secret(), message, hashlib.sha256).digest()[:MAC_BYTES]
 
     def _secret(self) -> bytes:
         with self._lock:

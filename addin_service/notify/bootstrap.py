@@ -9,6 +9,7 @@ one stops start-up.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from addin_service.db.database import Database
 from addin_service.errors import ConfigError
 from addin_service.evidence.ports import EvidenceStore
 from addin_service.notify.ack import AckLinks, evidence_key_material
+from addin_service.notify.case_page import PURPOSE as CASE_LINK_PURPOSE
+from addin_service.notify.case_page import case_link
 from addin_service.notify.compose import Composer
 from addin_service.notify.filing import NotificationPlanner
 from addin_service.notify.metrics import OutboxMetrics, register_outbox_metrics
@@ -45,6 +48,7 @@ class Notifications:
     sender: Sender | None
     supervisor_map: SupervisorMap
     ack_links: AckLinks
+    case_links: AckLinks
     composer: Composer
     planner: NotificationPlanner
     metrics: OutboxMetrics | None = None
@@ -120,8 +124,10 @@ def build_notifications(
             "ADDIN_NOTIFY_FROM is not set: notifications are queued but not sent",
             extra={"event": "notify.no_sender"},
         )
-    ack_links = AckLinks(evidence_key_material(settings), settings.public_url)
-    composer = Composer(settings, ack_links.link)
+    key_material = evidence_key_material(settings)
+    ack_links = AckLinks(key_material, settings.public_url)
+    case_links = AckLinks(key_material, settings.public_url, purpose=CASE_LINK_PURPOSE)
+    composer = Composer(settings, ack_links.link, functools.partial(case_link, case_links))
     planner = NotificationPlanner(settings, outbox, SupervisorResolver(cached, supervisor_map), composer)
     return Notifications(
         settings=settings,
@@ -132,6 +138,7 @@ def build_notifications(
         sender=chosen_sender,
         supervisor_map=supervisor_map,
         ack_links=ack_links,
+        case_links=case_links,
         composer=composer,
         planner=planner,
     )

@@ -120,14 +120,18 @@ class NewNotification:
 
 
 AckLink = Callable[[str], str]  # dedupe_key → absolute URL of the acknowledgement page
+CaseLink = Callable[[str, str], str]  # (case_id, dedupe_key) → absolute URL of the case page
 
 
 class Composer:
     """Renders notifications with the package's templates and the service's contacts."""
 
-    def __init__(self, settings: Settings, ack_link: AckLink | None = None) -> None:
+    def __init__(
+        self, settings: Settings, ack_link: AckLink | None = None, case_link: CaseLink | None = None
+    ) -> None:
         self._settings = settings
         self._ack_link = ack_link
+        self._case_link = case_link
         self._domain = message_id_domain(settings)
         self._env = Environment(
             loader=PackageLoader("addin_service.notify", "templates"),
@@ -186,6 +190,7 @@ class Composer:
             context = self._context(planned.role, facts, plan, planned, names.get(planned.to))
             if ack and self._ack_link is not None:
                 context["ack_url"] = self._ack_link(key)
+            context["case_url"] = self._case_url(facts.case_id, key)
             rendered.append(
                 self._render(
                     template=planned.role,
@@ -223,6 +228,7 @@ class Composer:
             first_sent_at=_when(first_sent_at),
             hours=_hours(hours),
             ack_url=self._ack_link(key) if self._ack_link is not None else None,
+            case_url=self._case_url(case_id, key),
         )
         return self._render(
             template="escalation",
@@ -277,11 +283,15 @@ class Composer:
             campaign_once=campaign_once,
         )
 
+    def _case_url(self, case_id: str, key: str) -> str | None:
+        """This notification's own signed link to the case page (``notify/case_page.py``)."""
+        return self._case_link(case_id, key) if self._case_link is not None else None
+
     def _base_context(self, case_id: str, urgent: bool) -> dict[str, Any]:
         s = self._settings
         return {
             "case_id": case_id,
-            "case_url": f"{s.public_url}/cases/{case_id}",
+            "case_url": None,  # per notification: see _case_url
             "urgent": urgent,
             "contacts": {
                 "eap_name": s.eap_name,

@@ -214,3 +214,55 @@ def test_a_temporary_refusal_is_retried_until_it_is_delivered(stack: Stack, smtp
     assert notifications.outbox.retry(waiting.id) == 1  # what an operator's `outbox retry` does: try now
 
     assert len(by_recipient(smtp.wait_for(4))) == 4
+
+
+def case_url(message: Received) -> str:
+    found = re.search(r"https://reports\.contoso\.com(/cases/[A-Za-z0-9-]+\?access=[A-Za-z0-9_.-]+)", text_of(message))
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_case_link_shows_who_was_told_and_confirmed_but_nothing_confidential(
+    stack: Stack, smtp: SmtpServer
+) -> None:
+    answer = file_threat(stack)
+    received = by_recipient(smtp.wait_for(4))
+    supervisor_link = case_url(received[SUPERVISOR])
+
+    page = stack.client.get(supervisor_link)
+    text = page.get_data(as_text=True)
+
+    assert page.status_code == 200
+    assert f"Case {answer['case_id']}" in text
+    assert "You were told as: The reporter&#39;s supervisor." in text
+    assert "Confirm that I have seen this" in text and "/ack/" in text
+    assert "The security team" in text and "Reports in this case</th><td>1" in text
+    assert NOTE not in text and "I know where you live" not in text
+    for address in (SUPERVISOR, REPORTER, SECURITY, INVESTIGATIONS, "dmercer"):
+        assert address not in text
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+
+    stack.client.post(ack_url(received[SUPERVISOR]))
+    after = stack.client.get(supervisor_link).get_data(as_text=True)
+    assert "You confirmed that you have seen it" in after and "Confirm that I have seen this" not in after
+    assert "1 of 1" in after
+
+    security_page = stack.client.get(case_url(received[SECURITY])).get_data(as_text=True)
+    assert "You were told as: The security team." in security_page
+    assert "Confirm that I have seen this" not in security_page
+
+
+def test_a_case_link_opens_only_its_own_case_and_cannot_acknowledge(stack: Stack, smtp: SmtpServer) -> None:
+    first = file_threat(stack)
+    link = case_url(by_recipient(smtp.wait_for(4))[SUPERVISOR])
+    token = link.split("access=", 1)[1]
+    other = stack.report(stack.add_message(sample_messages()["02-colleague-harassment"]), note=NOTE).get_json()
+    assert other["case_id"] != first["case_id"]
+
+    assert stack.client.get(f"/cases/{other['case_id']}?access={token}").status_code == 404
+    assert stack.client.get(f"/cases/{first['case_id']}").status_code == 404
+    assert stack.client.get(f"/cases/{first['case_id']}?access={token[:-2]}xx").status_code == 404
+    assert stack.client.get(f"/cases/not-a-case?access={token}").status_code == 404
+    assert stack.client.post(f"/ack/{token}").status_code == 404  # a case link is not an ack link
+    assert stack.client.get(link).status_code == 200

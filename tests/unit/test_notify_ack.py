@@ -91,3 +91,27 @@ def test_the_key_comes_from_the_evidence_signing_key_and_is_not_that_key(tmp_pat
     signer = LedgerKeys(tmp_path / "evidence" / "ledger").signer()
     assert material() == signer.private_key.private_bytes_raw()
     assert first._secret() != material()  # HKDF output, never the signing key itself
+
+
+def test_links_made_for_one_purpose_never_verify_for_another() -> None:
+    ack = links()
+    case = AckLinks(lambda: b"k" * 32, "https://reports.contoso.com/", purpose="case", clock=Clock())
+
+    with pytest.raises(InvalidAckToken):
+        ack.verify(case.token(KEY))
+    with pytest.raises(InvalidAckToken):
+        case.verify(ack.token(KEY))
+    assert case.verify(case.token(KEY)) == KEY
+
+
+def test_an_expired_case_link_says_so() -> None:
+    from addin_service.notify.case_page import case_link
+
+    clock = Clock()
+    case = AckLinks(lambda: b"k" * 32, "https://reports.contoso.com/", purpose="case", valid_seconds=60, clock=clock)
+    url = case_link(case, "HR-2026-ABCDEFGH", KEY)
+    clock.now += 61
+
+    assert url.startswith("https://reports.contoso.com/cases/HR-2026-ABCDEFGH?access=v1.")
+    with pytest.raises(ExpiredAckToken):
+        case.verify(url.split("access=", 1)[1])

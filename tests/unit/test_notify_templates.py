@@ -97,7 +97,11 @@ def render(
         sender_address=origin.from_address,
         reporter_name="Alex Wilber",
     )
-    composer = Composer(s, lambda key: f"https://reports.contoso.com/ack/token-for-{key[:8]}")
+    composer = Composer(
+        s,
+        lambda key: f"https://reports.contoso.com/ack/token-for-{key[:8]}",
+        lambda case_id, key: f"https://reports.contoso.com/cases/{case_id}?access=token-for-{key[:8]}",
+    )
     rendered = composer.for_plan(
         plan, facts, campaign_key=None, chain=chain, names=names or {SUPERVISOR: "Morgan Lee"},
         escalation_extra=[s.security_mailbox or ""],
