@@ -94,7 +94,9 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         detail = _HTTP_DETAIL.get(status, exc.description or "")
-        return problem(status, exc.name, detail, f"http-{status}")
+        # A 405 must say which methods the address does accept (RFC 9110); werkzeug knows them.
+        allow = {name: value for name, value in exc.get_headers() if name.lower() == "allow"}
+        return problem(status, exc.name, detail, f"http-{status}", headers=allow)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from addin_service.mail.ports import ITEM_ID_MAX_LENGTH
 
@@ -18,17 +18,31 @@ CATEGORIES = (
     "other",
 )
 NOTE_MAX_LENGTH = 4000
+MAX_ADDRESS_LENGTH = 254
 # EWS ids are standard base64, REST ids URL-safe base64; both may end in '=' padding.
 _ITEM_ID = re.compile(r"^[A-Za-z0-9+/_=-]+$")
 # Control characters other than TAB, LF and CR have no place in a note (and PostgreSQL text
 # cannot hold NUL).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TEXT = re.compile(r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
+# The local part excludes whitespace and control characters spelled out, not as \s: Python's \s and
+# JSON Schema's (ECMA-262) differ, and the pattern is published in /openapi.json.
 _EMAIL = re.compile(
-    r"^[^@\s<>\"(),;:\\\[\]]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
+    r"^[^@<>\"(),;:\\\[\]\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
 
 STRICT_TRUE = {True}
 STRICT_FALSE = {False}
+
+
+class FullMatch(validate.Regexp):
+    """``validate.Regexp`` that must match the whole value (``re.match`` with ``$`` lets a trailing
+    newline through). Being a ``Regexp``, its pattern is published in /openapi.json, so clients and
+    fuzzers know what is accepted before they send it."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def _strict_bool(**kwargs: Any) -> fields.Boolean:
@@ -44,7 +58,10 @@ class ReportRequestSchema(Schema):
 
     item_id = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=ITEM_ID_MAX_LENGTH),
+        validate=[
+            validate.Length(min=1, max=ITEM_ID_MAX_LENGTH),
+            FullMatch(_ITEM_ID, error="Not an Exchange item id: only base64 characters are allowed."),
+        ],
         metadata={"description": "Office.context.mailbox.item.itemId (EWS format) or its REST form."},
     )
     id_format = fields.String(
@@ -55,32 +72,22 @@ class ReportRequestSchema(Schema):
     mailbox = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(max=320),
+        # 254: the longest address SMTP can carry (RFC 5321 path limit); Exchange refuses longer ones.
+        validate=[validate.Length(max=MAX_ADDRESS_LENGTH), FullMatch(_EMAIL, error="Not an email address.")],
         metadata={"description": "SMTP address of the mailbox that holds the item; default the caller's own."},
     )
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     note = fields.String(
         load_default="",
-        validate=validate.Length(max=NOTE_MAX_LENGTH),
+        validate=[
+            validate.Length(max=NOTE_MAX_LENGTH),
+            FullMatch(_TEXT, error="The note may not contain control characters."),
+        ],
         metadata={"description": "Optional words from the reporter; evidence only, never sent to the supervisor."},
     )
     feels_unsafe = _strict_bool(load_default=False)
     include_related = _strict_bool(load_default=False)
 
-    @validates("item_id")
-    def _item_id_charset(self, value: str, **_: Any) -> None:
-        if not _ITEM_ID.fullmatch(value):
-            raise ValidationError("Not an Exchange item id: only base64 characters are allowed.")
-
-    @validates("mailbox")
-    def _mailbox_is_address(self, value: str | None, **_: Any) -> None:
-        if value is not None and not _EMAIL.fullmatch(value):
-            raise ValidationError("Not an email address.")
-
-    @validates("note")
-    def _note_is_text(self, value: str, **_: Any) -> None:
-        if _CONTROL.search(value):
-            raise ValidationError("The note may not contain control characters.")
 
 
 class NotificationSchema(Schema):

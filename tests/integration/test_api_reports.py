@@ -398,7 +398,9 @@ def test_healthz_touches_nothing(stack: Stack) -> None:
 
 def test_unknown_routes_answer_problem_json(stack: Stack) -> None:
     assert_problem(stack.client.get("/api/v1/nothing-here"), 404)
-    assert_problem(stack.client.delete("/api/v1/reports"), 405)
+    refused = stack.client.delete("/api/v1/reports")
+    assert_problem(refused, 405)
+    assert "POST" in refused.headers["Allow"]  # RFC 9110: a 405 names the methods that are accepted
 
 
 def test_the_openapi_document_is_valid(stack: Stack) -> None:
@@ -407,6 +409,38 @@ def test_the_openapi_document_is_valid(stack: Stack) -> None:
     spec = stack.client.get("/openapi.json").get_json()
     validate(spec)
     assert "ReportRequest" in spec["components"]["schemas"]
+
+
+def test_the_openapi_document_states_what_the_validation_accepts(stack: Stack) -> None:
+    import re
+
+    fields = stack.client.get("/openapi.json").get_json()["components"]["schemas"]["ReportRequest"]["properties"]
+
+    for name, good, bad in (
+        ("item_id", "AAMkAGI2TG93AAA=", "AAMk\x1d"),
+        ("note", "He said:\tlater\r\nagain", "bell\x07"),
+        ("mailbox", "shared@contoso.com", "not an address"),
+    ):
+        pattern = re.compile(fields[name]["pattern"])
+        assert pattern.search(good) and not pattern.search(bad), name
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("item_id", "AAMkAGI2TG93AAA=\n"),
+        ("mailbox", "shared@contoso.com\n"),
+        ("mailbox", "7\u00fb\x12\x1c@contoso.com"),
+        ("mailbox", "0@0." + ".".join(["0" * 62] * 5)),  # 318 characters: more than SMTP (or Exchange) takes
+        ("note", "fine\u0000"),
+    ],
+)
+def test_a_trailing_newline_or_control_character_is_refused(stack: Stack, field: str, value: str) -> None:
+    body = {"item_id": "AAMkAGI2TG93AAA=", "category": "bullying", field: value}
+
+    problem_body = assert_problem(stack.client.post("/api/v1/reports", json=body, headers=stack.auth()), 400)
+
+    assert field in problem_body["errors"]
 
 
 def test_api_responses_forbid_framing_and_sniffing(stack: Stack) -> None:
