@@ -188,28 +188,41 @@ bp = Blueprint("ack", __name__)
 
 
 @functools.cache
-def _env() -> Environment:
-    """The page's template environment, made on first use (nothing is read at import time)."""
+def page_templates() -> Environment:
+    """The link pages' template environment, made on first use (nothing is read at import time)."""
     loader = PackageLoader("addin_service.notify", "templates")
     return Environment(loader=loader, autoescape=select_autoescape(default=True), auto_reload=False)
 
 
-def _backend() -> AckBackend:
+def notifications_backend() -> Any:
+    """This app's notification side (``notify.bootstrap.Notifications``), for the link pages.
+
+    :raises LookupError: the app was built without notifications.
+    """
     container: Any = current_app.extensions["addin"]
     notifications = getattr(container, "notifications", None)
     if notifications is None:
         raise LookupError("notifications are not wired into this app")
-    backend: AckBackend = notifications
-    return backend
+    return notifications
 
 
-def _page(page: _Page, case_id: str | None = None) -> Response:
-    body = _env().get_template("ack_page.html.j2").render(page=page, case_id=case_id)
-    response = Response(body, status=page.status, mimetype="text/html")
+def html_page(template: str, status: int, **context: Any) -> Response:
+    """A link page: no scripts, never framed, never cached, no referrer to the next site."""
+    body = page_templates().get_template(template).render(**context)
+    response = Response(body, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = PAGE_CSP
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def _backend() -> AckBackend:
+    backend: AckBackend = notifications_backend()
+    return backend
+
+
+def _page(page: _Page, case_id: str | None = None) -> Response:
+    return html_page("ack_page.html.j2", page.status, page=page, case_id=case_id)
 
 
 def _check(token: str) -> tuple[str | None, Response | None]:

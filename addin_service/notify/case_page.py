@@ -12,17 +12,15 @@ changes nothing.
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, Protocol
 
-from flask import Blueprint, Response, current_app, request
-from jinja2 import Environment, PackageLoader, select_autoescape
+from flask import Blueprint, Response, request
 
 from addin_service.db.database import Database
 from addin_service.errors import ServiceError
 from addin_service.ids import is_case_id
-from addin_service.notify.ack import PAGE_CSP, AckLinks, ExpiredAckToken, InvalidAckToken
+from addin_service.notify.ack import AckLinks, ExpiredAckToken, InvalidAckToken, html_page, notifications_backend
 from addin_service.notify.case_overview import CaseOverview, NotificationStatus, case_overview, notification_status
 from addin_service.notify.compose import ACK_ROLES
 from addin_service.settings import Settings
@@ -68,28 +66,13 @@ ORIGIN_TEXT = {
 bp = Blueprint("case_page", __name__)
 
 
-@functools.cache
-def _env() -> Environment:
-    loader = PackageLoader("addin_service.notify", "templates")
-    return Environment(loader=loader, autoescape=select_autoescape(default=True), auto_reload=False)
-
-
 def _backend() -> CasePageBackend:
-    container: Any = current_app.extensions["addin"]
-    notifications = getattr(container, "notifications", None)
-    if notifications is None:
-        raise LookupError("notifications are not wired into this app")
-    backend: CasePageBackend = notifications
+    backend: CasePageBackend = notifications_backend()
     return backend
 
 
 def _page(status: int, title: str, message: str = "", **context: Any) -> Response:
-    body = _env().get_template("case_page.html.j2").render(title=title, message=message, **context)
-    response = Response(body, status=status, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = PAGE_CSP
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    return html_page("case_page.html.j2", status, title=title, message=message, **context)
 
 
 def _not_valid() -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -150,19 +151,25 @@ class BlockingDirectory(FakeDirectory):
         return super().manager_chain(address, depth)
 
 
-def test_the_same_question_asked_twice_at_once_is_asked_once() -> None:
-    inner = BlockingDirectory()
-    inner.add(Person(ALEX, "Alex"), manager=MORGAN.address)
-    inner.add(MORGAN)
-    cached = CachingDirectory(inner)
-    answers: list[list[Person]] = []
-    threads = [threading.Thread(target=lambda: answers.append(cached.manager_chain(ALEX))) for _ in range(3)]
+def ask_at_once(inner: BlockingDirectory, ask: Callable[[], None], askers: int = 3) -> None:
+    """Run ``ask`` in several threads while the directory holds the first question, then let it answer."""
+    threads = [threading.Thread(target=ask) for _ in range(askers)]
     for thread in threads:
         thread.start()
     assert inner.asked.wait(10)
     inner.release.set()
     for thread in threads:
         thread.join(10)
+
+
+def test_the_same_question_asked_twice_at_once_is_asked_once() -> None:
+    inner = BlockingDirectory()
+    inner.add(Person(ALEX, "Alex"), manager=MORGAN.address)
+    inner.add(MORGAN)
+    cached = CachingDirectory(inner)
+    answers: list[list[Person]] = []
+
+    ask_at_once(inner, lambda: answers.append(cached.manager_chain(ALEX)))
 
     assert answers == [[MORGAN]] * 3
     assert inner.questions == 1
@@ -181,13 +188,7 @@ def test_a_failed_question_fails_everyone_waiting_for_it_and_is_remembered() -> 
         except DirectoryUnavailable:
             outcomes.append("unavailable")
 
-    threads = [threading.Thread(target=ask) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    assert inner.asked.wait(10)
-    inner.release.set()
-    for thread in threads:
-        thread.join(10)
+    ask_at_once(inner, ask)
 
     assert outcomes == ["unavailable"] * 3
     assert inner.questions == 1
