@@ -2,9 +2,11 @@
 
 ``addin-service demo`` runs it as the demo mailbox server and the tests run the real
 :class:`~addin_service.mail.ews.EwsMailbox` against it. It speaks the parts of EWS the service
-uses (see :mod:`addin_service.demo.ews_operations`), enforces basic auth, ``ExchangeImpersonation``
-and mailbox rights like Exchange, reports ``ServerVersionInfo`` on every response, streams large
-``MimeContent`` without copying it, and can be told to misbehave (:mod:`addin_service.demo.ews_faults`).
+uses (see :mod:`addin_service.demo.ews_operations`), enforces basic auth, OAuth bearer tokens
+(application tokens that impersonate, or a user's delegated ``EWS.AccessAsUser.All`` token that
+acts as that user), ``ExchangeImpersonation`` and mailbox rights like Exchange, reports
+``ServerVersionInfo`` on every response, streams large ``MimeContent`` without copying it, and
+can be told to misbehave (:mod:`addin_service.demo.ews_faults`).
 
 Usage::
 
@@ -21,7 +23,7 @@ import contextlib
 import socket
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +44,8 @@ EWS_PATH = "/EWS/Exchange.asmx"
 _MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _IDENTITY_FIELDS = ("PrimarySmtpAddress", "SmtpAddress", "PrincipalName")
 _OAUTH_APP = Account(username="(oauth application)", password="", can_impersonate=True)
+DELEGATED_EWS_SCOPE = "EWS.AccessAsUser.All"
+APP_EWS_ROLE = "full_access_as_app"
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,10 @@ class EwsServer:
     :param can_impersonate: whether that account holds the ApplicationImpersonation role.
     :param accept_bearer: also accept any ``Authorization: Bearer`` token as an OAuth application
         allowed to impersonate (the tokens are recorded in :attr:`bearer_tokens`).
+    :param verify_token: check bearer tokens instead (for instance ``jwt_verifier`` over the Entra
+        double's keys): a token with ``scp`` holding ``EWS.AccessAsUser.All`` acts as its
+        ``preferred_username``/``upn`` without impersonation rights, one with the
+        ``full_access_as_app`` role is the application; any other is refused (401).
     """
 
     def __init__(
@@ -175,6 +183,7 @@ class EwsServer:
         password: str = "demo-password",  # noqa: S107 - a test double's well-known credential
         can_impersonate: bool = True,
         accept_bearer: bool = False,
+        verify_token: Callable[[str], Mapping[str, Any]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         version: ServerVersion | None = None,
@@ -183,6 +192,7 @@ class EwsServer:
         self.faults = FaultQueue()
         self.version = version or ServerVersion()
         self.accept_bearer = accept_bearer
+        self.verify_token = verify_token
         self.username = username
         self.password = password
         self.store.add_account(Account(username, password, can_impersonate=can_impersonate))
@@ -342,7 +352,7 @@ class EwsServer:
         self._record(handler, parsed, authorization, basic_user, token)
         if account is None:
             challenge = [("WWW-Authenticate", 'Basic realm="EWS double"')]
-            if self.accept_bearer:
+            if self.accept_bearer or self.verify_token is not None:
                 challenge.append(("WWW-Authenticate", "Bearer"))
             handler.send_plain(401, b"401 - Unauthorized: Access is denied due to invalid credentials.", challenge)
             return
@@ -392,9 +402,28 @@ class EwsServer:
         if scheme.lower() == "bearer" and credentials.strip():
             token = credentials.strip()
             with self._lock:
-                accepted = self.accept_bearer and token not in self._revoked
-            return (_OAUTH_APP if accepted else None), None, token
+                revoked = token in self._revoked
+            if revoked:
+                return None, None, token
+            if self.verify_token is not None:
+                return self._bearer_account(token), None, token
+            return (_OAUTH_APP if self.accept_bearer else None), None, token
         return None, None, None
+
+    def _bearer_account(self, token: str) -> Account | None:
+        """Who a verified token is: a user acting as themselves, the application, or nobody."""
+        assert self.verify_token is not None
+        try:
+            claims = self.verify_token(token)
+        except Exception:  # any refusal is a 401, as in Exchange
+            return None
+        if "scp" in claims:
+            user = str(claims.get("preferred_username") or claims.get("upn") or "").lower()
+            if user and DELEGATED_EWS_SCOPE in str(claims["scp"]).split():
+                return Account(username=user, password="", mailbox=user)
+            return None
+        roles = claims.get("roles")
+        return _OAUTH_APP if isinstance(roles, list) and APP_EWS_ROLE in roles else None
 
     def _misbehave(self, handler: _Handler, injected: Fault) -> bool:
         """Apply an injected fault; True when the request has been fully answered (or dropped)."""

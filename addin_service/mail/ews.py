@@ -1,7 +1,10 @@
 """``EwsMailbox``: capture a reported message from Exchange Server over EWS, streaming.
 
 One ``GetItem`` fetches ``MimeContent``, ``InternetMessageHeaders`` and the capture facts while
-impersonating the reporter, so Exchange itself enforces what the reporter may read. When the
+impersonating the reporter, so Exchange itself enforces what the reporter may read. With
+``ADDIN_EWS_AUTH=oauth-obo`` nobody is impersonated: the reporter's add-in token is exchanged
+(on behalf of) for a delegated ``EWS.AccessAsUser.All`` token and the requests carry that, so the
+service can read only what the reporter can. When the
 item is said to be in another mailbox (delegate or shared), ``ConvertId`` first tells which mailbox
 really holds it. The response is read in 64 KiB chunks and parsed incrementally; the MIME is
 base64-decoded straight into the evidence sink, so memory stays flat for a 100 MB message.
@@ -18,21 +21,34 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from addin_service.errors import MailboxUnavailable, MessageNotFound, NotYourMailbox, ServiceError
+from addin_service.errors import MailboxUnavailable, MessageNotFound, NotYourMailbox, ServiceError, Unauthenticated
 from addin_service.mail import ews_requests
 from addin_service.mail.ews_codes import NOT_FOUND_DETAIL, NOT_YOURS_DETAIL, failure_for
-from addin_service.mail.ews_connection import DEFAULT_MAX_CONNECTIONS, READ_CHUNK, EwsConnection
+from addin_service.mail.ews_connection import (
+    DEFAULT_MAX_CONNECTIONS,
+    READ_CHUNK,
+    DelegatedTokenRejected,
+    EwsConnection,
+    ews_resource,
+)
 from addin_service.mail.ews_response import EwsResponse, EwsResponseReader, MalformedResponse, ResponseMessage
 from addin_service.mail.ews_retry import Retrier, RetryPolicy, TransientFailure
+from addin_service.mail.graph_tokens import GraphTokens, TokenSource
 from addin_service.mail.ports import ITEM_ID_MAX_LENGTH, CapturedItem, ItemRef, MimeSink
 from addin_service.settings import Settings
+
+T = TypeVar("T")
 
 log = logging.getLogger("addin_service.mail.ews")
 
 CHECK_TTL_SECONDS = 10.0
 _EWS_ID = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+DELEGATED_SCOPES = ("EWS.AccessAsUser.All",)
+SIGN_IN_AGAIN = (
+    "Exchange did not accept your sign-in for reading this message. Close the add-in, open it again and retry."
+)
 PARTIAL_DETAIL = (
     "The connection to Exchange broke while the message was being copied, so the copy is incomplete. "
     "Nothing was filed. Please try again."
@@ -72,6 +88,8 @@ class EwsMailbox:
 
     :param retry: / :param sleep: / :param clock: / :param jitter: the retry policy and its time
         sources, injectable so tests need not wait.
+    :param tokens: (oauth-obo) where delegated EWS tokens come from; default msal against
+        ``ADDIN_AUTHORITY`` for the EWS host of ``ADDIN_EWS_URL``.
     :raises ConfigError: missing endpoint, unsupported auth mode or bad ``ADDIN_EWS_VERSION``.
     """
 
@@ -87,8 +105,12 @@ class EwsMailbox:
         jitter: Callable[[float, float], float] | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         check_ttl: float = CHECK_TTL_SECONDS,
+        tokens: TokenSource | None = None,
     ) -> None:
         self._connection = EwsConnection(settings, max_connections=max_connections)
+        self._tokens: TokenSource | None = None
+        if self._connection.delegated:
+            self._tokens = tokens or GraphTokens(settings, resource=ews_resource(self._connection.url))
         policy = retry or RetryPolicy(max_wait=settings.exchange_max_wait)
         retrier_kwargs: dict[str, Any] = {"sleep": sleep, "clock": clock}
         if jitter is not None:
@@ -118,15 +140,54 @@ class EwsMailbox:
         started = self._clock()
         deadline = self._retrier.deadline()
         if ref.mailbox.casefold() != ref.reporter.casefold():
-            holder = self._retrier.run(lambda: self._mailbox_holding(ref), what="ConvertId", deadline=deadline)
+            holder = self._as_reporter(
+                ref,
+                lambda bearer: self._retrier.run(
+                    lambda: self._mailbox_holding(ref, bearer), what="ConvertId", deadline=deadline
+                ),
+            )
             if holder.casefold() != ref.mailbox.casefold():
                 raise NotYourMailbox(NOT_YOURS_DETAIL)
         counting = _CountingSink(sink)
-        captured = self._retrier.run(lambda: self._get_item(ref, counting), what="GetItem", deadline=deadline)
+        captured = self._as_reporter(
+            ref,
+            lambda bearer: self._retrier.run(
+                lambda: self._get_item(ref, counting, bearer), what="GetItem", deadline=deadline
+            ),
+        )
         log.info("EWS capture done: %d bytes in %.2f s", counting.written, self._clock() - started)
         return captured
 
-    def _mailbox_holding(self, ref: ItemRef) -> str:
+    def _as_reporter(self, ref: ItemRef, attempt: Callable[[str | None], T]) -> T:
+        """Run ``attempt`` with the reporter's rights: ``attempt(None)`` when the service impersonates,
+        else with a delegated token; a token Exchange rejects is dropped and a fresh one tried once.
+
+        :raises Unauthenticated: no add-in token, or Exchange rejected a fresh delegated token too.
+        """
+        if self._tokens is None:
+            return attempt(None)
+        token = self._delegated_token(ref)
+        try:
+            return attempt(token)
+        except DelegatedTokenRejected:
+            self._tokens.forget(token)
+        try:
+            return attempt(self._delegated_token(ref))
+        except DelegatedTokenRejected:
+            log.warning("EWS rejected a fresh delegated token", extra={"event": "ews.delegated_token_rejected"})
+            raise Unauthenticated(SIGN_IN_AGAIN) from None
+
+    def _delegated_token(self, ref: ItemRef) -> str:
+        assert self._tokens is not None
+        if not ref.user_token:
+            raise Unauthenticated(SIGN_IN_AGAIN)
+        return self._tokens.delegated_token(ref.user_token, DELEGATED_SCOPES)
+
+    def _impersonated(self, ref: ItemRef) -> str | None:
+        """Whom the envelope impersonates: the reporter, or nobody when the token is theirs."""
+        return None if self._tokens is not None else ref.reporter
+
+    def _mailbox_holding(self, ref: ItemRef, bearer: str | None) -> str:
         """Which mailbox holds the item, according to Exchange (ConvertId, as the reporter)."""
         version = self._connection.version()
         envelope = ews_requests.convert_id(
@@ -134,22 +195,22 @@ class EwsMailbox:
             version,
             item_id=ref.item_id,
             mailbox=ref.mailbox,
-            impersonate=ref.reporter,
+            impersonate=self._impersonated(ref),
         )
-        message = _only_message(self._call(envelope, "ConvertId", anchor=ref.reporter), "ConvertId")
+        message = _only_message(self._call(envelope, "ConvertId", anchor=ref.reporter, bearer=bearer), "ConvertId")
         _raise_unless_success(message)
         mailboxes = [alternate.mailbox for alternate in message.alternate_ids if alternate.mailbox]
         if len(mailboxes) != 1:
             raise TransientFailure("ConvertId answered without the item's mailbox")
         return mailboxes[0]
 
-    def _get_item(self, ref: ItemRef, sink: _CountingSink) -> CapturedItem:
+    def _get_item(self, ref: ItemRef, sink: _CountingSink, bearer: str | None) -> CapturedItem:
         version = self._connection.version()
         envelope = ews_requests.get_item(
-            self._connection.protocol, version, item_id=ref.item_id, impersonate=ref.reporter
+            self._connection.protocol, version, item_id=ref.item_id, impersonate=self._impersonated(ref)
         )
         try:
-            response = self._call(envelope, "GetItem", anchor=ref.reporter, mime_write=sink.write)
+            response = self._call(envelope, "GetItem", anchor=ref.reporter, mime_write=sink.write, bearer=bearer)
         except TransientFailure as failure:
             if sink.written:
                 raise TransientFailure(failure.reason, detail=PARTIAL_DETAIL, retryable=False) from None
@@ -185,11 +246,12 @@ class EwsMailbox:
         *,
         anchor: str | None,
         mime_write: Callable[[bytes], object] | None = None,
+        bearer: str | None = None,
     ) -> EwsResponse:
         """POST ``envelope`` and parse the answer while it streams in; raise for a SOAP fault."""
         reader = EwsResponseReader(operation, mime_write)
         try:
-            with self._connection.post(envelope, anchor_mailbox=anchor) as response:
+            with self._connection.post(envelope, anchor_mailbox=anchor, bearer=bearer) as response:
                 for chunk in response.iter_content(chunk_size=READ_CHUNK):
                     reader.feed(chunk)
                 result = reader.close()
@@ -212,10 +274,13 @@ class EwsMailbox:
         wanted = sender.strip().casefold()
         deadline = self._retrier.deadline()
         found: list[str] = []
+
+        def search(folder: str, bearer: str | None) -> ResponseMessage:
+            find = functools.partial(self._find_in, ref, folder, sender, limit, bearer)
+            return self._retrier.run(find, what="FindItem", deadline=deadline)
+
         for folder in ews_requests.RELATED_FOLDERS:
-            message = self._retrier.run(
-                functools.partial(self._find_in, ref, folder, sender, limit), what="FindItem", deadline=deadline
-            )
+            message = self._as_reporter(ref, functools.partial(search, folder))
             if message.code == "ErrorFolderNotFound":
                 continue
             _raise_unless_success(message)
@@ -227,7 +292,7 @@ class EwsMailbox:
                 break
         return found[:limit]
 
-    def _find_in(self, ref: ItemRef, folder: str, sender: str, limit: int) -> ResponseMessage:
+    def _find_in(self, ref: ItemRef, folder: str, sender: str, limit: int, bearer: str | None) -> ResponseMessage:
         envelope = ews_requests.find_from_sender(
             self._connection.protocol,
             self._connection.version(),
@@ -235,13 +300,14 @@ class EwsMailbox:
             folder=folder,
             sender=sender,
             limit=limit + 1,
-            impersonate=ref.reporter,
+            impersonate=self._impersonated(ref),
         )
-        return _only_message(self._call(envelope, "FindItem", anchor=ref.reporter), "FindItem")
+        return _only_message(self._call(envelope, "FindItem", anchor=ref.reporter, bearer=bearer), "FindItem")
 
     # readiness ------------------------------------------------------------------------------------
     def check(self) -> None:
-        """Cheap authenticated call (GetServerTimeZones), its outcome cached for ``check_ttl`` seconds.
+        """Cheap authenticated call (GetServerTimeZones), its outcome cached for ``check_ttl`` seconds;
+        with oauth-obo an unauthenticated request that EWS must answer (401 counts as an answer).
 
         :raises MailboxUnavailable: Exchange cannot be reached or refuses this service.
         """
@@ -256,6 +322,10 @@ class EwsMailbox:
 
     def _probe(self) -> MailboxUnavailable | None:
         try:
+            if self._tokens is not None:
+                # oauth-obo: only the reporters have tokens EWS must accept for reading mail.
+                self._connection.reachable()
+                return None
             version = self._connection.version()
             envelope = ews_requests.server_time_zones(self._connection.protocol, version)
             _raise_unless_success(_only_message(self._call(envelope, "GetServerTimeZones", anchor=None), "probe"))

@@ -3,6 +3,11 @@ plus a streaming POST that turns HTTP-level trouble into this adapter's failure 
 
 The endpoint comes only from ``ADDIN_EWS_URL`` (never autodiscover). exchangelib owns
 authentication and connection reuse; this module owns how a response is read: in large chunks.
+
+With ``ADDIN_EWS_AUTH=oauth-obo`` a request may instead carry the reporter's own delegated token
+(``post(..., bearer=...)``): it goes out on a plain pooled session with ``Authorization: Bearer``,
+because exchangelib's OAuth sessions put the service's token on every request. The service's own
+calls (directory, sending, version discovery when not pinned) keep the application's credentials.
 exchangelib's own response handling feeds its XML parser one byte at a time
 (``to_xml(response.iter_content())`` with requests' default ``chunk_size=1``); sessions created
 here get a response hook that makes that default 64 KiB for non-streamed responses, for the
@@ -12,6 +17,7 @@ exchangelib services that still run on them (version discovery). Nothing is patc
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,10 +51,19 @@ DEFAULT_MAX_CONNECTIONS = 4
 # and oauthlib log tokens and client secrets at DEBUG: none of that may reach our logs.
 QUIET_LOGGERS = ("exchangelib", "requests_oauthlib", "oauthlib", "requests_ntlm")
 
+# With oauth-obo and no ADDIN_EWS_VERSION, requests name the oldest schema an OAuth-capable
+# Exchange speaks (hybrid modern authentication needs Exchange 2013 SP1 or later), so capture
+# needs no discovery request with the application's credentials, which may have no EWS rights.
+DELEGATED_DEFAULT_VERSION = "Exchange2013_SP1"
+
 CREDENTIALS_REJECTED = (
     "Exchange rejected this service's sign-in (HTTP 401). This is a configuration problem, not "
     "something the reporter can fix: an administrator should check ADDIN_EWS_AUTH and the service "
     "account's user name, password or application credentials."
+)
+TLS_FAILED = (
+    "The TLS connection to Exchange failed (certificate or protocol). An administrator should "
+    "check ADDIN_EWS_URL and the trusted certificates."
 )
 
 
@@ -173,32 +188,32 @@ def pinned_version(value: str | None) -> Any:
     )
 
 
+def ews_resource(ews_url: str) -> str:
+    """The resource (scheme and host) whose tokens EWS at ``ews_url`` accepts."""
+    parts = urlsplit(ews_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _credentials(settings: Settings) -> tuple[Any, str]:
     auth = settings.ews_auth
     if auth in ("basic", "ntlm"):
         if not settings.ews_username or not settings.ews_password:
             raise ConfigError("ADDIN_EWS_USERNAME", f"and ADDIN_EWS_PASSWORD are required when ADDIN_EWS_AUTH={auth}")
         return Credentials(settings.ews_username, settings.ews_password), BASIC if auth == "basic" else NTLM
-    if auth == "oauth-app":
+    if auth in ("oauth-app", "oauth-obo"):
+        # oauth-obo: the application's credentials serve the service's own calls only.
         if not (settings.tenant_id and settings.client_id and settings.client_secret):
             raise ConfigError(
-                "ADDIN_CLIENT_SECRET", "with ADDIN_TENANT_ID and ADDIN_CLIENT_ID is required for oauth-app"
+                "ADDIN_CLIENT_SECRET", f"with ADDIN_TENANT_ID and ADDIN_CLIENT_ID is required for {auth}"
             )
-        parts = urlsplit(settings.ews_url or "")
         credentials = AppCredentials(
             authority=settings.authority,
-            resource=f"{parts.scheme}://{parts.netloc}",
+            resource=ews_resource(settings.ews_url or ""),
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             tenant_id=settings.tenant_id,
         )
         return credentials, OAUTH2
-    if auth == "oauth-obo":
-        raise ConfigError(
-            "ADDIN_EWS_AUTH",
-            "oauth-obo (acting on behalf of the reporter) is not supported yet for EWS; "
-            "use basic, ntlm or oauth-app with impersonation",
-        )
     raise ConfigError("ADDIN_EWS_AUTH", "must be one of: basic, ntlm, oauth-app, oauth-obo")
 
 
@@ -235,6 +250,43 @@ def _check_status(response: requests.Response) -> None:
     )
 
 
+class DelegatedTokenRejected(Exception):
+    """Exchange answered HTTP 401 to a request carrying the reporter's delegated token."""
+
+
+class _PlainSessions:
+    """A pool of sessions without credentials of their own, for requests that bring a bearer token.
+
+    Same hooks and environment as exchangelib's sessions; idle sessions are reused, at most
+    ``keep`` are kept.
+    """
+
+    def __init__(self, url: str, environment: EnvironmentSettings, keep: int) -> None:
+        self._url = url
+        self._environment = environment
+        self._idle: queue.LifoQueue[requests.Session] = queue.LifoQueue(maxsize=keep)
+
+    def get(self) -> requests.Session:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            session: requests.Session = AddinProtocol.raw_session(self._url)
+            return self._environment.apply(session)
+
+    def put(self, session: requests.Session) -> None:
+        try:
+            self._idle.put_nowait(session)
+        except queue.Full:
+            session.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
 class EwsConnection:
     """The EWS endpoint of one adapter instance. Thread-safe; sessions are pooled by exchangelib.
 
@@ -249,15 +301,20 @@ class EwsConnection:
         self.timeout = settings.ews_timeout
         credentials, auth_type = _credentials(settings)
         self.uses_oauth = auth_type == OAUTH2
+        self.delegated = settings.ews_auth == "oauth-obo"
+        version = pinned_version(settings.ews_version)
+        if version is None and self.delegated:
+            version = pinned_version(DELEGATED_DEFAULT_VERSION)
         config = Configuration(
             credentials=credentials,
             service_endpoint=self.url,
             auth_type=auth_type,
-            version=pinned_version(settings.ews_version),
+            version=version,
             retry_policy=FailFast(),  # retries are the adapter's, with its own budget
             max_connections=max_connections,
         )
         self.protocol = AddinProtocol(config=config, timeout=settings.ews_timeout)
+        self._plain = _PlainSessions(self.url, self.protocol._environment, keep=max_connections)
 
     def version(self) -> Any:
         """The server's EWS version: pinned, or learnt once with exchangelib's discovery request.
@@ -273,16 +330,25 @@ class EwsConnection:
             raise TransientFailure(f"could not learn the Exchange version ({type(exc).__name__})") from None
 
     @contextmanager
-    def post(self, envelope: bytes, *, anchor_mailbox: str | None = None) -> Iterator[requests.Response]:
+    def post(
+        self, envelope: bytes, *, anchor_mailbox: str | None = None, bearer: str | None = None
+    ) -> Iterator[requests.Response]:
         """POST a SOAP envelope with ``stream=True`` and yield the response, whose body is XML
         (a 200, or a 500 carrying a SOAP fault). The session goes back to the pool afterwards.
 
-        Exceptions from ``requests`` while the caller reads the body become TransientFailure;
-        anything else the caller raises (such as the sink's ``MessageTooLarge``) passes through.
+        ``bearer`` (oauth-obo): send the reporter's delegated token instead of the service's
+        credentials. Exceptions from ``requests`` while the caller reads the body become
+        TransientFailure; anything else the caller raises (such as the sink's ``MessageTooLarge``)
+        passes through.
 
         :raises TransientFailure: connection trouble, timeouts, HTTP 5xx, an expired token.
+        :raises DelegatedTokenRejected: HTTP 401 to a request carrying ``bearer``.
         :raises MailboxUnavailable: rejected credentials, TLS failure, redirects, other HTTP errors.
         """
+        if bearer is not None:
+            with self._post_delegated(envelope, anchor_mailbox, bearer) as delegated:
+                yield delegated
+            return
         session = self._session()
         response: requests.Response | None = None
         try:
@@ -301,16 +367,55 @@ class EwsConnection:
                 "OAuth access to Exchange needs https. An administrator should set ADDIN_EWS_URL to an https:// URL."
             ) from None
         except requests.exceptions.SSLError:
-            raise MailboxUnavailable(
-                "The TLS connection to Exchange failed (certificate or protocol). An administrator should "
-                "check ADDIN_EWS_URL and the trusted certificates."
-            ) from None
+            raise MailboxUnavailable(TLS_FAILED) from None
         except (requests.RequestException, OAuth2Error) as exc:
             raise TransientFailure(f"connection to Exchange failed ({type(exc).__name__})") from None
         finally:
             if response is not None:
                 response.close()
             self.protocol.release_session(session)
+
+    @contextmanager
+    def _post_delegated(self, envelope: bytes, anchor_mailbox: str | None, bearer: str) -> Iterator[requests.Response]:
+        session = self._plain.get()
+        response: requests.Response | None = None
+        try:
+            response = self._send(session, envelope, anchor_mailbox, bearer=bearer)
+            if response.status_code == 401:
+                raise DelegatedTokenRejected()
+            _check_status(response)
+            yield response
+        except requests.exceptions.SSLError:
+            raise MailboxUnavailable(TLS_FAILED) from None
+        except requests.RequestException as exc:
+            raise TransientFailure(f"connection to Exchange failed ({type(exc).__name__})") from None
+        finally:
+            if response is not None:
+                response.close()
+            self._plain.put(session)
+
+    def reachable(self) -> None:
+        """Whether EWS answers at all, without credentials (oauth-obo readiness: the service holds no
+        token of its own for EWS). Any answer but a 5xx, a 429 or a redirect means reachable.
+
+        :raises TransientFailure: / :raises MailboxUnavailable: as :meth:`post`.
+        """
+        session = self._plain.get()
+        try:
+            with session.post(
+                self.url,
+                data=b"",
+                allow_redirects=False,
+                timeout=(self.timeout, self.timeout),
+            ) as response:
+                if response.status_code >= 500 or response.status_code == 429 or 300 <= response.status_code < 400:
+                    _check_status(response)
+        except requests.exceptions.SSLError:
+            raise MailboxUnavailable(TLS_FAILED) from None
+        except requests.RequestException as exc:
+            raise TransientFailure(f"connection to Exchange failed ({type(exc).__name__})") from None
+        finally:
+            self._plain.put(session)
 
     def _renewed(self, session: Any, renew: Callable[[Any], Any]) -> Any:
         """A new session (with a new token) in place of ``session``, which exchangelib closes.
@@ -334,8 +439,12 @@ class EwsConnection:
         except requests.RequestException as exc:
             raise TransientFailure(f"could not reach the token endpoint ({type(exc).__name__})") from None
 
-    def _send(self, session: Any, envelope: bytes, anchor_mailbox: str | None) -> requests.Response:
+    def _send(
+        self, session: Any, envelope: bytes, anchor_mailbox: str | None, *, bearer: str | None = None
+    ) -> requests.Response:
         headers = {"X-AnchorMailbox": anchor_mailbox} if anchor_mailbox else {}
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
         response: requests.Response = session.post(
             self.url,
             data=envelope,
@@ -349,3 +458,4 @@ class EwsConnection:
     def close(self) -> None:
         """Close pooled connections."""
         self.protocol.close()
+        self._plain.close()

@@ -56,7 +56,7 @@ def _wrap(protocol: Any, payload: Any, api_version: str, impersonate: str | None
     return envelope
 
 
-def _build_get_item(protocol: Any, version: Any, item_id: str, impersonate: str) -> bytes:
+def _build_get_item(protocol: Any, version: Any, item_id: str, impersonate: str | None) -> bytes:
     fields = [FieldPath(field=Message.get_field_by_fieldname(name)) for name in CAPTURE_FIELDS]
     payload = create_element("m:GetItem")
     payload.append(shape_element("m:ItemShape", ID_ONLY, fields, version))
@@ -70,29 +70,40 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9+/=]+")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%*+/=?^_`{|}~@-]+")
 _ADDRESS_MARK = "impersonated.0f6e1c2a@mark.invalid"
 _ID_MARK = "ItemIdMark0f6e1c2a"
-# version -> the GetItem envelope cut around the impersonated address and the item id.
-_GET_ITEM_TEMPLATES: dict[Any, tuple[bytes, bytes, bytes]] = {}
+# (version, impersonating) -> the GetItem envelope cut into pieces around the marks; the pieces
+# join with (address, id) when impersonating and with (id,) when not.
+_GET_ITEM_TEMPLATES: dict[tuple[Any, bool], tuple[bytes, ...]] = {}
 
 
-def get_item(protocol: Any, version: Any, *, item_id: str, impersonate: str) -> bytes:
-    """GetItem for one item: MIME, transport headers and capture facts, as ``impersonate``.
+def get_item(protocol: Any, version: Any, *, item_id: str, impersonate: str | None) -> bytes:
+    """GetItem for one item: MIME, transport headers and capture facts, as ``impersonate`` (or, when
+    None, as whoever the request's credentials belong to: the reporter's own delegated token).
 
     Building the envelope with exchangelib costs a few hundred microseconds per capture; it is built
     once per server version and only the address and the id are put in for each call.
     """
-    if not (_PLAIN_ID.fullmatch(item_id) and _PLAIN_ADDRESS.fullmatch(impersonate)):
+    if not _PLAIN_ID.fullmatch(item_id) or (impersonate is not None and not _PLAIN_ADDRESS.fullmatch(impersonate)):
         return _build_get_item(protocol, version, item_id, impersonate)
-    template = _GET_ITEM_TEMPLATES.get(version)
+    key = (version, impersonate is not None)
+    template = _GET_ITEM_TEMPLATES.get(key)
     if template is None:
-        envelope = _build_get_item(protocol, version, _ID_MARK, _ADDRESS_MARK)
-        head, rest = envelope.split(_ADDRESS_MARK.encode())
-        middle, tail = rest.split(_ID_MARK.encode())
-        template = _GET_ITEM_TEMPLATES[version] = (head, middle, tail)
+        if impersonate is None:
+            head, tail = _build_get_item(protocol, version, _ID_MARK, None).split(_ID_MARK.encode())
+            template = (head, tail)
+        else:
+            envelope = _build_get_item(protocol, version, _ID_MARK, _ADDRESS_MARK)
+            head, rest = envelope.split(_ADDRESS_MARK.encode())
+            middle, tail = rest.split(_ID_MARK.encode())
+            template = (head, middle, tail)
+        _GET_ITEM_TEMPLATES[key] = template
+    if impersonate is None:
+        head, tail = template
+        return b"".join((head, item_id.encode(), tail))
     head, middle, tail = template
     return b"".join((head, impersonate.encode(), middle, item_id.encode(), tail))
 
 
-def convert_id(protocol: Any, version: Any, *, item_id: str, mailbox: str, impersonate: str) -> bytes:
+def convert_id(protocol: Any, version: Any, *, item_id: str, mailbox: str, impersonate: str | None) -> bytes:
     """ConvertId EwsId → EwsId, whose answer names the mailbox that really holds the item."""
     payload = ConvertId(protocol=protocol).get_payload(
         items=[AlternateId(id=item_id, format=EWS_ID, mailbox=mailbox)], destination_format=EWS_ID
@@ -113,7 +124,7 @@ RELATED_FOLDERS = ("inbox", "junkemail", "deleteditems")
 
 
 def find_from_sender(
-    protocol: Any, version: Any, *, mailbox: str, folder: str, sender: str, limit: int, impersonate: str
+    protocol: Any, version: Any, *, mailbox: str, folder: str, sender: str, limit: int, impersonate: str | None
 ) -> bytes:
     """FindItem in one folder of ``mailbox`` for messages whose From contains ``sender``.
 

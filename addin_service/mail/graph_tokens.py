@@ -1,4 +1,5 @@
-"""Access tokens for Microsoft Graph, acquired with msal and kept in memory.
+"""Access tokens for Microsoft Graph (and, on behalf of the reporter, for EWS), acquired with msal
+and kept in memory.
 
 Two kinds of token:
 
@@ -12,6 +13,8 @@ Two kinds of token:
 
 Scopes name the Graph resource of ``ADDIN_GRAPH_URL`` (scheme and host), so national clouds
 (``graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn`` ...) get tokens for their own Graph.
+The EWS adapter with ``ADDIN_EWS_AUTH=oauth-obo`` passes the EWS host instead (``resource=``), for
+``{ews_host}/EWS.AccessAsUser.All``.
 
 How msal failures are reported (decided here, relied on by the adapters):
 
@@ -140,6 +143,7 @@ class GraphTokens:
     The msal application is built on first use (it fetches the authority's OpenID configuration,
     so building it at start would put a network call into ``create_app``).
 
+    :param resource: whose tokens these are (scheme and host); default: the Graph of ``ADDIN_GRAPH_URL``.
     :raises ConfigError: (constructor) a credential variable is missing.
     """
 
@@ -149,6 +153,7 @@ class GraphTokens:
         *,
         http_client: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resource: str | None = None,
     ) -> None:
         for variable, value in (
             ("ADDIN_TENANT_ID", settings.tenant_id),
@@ -156,12 +161,12 @@ class GraphTokens:
             ("ADDIN_CLIENT_SECRET", settings.client_secret),
         ):
             if not value:
-                raise ConfigError(variable, "is required to reach Microsoft Graph")
+                raise ConfigError(variable, "is required for OAuth access to Exchange")
         self._client_id = settings.client_id or ""
         self._secret = settings.client_secret or ""
         self._authority = f"{settings.authority}/{settings.tenant_id}"
         self._instance_discovery = urlsplit(settings.authority).hostname in MICROSOFT_AUTHORITY_HOSTS
-        self.resource = graph_resource(settings.graph_url)
+        self.resource = (resource or graph_resource(settings.graph_url)).rstrip("/")
         self._http_client = http_client
         self._clock = clock
         self._lock = threading.Lock()

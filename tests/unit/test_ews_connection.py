@@ -70,10 +70,23 @@ def test_oauth_app_asks_the_configured_authority_for_the_ews_host() -> None:
     assert credentials.client_id == CLIENT_ID
 
 
-def test_oauth_on_behalf_of_is_not_supported_yet() -> None:
+def test_oauth_on_behalf_of_keeps_the_applications_credentials_for_the_services_own_calls() -> None:
+    connection = EwsConnection(ews_settings(URL, ews_auth="oauth-obo", client_secret="s3cret"))
+    assert connection.delegated and connection.protocol.auth_type == OAUTH2
+    assert connection.protocol.credentials.scope == ["https://mail.contoso.com/.default"]
+
+
+def test_oauth_on_behalf_of_names_exchange_2013_sp1_unless_a_version_is_pinned() -> None:
+    unpinned = EwsConnection(ews_settings(URL, ews_auth="oauth-obo", client_secret="s3cret", ews_version=""))
+    pinned = EwsConnection(ews_settings(URL, ews_auth="oauth-obo", client_secret="s3cret"))
+    assert unpinned.version().api_version == "Exchange2013_SP1"
+    assert pinned.version().api_version == "Exchange2016"
+
+
+def test_oauth_on_behalf_of_needs_the_client_secret() -> None:
     with pytest.raises(ConfigError) as raised:
-        EwsConnection(ews_settings(URL, ews_auth="oauth-obo", client_secret="s3cret"))
-    assert raised.value.variable == "ADDIN_EWS_AUTH"
+        ews_settings(URL, ews_auth="oauth-obo")
+    assert raised.value.variable == "ADDIN_CLIENT_SECRET"
 
 
 def test_the_timeout_setting_is_the_protocol_timeout() -> None:

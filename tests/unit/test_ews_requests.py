@@ -99,9 +99,11 @@ def test_the_readiness_probe_impersonates_nobody() -> None:
         (ITEM_ID, "Zoë.Müller@contoso.com"),
         (ITEM_ID, "a&b<c>@contoso.com"),
         ("not an <id> & more", "alex@contoso.com"),
+        (ITEM_ID, None),  # oauth-obo: the reporter's own token, no impersonation
+        ("not an <id> & more", None),
     ],
 )
-def test_get_item_is_byte_for_byte_what_exchangelib_builds(version: str, item_id: str, reporter: str) -> None:
+def test_get_item_is_byte_for_byte_what_exchangelib_builds(version: str, item_id: str, reporter: str | None) -> None:
     # The envelope is built by exchangelib once per version and reused; every call must still
     # send exactly the bytes exchangelib would have built for it.
     c = EwsConnection(ews_settings("https://mail.contoso.com/EWS/Exchange.asmx", ews_version=version))
@@ -109,3 +111,11 @@ def test_get_item_is_byte_for_byte_what_exchangelib_builds(version: str, item_id
     for _ in range(2):  # the first call builds the template, the second reuses it
         envelope = ews_requests.get_item(c.protocol, v, item_id=item_id, impersonate=reporter)
         assert envelope == ews_requests._build_get_item(c.protocol, v, item_id, reporter)
+
+
+def test_get_item_as_the_token_holder_impersonates_nobody() -> None:
+    c = connection()
+    envelope = parse(ews_requests.get_item(c.protocol, c.version(), item_id=ITEM_ID, impersonate=None))
+    assert envelope.find(f"{S}Header/{T}ExchangeImpersonation") is None
+    [item_id] = envelope.findall(f"{S}Body/{M}GetItem/{M}ItemIds/{T}ItemId")
+    assert item_id.get("Id") == ITEM_ID
