@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -29,10 +30,15 @@ GET_ITEM = """<?xml version="1.0" encoding="utf-8"?>
 
 class RawFloor:
     """One POST of the GetItem SOAP with requests (stream=True), lxml iterparse over the response,
-    base64-decode of MimeContent, write + fsync: the protocol's floor as issue 7 defines it."""
+    base64-decode of MimeContent, write + fsync: the protocol's floor as issue 7 defines it.
 
-    def __init__(self, ews: EwsDouble) -> None:
+    ``decode`` is the standard library's by default; the service decodes with pybase64, so
+    capture_floor also reports the floor with that decoder, to show how much of the margin is it.
+    """
+
+    def __init__(self, ews: EwsDouble, decode: Callable[[str], bytes] = base64.b64decode) -> None:
         self._ews = ews
+        self._decode = decode
         self._session = requests.Session()
         self._session.auth = (ews.username, ews.password)
 
@@ -45,7 +51,7 @@ class RawFloor:
             response.raw.decode_content = True
             size = 0
             for _event, element in etree.iterparse(response.raw, tag=f"{{{_T}}}MimeContent", huge_tree=True):
-                data = base64.b64decode(element.text or "")
+                data = self._decode(element.text or "")
                 with open(out, "wb") as fh:
                     fh.write(data)
                     fh.flush()

@@ -3,6 +3,11 @@
 XML parsers hand character data over in arbitrary pieces: a piece may end in the middle of a
 4-character base64 quantum and may contain line breaks. The decoder keeps the (at most three)
 characters that do not yet make a whole quantum and writes whole quanta straight to the sink.
+
+Decoding is pybase64's (SIMD): CPython's ``binascii.a2b_base64`` decodes about 150–250 MB/s on
+this project's machines, which made decoding the largest single cost of capturing a big message
+(about 30 ms of every 5 MB); pybase64 with ``validate=True`` refuses the same malformed input
+(characters outside the alphabet, padding anywhere but at the end) at several GB/s.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import binascii
 from collections.abc import Callable
 
+import pybase64
+
 _WHITESPACE = b" \t\r\n"
+_WHITESPACE_BYTES = tuple(bytes([c]) for c in _WHITESPACE)
 
 
 class Base64Error(ValueError):
@@ -32,9 +40,12 @@ class Base64StreamDecoder:
         :raises Base64Error: the text is not base64, or data follows the final padding.
         """
         try:
-            data = text.encode("ascii").translate(None, _WHITESPACE)
+            data = text.encode("ascii")
         except UnicodeEncodeError:
             raise Base64Error("non-ASCII character in base64 content") from None
+        # Exchange sends MimeContent as one line; looking for whitespace is much cheaper than deleting it.
+        if any(space in data for space in _WHITESPACE_BYTES):
+            data = data.translate(None, _WHITESPACE)
         if not data:
             return
         if self._finished:
@@ -61,7 +72,7 @@ class Base64StreamDecoder:
         if self._finished:
             raise Base64Error("base64 content continues after its padding")
         try:
-            decoded = binascii.a2b_base64(quanta, strict_mode=True)
+            decoded = pybase64.b64decode(quanta, validate=True)
         except binascii.Error as exc:
             raise Base64Error(f"invalid base64 content ({exc})") from None
         if quanta.endswith(b"="):

@@ -60,6 +60,22 @@ def test_text_after_the_padding_is_an_error() -> None:
         decoder.feed("QUJD")
 
 
+@pytest.mark.parametrize("text", ["QQ==QUJD", "QU=DQUJD", "====QUJD", "QUJD-_JD"])
+def test_padding_inside_a_piece_or_the_url_safe_alphabet_is_an_error(text: str) -> None:
+    decoder = Base64StreamDecoder(lambda data: None)
+    with pytest.raises(Base64Error):
+        decoder.feed(text)
+
+
+def test_a_large_piece_decodes_exactly() -> None:
+    payload = bytes(range(256)) * 40_000  # ten megabytes, one piece: the vectorised path
+    out: list[bytes] = []
+    decoder = Base64StreamDecoder(out.append)
+    decoder.feed(base64.b64encode(payload).decode())
+    decoder.close()
+    assert b"".join(out) == payload
+
+
 def test_a_dangling_single_character_is_an_error() -> None:
     decoder = Base64StreamDecoder(lambda data: None)
     decoder.feed("QUJDR")
