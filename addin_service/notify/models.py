@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from addin_service.db.models import ID_LENGTH, KEY_LENGTH, Base, UTCDateTime
 
 OUTBOX_STATES = ("queued", "sending", "sent", "dead")
 ROLE_LENGTH = 24
+# Rows still to be sent. Written out (not bound parameters) so that the planner can prove a query
+# with this condition may use the partial index ``ix_outbox_due``, whose condition it is.
+PENDING_SQL = "state IN ('queued', 'sending')"
 TEMPLATE_LENGTH = 32
 
 
@@ -39,6 +42,15 @@ class OutboxRow(Base):
         CheckConstraint("state IN ('queued', 'sending', 'sent', 'dead')", name="state"),
         UniqueConstraint("dedupe_key"),
         Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+        # The claim's index: only rows still to send, in the order they are due, so taking the next
+        # batch reads a batch of entries however long the backlog (see 0003_outbox_due).
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(PENDING_SQL),
+            sqlite_where=text(PENDING_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Executable, Insert, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, Executable, Insert, Table, and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -47,13 +47,14 @@ from addin_service.db.models import AuditRow, CaseRow
 from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, dedupe_key
-from addin_service.notify.models import OUTBOX_STATES, CampaignRow, OutboxRow
+from addin_service.notify.models import OUTBOX_STATES, PENDING_SQL, CampaignRow, OutboxRow
 
 log = logging.getLogger("addin_service.notify.outbox")
 
 # The hot paths (claim, mark sent/failed) use the table directly: a Core statement costs a third of
 # an ORM bulk update per row, which is most of the outbox's own work when a backlog drains.
 _OUTBOX = cast(Table, OutboxRow.__table__)
+_PENDING = text(PENDING_SQL)
 
 # Campaign reservation runs once per filed report: statements built once, like the repository's.
 _CAMPAIGNS = cast(Table, CampaignRow.__table__)
@@ -71,6 +72,37 @@ _RESERVE_CAMPAIGN: dict[str, Executable] = {
     .on_conflict_do_nothing(index_elements=[_CAMPAIGNS.c.campaign_key])
     .returning(_CAMPAIGNS.c.case_id),
 }
+# The worker records each outcome as it goes, one statement per row: prebuilt, run on a Core
+# connection (an ORM session costs more than the statement).
+_LEASED_ROW = and_(
+    _OUTBOX.c.id == bindparam("row_id"),
+    _OUTBOX.c.lease_token == bindparam("token"),
+    _OUTBOX.c.state == "sending",
+)
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_LEASED_ROW)
+    .values(
+        state="sent",
+        sent_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        lease_token=None,
+        last_error=bindparam("note"),
+    )
+    .returning(_OUTBOX.c.id)
+)
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_LEASED_ROW)
+    .values(
+        state=bindparam("state"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        updated_at=bindparam("now"),
+        lease_token=None,
+        last_error=bindparam("error"),
+    )
+    .returning(_OUTBOX.c.id)
+)
 _QUEUED_BY_KEY = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("key"))
 _TAKE_OVER_CAMPAIGN = (
     update(_CAMPAIGNS)
@@ -265,7 +297,7 @@ class Outbox:
             now = self._clock()
             due = (
                 select(_OUTBOX.c.id)
-                .where(_OUTBOX.c.state.in_(("queued", "sending")), _OUTBOX.c.next_attempt_at <= now)
+                .where(_PENDING, _OUTBOX.c.next_attempt_at <= now)
                 .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
                 .limit(limit)
             )
@@ -328,13 +360,10 @@ class Outbox:
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
-        with self.db.session(durable=False) as session:
+        with self.db.connection(durable=False) as connection:
             now = self._clock()
-            done = session.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id == row.id, _OUTBOX.c.lease_token == row.lease_token, _OUTBOX.c.state == "sending")
-                .values(state="sent", sent_at=now, updated_at=now, lease_token=None, last_error=note)
-                .returning(_OUTBOX.c.id)
+            done = connection.execute(
+                _MARK_SENT, {"row_id": row.id, "token": row.lease_token, "now": now, "note": note}
             ).first()
         if done is None:
             log.warning("sent a notification whose lease was lost", extra={"outbox_id": row.id})
@@ -349,21 +378,20 @@ class Outbox:
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         dead = permanent or backoff.exhausted(row.attempts)
-        with self.db.session(durable=False) as session:
+        with self.db.connection(durable=False) as connection:
             now = self._clock()
             retry_at = now + timedelta(seconds=backoff.delay(row.attempts, retry_after))
             state = "dead" if dead else "queued"
-            done = session.execute(
-                update(_OUTBOX)
-                .where(_OUTBOX.c.id == row.id, _OUTBOX.c.lease_token == row.lease_token, _OUTBOX.c.state == "sending")
-                .values(
-                    state=state,
-                    next_attempt_at=now if dead else retry_at,
-                    updated_at=now,
-                    lease_token=None,
-                    last_error=error[:MAX_ERROR_LENGTH],
-                )
-                .returning(_OUTBOX.c.id)
+            done = connection.execute(
+                _MARK_FAILED,
+                {
+                    "row_id": row.id,
+                    "token": row.lease_token,
+                    "now": now,
+                    "state": state,
+                    "next_attempt_at": now if dead else retry_at,
+                    "error": error[:MAX_ERROR_LENGTH],
+                },
             ).first()
         return state if done is not None else None
 
