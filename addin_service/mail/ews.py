@@ -4,10 +4,10 @@ One ``GetItem`` fetches ``MimeContent``, ``InternetMessageHeaders`` and the capt
 impersonating the reporter, so Exchange itself enforces what the reporter may read. With
 ``ADDIN_EWS_AUTH=oauth-obo`` nobody is impersonated: the reporter's add-in token is exchanged
 (on behalf of) for a delegated ``EWS.AccessAsUser.All`` token and the requests carry that, so the
-service can read only what the reporter can. When the
-item is said to be in another mailbox (delegate or shared), ``ConvertId`` first tells which mailbox
-really holds it. The response is read in 64 KiB chunks and parsed incrementally; the MIME is
-base64-decoded straight into the evidence sink, so memory stays flat for a 100 MB message.
+service can read only what the reporter can. When the item is said to be in another mailbox
+(delegate or shared), ``ConvertId`` first tells which mailbox really holds it. The response is
+read in 64 KiB chunks and parsed incrementally; the MIME is base64-decoded straight into the
+evidence sink, so memory stays flat for a 100 MB message.
 
 Every failure leaves as an ``addin_service.errors`` type; no exchangelib or requests exception
 escapes. See ``docs/exchangelib-streaming.md`` for why the response is not read by exchangelib.
