@@ -7,7 +7,7 @@ authentication and connection reuse; this module owns how a response is read: in
 With ``ADDIN_EWS_AUTH=oauth-obo`` a request may instead carry the reporter's own delegated token
 (``post(..., bearer=...)``): it goes out on a plain pooled session with ``Authorization: Bearer``,
 because exchangelib's OAuth sessions put the service's token on every request. The service's own
-calls (directory, sending, version discovery when not pinned) keep the application's credentials.
+calls (the directory, sending) keep the application's credentials.
 exchangelib's own response handling feeds its XML parser one byte at a time
 (``to_xml(response.iter_content())`` with requests' default ``chunk_size=1``); sessions created
 here get a response hook that makes that default 64 KiB for non-streamed responses, for the
@@ -115,12 +115,12 @@ class AddinProtocol(Protocol, metaclass=_PrivateProtocol):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.TIMEOUT = timeout
         token_url = getattr(self.credentials, "token_url", None)
-        self._environment = EnvironmentSettings.read(self.service_endpoint, *([token_url] if token_url else []))
+        self.environment = EnvironmentSettings.read(self.service_endpoint, *([token_url] if token_url else []))
 
     def create_session(self) -> Any:
         # Sessions are created lazily and renewed (new OAuth token); each gets the settings read above.
         # Only the token request made while creating an OAuth session still reads the environment.
-        return self._environment.apply(super().create_session())
+        return self.environment.apply(super().create_session())
 
     @classmethod
     def raw_session(
@@ -314,7 +314,7 @@ class EwsConnection:
             max_connections=max_connections,
         )
         self.protocol = AddinProtocol(config=config, timeout=settings.ews_timeout)
-        self._plain = _PlainSessions(self.url, self.protocol._environment, keep=max_connections)
+        self._plain = _PlainSessions(self.url, self.protocol.environment, keep=max_connections)
 
     def version(self) -> Any:
         """The server's EWS version: pinned, or learnt once with exchangelib's discovery request.
