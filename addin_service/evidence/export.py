@@ -1,4 +1,5 @@
-"""Export one case as a zip an investigator can verify by hand (see ``howto.py``)."""
+"""Export one case as a zip an investigator can verify by hand (see ``howto.py``), with a printable
+summary of it (see ``printable.py``)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from addin_service.evidence.howto import verify_text
 from addin_service.evidence.keys import PUBLIC_KEY_NAME, LedgerKeys
 from addin_service.evidence.layout import MESSAGE, PACKAGE_FILES, StoreLayout
 from addin_service.evidence.ledger import Ledger, LedgerLine, split_lines
+from addin_service.evidence.printable import PackageView, read_package, render_report
 from addin_service.ids import is_case_id
 
 LEDGER_ENTRIES_NAME = "ledger-entries.jsonl"
 SUMS_NAME = "SHA256SUMS"
 VERIFY_NAME = "VERIFY.txt"
+REPORT_NAME = "REPORT.html"
 _READ_ONLY = (stat.S_IFREG | 0o444) << 16
 _READ_WRITE = (stat.S_IFREG | 0o644) << 16
 
@@ -93,17 +96,19 @@ def export_case(layout: StoreLayout, ledger: Ledger, keys: LedgerKeys, case_id: 
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 members = _Zip(zf)
-                count = _add_packages(members, layout, lines)
+                views = _add_packages(members, layout, lines)
+                count = len(views)
+                exported_at = utc_now_iso()
+                fingerprint = signing.fingerprint(public_key)
                 members.add_bytes(LEDGER_ENTRIES_NAME, b"".join(line.raw + b"\n" for line in lines))
                 members.add_bytes(PUBLIC_KEY_NAME, signing.public_key_pem(public_key))
                 members.add_bytes(
                     VERIFY_NAME,
-                    verify_text(
-                        case_id=case_id,
-                        count=count,
-                        exported_at=utc_now_iso(),
-                        fingerprint=signing.fingerprint(public_key),
-                    ),
+                    verify_text(case_id=case_id, count=count, exported_at=exported_at, fingerprint=fingerprint),
+                )
+                members.add_bytes(
+                    REPORT_NAME,
+                    render_report(case_id=case_id, packages=views, exported_at=exported_at, fingerprint=fingerprint),
                 )
                 zf.writestr(_text_info(SUMS_NAME), members.sums_file())
             fh.flush()
@@ -116,8 +121,9 @@ def export_case(layout: StoreLayout, ledger: Ledger, keys: LedgerKeys, case_id: 
     return count
 
 
-def _add_packages(members: _Zip, layout: StoreLayout, lines: list[LedgerLine]) -> int:
-    count = 0
+def _add_packages(members: _Zip, layout: StoreLayout, lines: list[LedgerLine]) -> list[PackageView]:
+    """Add each ledgered package's files; return what the printable summary needs of each."""
+    views: list[PackageView] = []
     seen: set[str] = set()
     for line in lines:
         entry = line.entry
@@ -130,13 +136,13 @@ def _add_packages(members: _Zip, layout: StoreLayout, lines: list[LedgerLine]) -
                 continue
         except FileNotFoundError:
             continue
-        count += 1
         for name in PACKAGE_FILES:
             if _is_regular(package / name):
                 members.add_file(
                     f"{entry.case_id}/{entry.report_id}/{name}", package / name, stored=name == MESSAGE
                 )
-    return count
+        views.append(read_package(package, entry.case_id, entry.report_id, entry.sequence, entry.manifest_sha256))
+    return views
 
 
 def _is_regular(path: Path) -> bool:

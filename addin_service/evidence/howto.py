@@ -23,6 +23,9 @@ What is in this export
                                  position, and a signature
   ledger-entries.jsonl           this case's lines of the service's signed ledger, unchanged
   signing-key.pub.pem            the ledger's Ed25519 public key
+  REPORT.html                    a printable summary of the reports (facts, origin, hashes,
+                                 text, full headers) made from the files above at export
+                                 time: a reading aid, not evidence
   SHA256SUMS                     the sha256 of every other file in this export
 
 1. The files arrived intact. In the unzipped folder run

@@ -47,7 +47,7 @@ def test_the_zip_holds_the_packages_ledger_lines_key_sums_and_instructions(
     out = tmp_path / "case.zip"
     assert store.export_case(case[0].case_id, out) == 2
     expected = {f"{r.case_id}/{r.report_id}/{name}" for r in case for name in PACKAGE_FILES}
-    expected |= {"ledger-entries.jsonl", "signing-key.pub.pem", "SHA256SUMS", "VERIFY.txt"}
+    expected |= {"ledger-entries.jsonl", "signing-key.pub.pem", "SHA256SUMS", "VERIFY.txt", "REPORT.html"}
     with zipfile.ZipFile(out) as zf:
         assert set(zf.namelist()) == expected
 
@@ -88,7 +88,7 @@ def test_sha256sum_accepts_the_unzipped_export(
     folder = unzip(tmp_path / "case.zip", tmp_path / "unzipped")
     checked = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert checked.stdout.count(": OK") == 2 * len(PACKAGE_FILES) + 3
+    assert checked.stdout.count(": OK") == 2 * len(PACKAGE_FILES) + 4
 
 
 def test_the_python_steps_in_verify_txt_pass(

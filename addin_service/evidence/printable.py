@@ -1,0 +1,229 @@
+"""REPORT.html: a printable summary of an exported case, for the people who act on it.
+
+Investigators, HR and the police are asked for a printout "with full headers"; this page puts each
+report's facts, the sender's origin analysis, the hashes, the message text and the full transport
+headers on paper, one report per page. It is made from the package files at export time and says
+so: it is a reading aid, not evidence, and the files it summarises are beside it in the zip.
+
+Everything shown comes from an untrusted message, so the page is rendered with autoescaping, the
+message's HTML is never rendered (its text is extracted instead), there is no script and no remote
+resource, and a Content-Security-Policy meta tag forbids both should anything slip through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+# Larger messages are listed with their hashes but not parsed: the email package holds the whole
+# message (and its decoded parts) in memory.
+MAX_PARSED_MESSAGE_BYTES = 32 * 1024 * 1024
+MAX_BODY_CHARS = 200_000
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+_VERDICTS = {
+    "internal": "Inside the organisation",
+    "external": "Outside the organisation",
+    "spoofed-internal": "Claims to be from inside the organisation, but looks spoofed (treated as outside)",
+}
+_BLOCK_TAGS = frozenset(
+    {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "hr"}
+)
+_SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "template"})
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class MessageText:
+    """What the page shows of the message itself."""
+
+    body: str | None  # the text, or None when none could be had
+    body_source: str  # where the text came from, or why there is none
+    truncated: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageView:
+    """One exported package, read from its files."""
+
+    case_id: str
+    report_id: str
+    sequence: int
+    manifest_sha256: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    headers: str = ""
+    message_sha256: str | None = None
+    message_size: int | None = None
+    text: MessageText | None = None
+    missing: tuple[str, ...] = ()
+
+
+def read_package(folder: Path, case_id: str, report_id: str, sequence: int, manifest_sha256: str) -> PackageView:
+    """Read what the page needs from a package folder; files that cannot be read are named."""
+    missing: list[str] = []
+    metadata: dict[str, Any] = {}
+    try:
+        loaded = json.loads((folder / "metadata.json").read_bytes())
+        metadata = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        missing.append("metadata.json")
+    try:
+        headers = (folder / "headers.txt").read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
+    except OSError:
+        headers = ""
+        missing.append("headers.txt")
+    message_sha256 = message_size = None
+    text: MessageText | None = None
+    try:
+        with open(folder / "message.eml", "rb") as fh:
+            message_size = os.fstat(fh.fileno()).st_size
+            if message_size <= MAX_PARSED_MESSAGE_BYTES:
+                raw = fh.read()
+                message_sha256 = "sha256:" + hashlib.sha256(raw).hexdigest()
+                text = message_text(raw)
+            else:
+                message_sha256 = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+                text = MessageText(None, f"not summarised here: larger than {MAX_PARSED_MESSAGE_BYTES} bytes")
+    except OSError:
+        missing.append("message.eml")
+    return PackageView(
+        case_id=case_id,
+        report_id=report_id,
+        sequence=sequence,
+        manifest_sha256=manifest_sha256,
+        metadata=metadata,
+        headers=headers,
+        message_sha256=message_sha256,
+        message_size=message_size,
+        text=text,
+        missing=tuple(missing),
+    )
+
+
+def message_text(raw: bytes) -> MessageText:
+    """The message's readable text (its plain-text part, else its HTML part as text) and its
+    attachments. Never raises: a message the email package cannot read is described instead."""
+    try:
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        attachments = tuple(_attachments(message))
+        body_part = message.get_body(preferencelist=("plain", "html")) if isinstance(message, EmailMessage) else None
+        if body_part is None:
+            return MessageText(None, "the message has no text or HTML part", attachments=attachments)
+        content = _decoded_text(body_part)
+        source = "the message's plain-text part"
+        if body_part.get_content_subtype() == "html":
+            content = html_to_text(content)
+            source = "the message's HTML part, shown as text (never rendered)"
+    except Exception:  # noqa: BLE001 - any message, however malformed, must still get a page
+        return MessageText(None, "the message could not be read as MIME; see message.eml")
+    content = content.replace("\r\n", "\n")
+    truncated = len(content) > MAX_BODY_CHARS
+    return MessageText(content[:MAX_BODY_CHARS], source, truncated=truncated, attachments=attachments)
+
+
+def _decoded_text(part: Message) -> str:
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+        if isinstance(content, str):
+            return content
+    except (LookupError, UnicodeError, ValueError):
+        pass
+    payload = part.get_payload(decode=True)
+    return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+
+
+def _attachments(message: Message) -> list[Attachment]:
+    found: list[Attachment] = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_filename()
+        if name is None and part.get_content_disposition() != "attachment":
+            continue
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        found.append(
+            Attachment(
+                name=str(name or "(no name)"),
+                content_type=part.get_content_type(),
+                size=len(data),
+                sha256="sha256:" + hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return found
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.pieces: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping += 1
+        elif tag in _BLOCK_TAGS:
+            self.pieces.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.pieces.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.pieces.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """The text of an HTML body: tags dropped, scripts and styles left out, blocks on new lines."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = [" ".join(line.split()) for line in "".join(extractor.pieces).splitlines()]
+    text = "\n".join(lines)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip()
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(_TEMPLATES)),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        auto_reload=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["verdict"] = lambda value: _VERDICTS.get(str(value), str(value or "not determined"))
+    return env
+
+
+_ENV = _environment()
+
+
+def render_report(*, case_id: str, packages: list[PackageView], exported_at: str, fingerprint: str) -> bytes:
+    """REPORT.html for one export, as UTF-8 bytes."""
+    template = _ENV.get_template("printable_report.html.j2")
+    return template.render(
+        case_id=case_id, packages=packages, exported_at=exported_at, fingerprint=fingerprint
+    ).encode("utf-8")
