@@ -9,6 +9,9 @@ LIMIT n``) could not use ``ix_outbox_state_next_attempt_at`` in order across two
 claim read and sorted the whole due backlog: 19 ms per claim with 10,000 rows on PostgreSQL. The
 partial index holds only rows still to send and returns them in order, 0.09 ms per claim. Written
 by hand to match ``addin_service/notify/models.py``.
+
+The index is built inside the upgrade's transaction (all revisions run in one), so on PostgreSQL
+writes to ``outbox`` wait while it reads the table once; only pending rows are indexed.
 """
 
 from __future__ import annotations
