@@ -91,10 +91,35 @@ def _evidence_store(settings: Settings) -> Any:
     return build_evidence_store(settings)
 
 
+def _ledger_anchor(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[int, str]:
+    from addin_service.evidence.canonical import is_sha256_tag
+
+    anchors: dict[int, str] = {}
+    for value in values:
+        sequence, _, digest = value.partition(":")
+        if not sequence.isdigit() or int(sequence) < 1 or not is_sha256_tag(digest):
+            raise click.BadParameter(f"{value!r} is not SEQUENCE:sha256:<64 hex digits>, as verify prints the head")
+        anchors[int(sequence)] = digest
+    return anchors
+
+
 @evidence_group.command("verify")
+@click.option(
+    "--expect",
+    "expected",
+    multiple=True,
+    callback=_ledger_anchor,
+    metavar="SEQUENCE:HASH",
+    help="A ledger head printed by an earlier verify: fail unless that entry is still there, unchanged "
+    "(proves nothing filed up to it was removed since). May be given more than once.",
+)
 @stops_cleanly
-def evidence_verify() -> None:
-    """Check every package and the signed ledger. Exits 1 and names the first bad report."""
+def evidence_verify(expected: dict[int, str]) -> None:
+    """Check every package and the signed ledger. Exits 1 and names the first bad report.
+
+    Prints the ledger's head; keep it somewhere the evidence host cannot write and pass it back
+    with --expect, so that removing the newest reports together with their ledger lines shows too.
+    """
     settings = storage_only_settings()
     root = settings.evidence_path
     if root is None or not root.is_dir():
@@ -105,14 +130,23 @@ def evidence_verify() -> None:
         )
         sys.exit(1)
     if not (root / "ledger" / "ledger.jsonl").exists() and not any(root.glob("HR-*")):
+        if expected:
+            click.echo(f"EVIDENCE PROBLEM: {root} holds no ledger, but ledger entries were expected", err=True)
+            sys.exit(1)
         click.echo(f"no reports have been filed in {root} yet")
         return
     result = _evidence_store(settings).verify()
+    result.problems += result.expectation_problems(expected)
     if result.ok:
         click.echo(
             f"evidence intact: {result.reports_checked} report(s) in {root}; "
             "every file hash, manifest signature and the ledger chain are valid"
         )
+        if expected:
+            click.echo(f"the expected ledger entr{'y is' if len(expected) == 1 else 'ies are'} present and unchanged")
+        if result.head is not None:
+            sequence, digest = result.head
+            click.echo(f"ledger head: {sequence}:{digest}")
         return
     first = result.problems[0]
     where = "/".join(p for p in (first.case_id, first.report_id) if p) or "ledger"

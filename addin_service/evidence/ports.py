@@ -40,10 +40,37 @@ class VerifyProblem:
 class VerifyResult:
     reports_checked: int = 0
     problems: list[VerifyProblem] = field(default_factory=list)
+    # Every readable ledger entry's hash by sequence: the last one is the ledger's head, which an
+    # administrator can record outside the store and later expect to find unchanged.
+    entry_hashes: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def head(self) -> tuple[int, str] | None:
+        """(sequence, hash) of the newest ledger entry, or None for an empty ledger."""
+        if not self.entry_hashes:
+            return None
+        sequence = max(self.entry_hashes)
+        return sequence, self.entry_hashes[sequence]
+
+    def expectation_problems(self, expected: dict[int, str]) -> list[VerifyProblem]:
+        """What is wrong with ledger entries recorded earlier (sequence → hash): gone or changed.
+        Entries are only ever appended, so an entry that is missing or different means the
+        ledger was truncated or rewritten after it was recorded."""
+        problems: list[VerifyProblem] = []
+        for sequence, wanted in sorted(expected.items()):
+            found = self.entry_hashes.get(sequence)
+            if found is None:
+                missing = "the ledger no longer holds this entry (truncated or rewritten)"
+                problems.append(VerifyProblem(None, None, sequence, missing))
+            elif found != wanted:
+                problems.append(
+                    VerifyProblem(None, None, sequence, f"this entry's hash changed from {wanted} to {found}")
+                )
+        return problems
 
 
 class PendingPackage(Protocol):

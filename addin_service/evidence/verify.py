@@ -74,6 +74,7 @@ class Verifier:
                 VerifyProblem(entry.case_id, entry.report_id, entry.sequence, p) for p in problems
             ]
             seen_sequences.add(entry.sequence)
+            result.entry_hashes.setdefault(entry.sequence, entry.hash)
             chain = _Chain(expected_sequence=entry.sequence + 1, previous_hash=entry.hash)
         for case_id, report_id in scan.packages:
             if (case_id, report_id) not in ledgered:

@@ -1,0 +1,103 @@
+"""``addin-service evidence verify`` as an administrator runs it: the ledger head it prints, and
+``--expect`` catching the newest reports removed together with their ledger lines, which the chain
+alone cannot show (what is left of it is still a valid chain)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from addin_service.cli import cli
+from addin_service.evidence.files import FileEvidenceStore
+from tests.fakes.evidence import file_report, sample_message
+
+HEAD = re.compile(r"^ledger head: (\d+:sha256:[0-9a-f]{64})$", re.MULTILINE)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "evidence"
+
+
+def verify(root: Path, *args: str) -> Result:
+    env = {"ADDIN_EVIDENCE_URL": f"file://{root}", "ADDIN_DATABASE_URL": f"sqlite:///{root.parent / 'db.sqlite'}"}
+    return CliRunner().invoke(cli, ["evidence", "verify", *args], env=env)
+
+
+def file_three(root: Path) -> None:
+    store = FileEvidenceStore(root)
+    for n in range(3):
+        file_report(store, sample_message(f"message {n}".encode()))
+
+
+def head_of(result: Result) -> str:
+    match = HEAD.search(result.output)
+    assert match, result.output
+    return match.group(1)
+
+
+def cut_the_last_report(root: Path) -> None:
+    """What someone with write access to the evidence host could do: drop the newest ledger line
+    and its package. The remaining chain is intact."""
+    ledger = root / "ledger" / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    ledger.chmod(0o644)
+    ledger.write_bytes(b"".join(lines[:-1]))
+    package = root / last["case_id"] / last["report_id"]
+    for path in sorted(package.rglob("*"), reverse=True):
+        path.parent.chmod(0o755)
+        path.chmod(0o644)
+        path.unlink()
+    package.chmod(0o755)
+    package.rmdir()
+    case = root / last["case_id"]
+    case.chmod(0o755)
+    if not any(case.iterdir()):
+        case.rmdir()
+
+
+def test_verify_prints_the_ledger_head(root: Path) -> None:
+    file_three(root)
+    result = verify(root)
+    assert result.exit_code == 0, result.output
+    assert head_of(result).startswith("3:sha256:")
+
+
+def test_the_recorded_head_is_found_again_while_nothing_is_removed(root: Path) -> None:
+    file_three(root)
+    head = head_of(verify(root))
+    file_report(FileEvidenceStore(root), sample_message(b"a later report"))
+
+    later = verify(root, "--expect", head)
+
+    assert later.exit_code == 0, later.output
+    assert "present and unchanged" in later.output and head_of(later).startswith("4:")
+
+
+def test_removing_the_newest_report_with_its_ledger_line_is_caught_only_with_the_head(root: Path) -> None:
+    file_three(root)
+    head = head_of(verify(root))
+    cut_the_last_report(root)
+
+    assert verify(root).exit_code == 0  # what is left is a valid chain
+    caught = verify(root, "--expect", head)
+    assert caught.exit_code == 1
+    assert "ledger #3" in caught.output and "no longer holds this entry" in caught.output
+
+
+def test_an_empty_store_with_an_expected_head_fails(root: Path) -> None:
+    root.mkdir()
+    result = verify(root, "--expect", "1:sha256:" + "0" * 64)
+    assert result.exit_code == 1 and "no ledger" in result.output
+
+
+@pytest.mark.parametrize("bad", ["3", "x:sha256:" + "0" * 64, "0:sha256:" + "0" * 64, "2:sha256:abc", "2:md5:00"])
+def test_a_malformed_expectation_is_a_usage_error(root: Path, bad: str) -> None:
+    file_three(root)
+    result = verify(root, "--expect", bad)
+    assert result.exit_code == 2 and "SEQUENCE:sha256" in result.output
