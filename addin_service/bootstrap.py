@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from addin_service.errors import ConfigError
-from addin_service.observability.metrics import Metrics
+from addin_service.observability.metrics import LedgerHeadCollector, Metrics
 from addin_service.ratelimit import SlidingWindowLimiter
 from addin_service.settings import Settings
 
@@ -106,6 +106,7 @@ def build_container(
     metrics = Metrics()
     notifications = build_notifications(settings, database, evidence, directory=directory, sender=sender)
     notifications.register_metrics(metrics.registry)  # before any worker is created
+    metrics.registry.register(LedgerHeadCollector(evidence))
     filer = ReportFiler(settings, repository, evidence, mailbox, notifications=notifications)
     return Container(
         settings=settings,

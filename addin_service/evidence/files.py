@@ -19,11 +19,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+from addin_service.errors import EvidenceStoreUnavailable
 from addin_service.evidence.export import export_case
 from addin_service.evidence.fsio import read_regular, unavailable, write_new_file
 from addin_service.evidence.keys import LedgerKeys
 from addin_service.evidence.layout import StoreLayout
-from addin_service.evidence.ledger import Ledger
+from addin_service.evidence.ledger import Ledger, LedgerUnusable
 from addin_service.evidence.package import FilePendingPackage
 from addin_service.evidence.ports import VerifyResult
 from addin_service.evidence.sealing import Sealer
@@ -128,6 +129,24 @@ class FileEvidenceStore:
         :raises KeyError: the store knows nothing of this report.
         """
         return self._verifier.verify_one(case_id, report_id)
+
+    def ledger_head(self) -> tuple[int, str] | None:
+        """(sequence, hash) of the newest ledger entry as written (unchecked: ``verify`` checks).
+
+        :raises EvidenceStoreUnavailable: the ledger cannot be read or its last line is not an entry.
+        """
+        try:
+            with self._ledger.shared():
+                entry = self._ledger.head()
+        except OSError as exc:
+            raise unavailable(exc, "read the ledger's head") from exc
+        except LedgerUnusable as exc:
+            log.error("evidence ledger: %s", exc, extra={"event": "evidence.ledger_unusable"})
+            raise EvidenceStoreUnavailable(
+                "The evidence ledger's newest line is not a valid entry; an administrator should run "
+                "addin-service evidence verify."
+            ) from exc
+        return (entry.sequence, entry.hash) if entry is not None else None
 
     def export_case(self, case_id: str, out: Path) -> int:
         """Write the case's evidence as a zip verifiable by hand; returns the number of reports.

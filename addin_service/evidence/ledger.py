@@ -277,6 +277,31 @@ class Ledger:
         self._tail = _Tail(raw + b"\n", entry, key)
         return entry
 
+    def head(self) -> LedgerEntry | None:
+        """The newest entry as written (parsed, not checked; ``verify`` checks), None when the
+        ledger is empty. Call under :meth:`shared` or :meth:`exclusive`.
+
+        :raises LedgerUnusable: the last line is torn or not an entry.
+        :raises OSError: the ledger cannot be read.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size == 0:
+                return None
+            if os.pread(fd, 1, size - 1) != b"\n":
+                raise LedgerUnusable("the ledger's last line is incomplete (a write was interrupted)")
+            raw = self._last_line(fd, size - 1)
+        finally:
+            os.close(fd)
+        try:
+            return LedgerEntry.parse(raw)
+        except ValueError as exc:
+            raise LedgerUnusable(f"the ledger's last line is not a valid entry ({exc})") from None
+
     def append(self, entry: LedgerEntry, *, signed_by: Ed25519PublicKey | None = None) -> None:
         """Append ``entry`` and fsync. On failure the file is cut back to its previous length, so a
         failed append never leaves a torn line behind. Call under :meth:`exclusive`.

@@ -129,6 +129,13 @@ class EvidenceStore(Protocol):
         """Check every package and the whole ledger chain, in ledger order."""
         ...
 
+    def ledger_head(self) -> tuple[int, str] | None:
+        """(sequence, hash) of the newest ledger entry as written; None for an empty ledger.
+
+        :raises EvidenceStoreUnavailable: the ledger cannot be read.
+        """
+        ...
+
     def export_case(self, case_id: str, out: Path) -> int:
         """Write a zip with the case's packages, the ledger entries they need, the public key and
         a VERIFY.txt. Returns the number of reports exported. :raises KeyError: unknown case."""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from addin_service.errors import ServiceError
+from addin_service.evidence.ports import EvidenceStore
 
 
 @dataclass
@@ -34,3 +40,36 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class LedgerHeadCollector(Collector):
+    """The evidence ledger's newest sequence, read at each scrape (every process reports the same).
+
+    Prometheus keeps it off the evidence host, so a ledger cut back (the newest reports removed
+    with their ledger lines, which the chain alone cannot show) appears as this number going
+    down: alert on ``delta(addin_evidence_ledger_head_sequence[1h]) < 0``. A ledger that cannot be
+    read yields ``addin_evidence_ledger_up 0`` instead of failing the scrape.
+    """
+
+    def __init__(self, evidence: EvidenceStore) -> None:
+        self._evidence = evidence
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("addin_evidence_ledger_up", "1 when the evidence ledger's head could be read")
+        try:
+            head = self._evidence.ledger_head()
+        except ServiceError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        sequence = GaugeMetricFamily(
+            "addin_evidence_ledger_head_sequence", "Sequence number of the newest evidence ledger entry (0 if none)"
+        )
+        sequence.add_metric([], head[0] if head is not None else 0)
+        yield sequence
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Nothing up front: describing would read the ledger at registration."""
+        return iter(())

@@ -193,6 +193,13 @@ class InMemoryEvidenceStore:
                     result.problems.append(VerifyProblem(*key, sequence, f"{name} does not match its sha256"))
         return result
 
+    def ledger_head(self) -> tuple[int, str] | None:
+        """The newest entry: its sequence and a stand-in hash (this store keeps no chain)."""
+        self.raise_planned_failure()
+        if not self.ledger:
+            return None
+        return len(self.ledger), sha256("/".join(self.ledger[-1]).encode())
+
     def export_case(self, case_id: str, out: Path) -> int:
         keys = [key for key in self.ledger if key[0] == case_id and key in self.packages]
         if not keys:
