@@ -250,26 +250,15 @@ class Ledger:
         :raises LedgerUnusable: the last line is torn, malformed, edited or signed by another key.
         :raises OSError: the ledger cannot be read.
         """
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            size = os.fstat(fd).st_size
-            if size == 0:
+        with self._opened() as opened:
+            if opened is None:
                 return None
+            fd, size = opened
             remembered = self._remembered_tail(fd, size, key)
             if remembered is not None:
                 return remembered
-            if os.pread(fd, 1, size - 1) != b"\n":
-                raise LedgerUnusable("the ledger's last line is incomplete (a write was interrupted)")
-            raw = self._last_line(fd, size - 1)
-        finally:
-            os.close(fd)
-        try:
-            entry = LedgerEntry.parse(raw)
-        except ValueError as exc:
-            raise LedgerUnusable(f"the ledger's last line is not a valid entry ({exc})") from None
+            raw = self._complete_last_line(fd, size)
+        entry = _parsed_last(raw)
         if entry.computed_hash() != entry.hash:
             raise LedgerUnusable("the ledger's last entry does not match its hash (it was edited)")
         if not entry.signature_valid(key):
@@ -284,23 +273,11 @@ class Ledger:
         :raises LedgerUnusable: the last line is torn or not an entry.
         :raises OSError: the ledger cannot be read.
         """
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        try:
-            size = os.fstat(fd).st_size
-            if size == 0:
+        with self._opened() as opened:
+            if opened is None:
                 return None
-            if os.pread(fd, 1, size - 1) != b"\n":
-                raise LedgerUnusable("the ledger's last line is incomplete (a write was interrupted)")
-            raw = self._last_line(fd, size - 1)
-        finally:
-            os.close(fd)
-        try:
-            return LedgerEntry.parse(raw)
-        except ValueError as exc:
-            raise LedgerUnusable(f"the ledger's last line is not a valid entry ({exc})") from None
+            raw = self._complete_last_line(*opened)
+        return _parsed_last(raw)
 
     def append(self, entry: LedgerEntry, *, signed_by: Ed25519PublicKey | None = None) -> None:
         """Append ``entry`` and fsync. On failure the file is cut back to its previous length, so a
@@ -364,6 +341,29 @@ class Ledger:
                 extra={"event": "evidence.ledger_torn"},
             )
 
+    @contextmanager
+    def _opened(self) -> Iterator[tuple[int, int] | None]:
+        """The ledger opened for reading, as (descriptor, size); None when it is missing or empty."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            size = os.fstat(fd).st_size
+            yield (fd, size) if size else None
+        finally:
+            os.close(fd)
+
+    def _complete_last_line(self, fd: int, size: int) -> bytes:
+        """The last line of a non-empty ledger, without its newline.
+
+        :raises LedgerUnusable: the file does not end in a newline (a write was interrupted).
+        """
+        if os.pread(fd, 1, size - 1) != b"\n":
+            raise LedgerUnusable("the ledger's last line is incomplete (a write was interrupted)")
+        return self._last_line(fd, size - 1)
+
     @staticmethod
     def _last_line(fd: int, end: int) -> bytes:
         """Bytes from the last newline before ``end`` (exclusive) up to ``end``."""
@@ -406,3 +406,11 @@ class Ledger:
             "Many reports are being filed at this moment. Nothing was filed; please try again shortly.",
             retry_after=5,
         )
+
+
+def _parsed_last(raw: bytes) -> LedgerEntry:
+    """:raises LedgerUnusable: ``raw`` (the ledger's last line) is not an entry."""
+    try:
+        return LedgerEntry.parse(raw)
+    except ValueError as exc:
+        raise LedgerUnusable(f"the ledger's last line is not a valid entry ({exc})") from None
