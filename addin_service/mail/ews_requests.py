@@ -70,9 +70,9 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9+/=]+")
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%*+/=?^_`{|}~@-]+")
 _ADDRESS_MARK = "impersonated.0f6e1c2a@mark.invalid"
 _ID_MARK = "ItemIdMark0f6e1c2a"
-# (version, impersonating) -> the GetItem envelope cut into pieces around the marks; the pieces
-# join with (address, id) when impersonating and with (id,) when not.
-_GET_ITEM_TEMPLATES: dict[tuple[Any, bool], tuple[bytes, ...]] = {}
+# (version, impersonating) -> the GetItem envelope cut at its marks: the impersonated address (when
+# impersonating) and the item id, in the order they stand in the envelope.
+_GET_ITEM_TEMPLATES: dict[tuple[Any, bool], list[bytes]] = {}
 
 
 def get_item(protocol: Any, version: Any, *, item_id: str, impersonate: str | None) -> bytes:
@@ -84,23 +84,18 @@ def get_item(protocol: Any, version: Any, *, item_id: str, impersonate: str | No
     """
     if not _PLAIN_ID.fullmatch(item_id) or (impersonate is not None and not _PLAIN_ADDRESS.fullmatch(impersonate)):
         return _build_get_item(protocol, version, item_id, impersonate)
-    key = (version, impersonate is not None)
-    template = _GET_ITEM_TEMPLATES.get(key)
-    if template is None:
-        if impersonate is None:
-            head, tail = _build_get_item(protocol, version, _ID_MARK, None).split(_ID_MARK.encode())
-            template = (head, tail)
-        else:
-            envelope = _build_get_item(protocol, version, _ID_MARK, _ADDRESS_MARK)
-            head, rest = envelope.split(_ADDRESS_MARK.encode())
-            middle, tail = rest.split(_ID_MARK.encode())
-            template = (head, middle, tail)
-        _GET_ITEM_TEMPLATES[key] = template
-    if impersonate is None:
-        head, tail = template
-        return b"".join((head, item_id.encode(), tail))
-    head, middle, tail = template
-    return b"".join((head, impersonate.encode(), middle, item_id.encode(), tail))
+    address_mark = _ADDRESS_MARK if impersonate is not None else None
+    key = (version, address_mark is not None)
+    pieces = _GET_ITEM_TEMPLATES.get(key)
+    if pieces is None:
+        envelope = _build_get_item(protocol, version, _ID_MARK, address_mark)
+        marks = "|".join(re.escape(mark) for mark in (address_mark, _ID_MARK) if mark)
+        pieces = _GET_ITEM_TEMPLATES[key] = re.split(marks.encode(), envelope)
+    values = [value.encode() for value in (impersonate, item_id) if value is not None]
+    spliced = [pieces[0]]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        spliced += (value, piece)
+    return b"".join(spliced)
 
 
 def convert_id(protocol: Any, version: Any, *, item_id: str, mailbox: str, impersonate: str | None) -> bytes:
