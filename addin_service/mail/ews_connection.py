@@ -203,9 +203,7 @@ def _credentials(settings: Settings) -> tuple[Any, str]:
     if auth in ("oauth-app", "oauth-obo"):
         # oauth-obo: the application's credentials serve the service's own calls only.
         if not (settings.tenant_id and settings.client_id and settings.client_secret):
-            raise ConfigError(
-                "ADDIN_CLIENT_SECRET", f"with ADDIN_TENANT_ID and ADDIN_CLIENT_ID is required for {auth}"
-            )
+            raise ConfigError("ADDIN_CLIENT_SECRET", f"with ADDIN_TENANT_ID and ADDIN_CLIENT_ID is required for {auth}")
         credentials = AppCredentials(
             authority=settings.authority,
             resource=ews_resource(settings.ews_url or ""),
@@ -377,22 +375,11 @@ class EwsConnection:
 
     @contextmanager
     def _post_delegated(self, envelope: bytes, anchor_mailbox: str | None, bearer: str) -> Iterator[requests.Response]:
-        session = self._plain.get()
-        response: requests.Response | None = None
-        try:
-            response = self._send(session, envelope, anchor_mailbox, bearer=bearer)
+        with self._plain_session() as session, self._send(session, envelope, anchor_mailbox, bearer=bearer) as response:
             if response.status_code == 401:
                 raise DelegatedTokenRejected()
             _check_status(response)
             yield response
-        except requests.exceptions.SSLError:
-            raise MailboxUnavailable(TLS_FAILED) from None
-        except requests.RequestException as exc:
-            raise TransientFailure(f"connection to Exchange failed ({type(exc).__name__})") from None
-        finally:
-            if response is not None:
-                response.close()
-            self._plain.put(session)
 
     def reachable(self) -> None:
         """Whether EWS answers at all, without credentials (oauth-obo readiness: the service holds no
@@ -400,16 +387,20 @@ class EwsConnection:
 
         :raises TransientFailure: / :raises MailboxUnavailable: as :meth:`post`.
         """
+        with (
+            self._plain_session() as session,
+            session.post(self.url, data=b"", allow_redirects=False, timeout=(self.timeout, self.timeout)) as response,
+        ):
+            if response.status_code >= 500 or response.status_code == 429 or 300 <= response.status_code < 400:
+                _check_status(response)
+
+    @contextmanager
+    def _plain_session(self) -> Iterator[requests.Session]:
+        """A session without credentials of its own from the pool, returned afterwards; ``requests``
+        failures inside the block become this adapter's failure types, as in :meth:`post`."""
         session = self._plain.get()
         try:
-            with session.post(
-                self.url,
-                data=b"",
-                allow_redirects=False,
-                timeout=(self.timeout, self.timeout),
-            ) as response:
-                if response.status_code >= 500 or response.status_code == 429 or 300 <= response.status_code < 400:
-                    _check_status(response)
+            yield session
         except requests.exceptions.SSLError:
             raise MailboxUnavailable(TLS_FAILED) from None
         except requests.RequestException as exc:
