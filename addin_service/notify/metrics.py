@@ -18,32 +18,28 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
-from addin_service.errors import ServiceError
 from addin_service.notify.outbox import Outbox
+from addin_service.observability.metrics import ScrapeTimeCollector
 
 log = logging.getLogger("addin_service.notify.metrics")
 
 
-class OutboxStateCollector(Collector):
+class OutboxStateCollector(ScrapeTimeCollector["tuple[dict[str, int], datetime | None]"]):
     """Rows per state and the oldest unsent row's age, read from the outbox at each scrape. A
     database that cannot answer yields ``addin_outbox_up 0`` instead of failing the scrape."""
+
+    up_name = "addin_outbox_up"
+    up_help = "1 when the outbox could be read for this scrape"
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily("addin_outbox_up", "1 when the outbox could be read for this scrape")
-        try:
-            counts = self._outbox.counts()
-            oldest = self._outbox.oldest_queued_at()
-        except ServiceError:
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
+    def read(self) -> tuple[dict[str, int], datetime | None]:
+        return self._outbox.counts(), self._outbox.oldest_queued_at()
+
+    def gauges(self, value: tuple[dict[str, int], datetime | None]) -> Iterator[GaugeMetricFamily]:
+        counts, oldest = value
         rows = GaugeMetricFamily("addin_outbox_messages", "Notifications in the outbox by state", labels=["state"])
         for state, count in counts.items():
             rows.add_metric([state], count)
@@ -53,10 +49,6 @@ class OutboxStateCollector(Collector):
         )
         age.add_metric([], max(0.0, (datetime.now(UTC) - oldest).total_seconds()) if oldest else 0.0)
         yield age
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """Nothing up front: describing would query the database at registration."""
-        return iter(())
 
 
 class OutboxMetrics:

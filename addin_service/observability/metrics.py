@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -11,6 +12,8 @@ from prometheus_client.registry import Collector
 
 from addin_service.errors import ServiceError
 from addin_service.evidence.ports import EvidenceStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -42,34 +45,57 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class LedgerHeadCollector(Collector):
-    """The evidence ledger's newest sequence, read at each scrape (every process reports the same).
+class ScrapeTimeCollector(Collector, Generic[T]):
+    """Gauges read from a store at each scrape, so every process reports the same. A store that
+    cannot answer yields ``<up_name> 0`` instead of failing the scrape; describing reads nothing."""
 
-    Prometheus keeps it off the evidence host, so a ledger cut back (the newest reports removed
-    with their ledger lines, which the chain alone cannot show) appears as this number going
-    down: alert on ``delta(addin_evidence_ledger_head_sequence[1h]) < 0``. A ledger that cannot be
-    read yields ``addin_evidence_ledger_up 0`` instead of failing the scrape.
-    """
+    up_name: str
+    up_help: str
 
-    def __init__(self, evidence: EvidenceStore) -> None:
-        self._evidence = evidence
+    def read(self) -> T:
+        """What the gauges show. :raises ServiceError: the store cannot answer now."""
+        raise NotImplementedError
+
+    def gauges(self, value: T) -> Iterator[GaugeMetricFamily]:
+        raise NotImplementedError
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily("addin_evidence_ledger_up", "1 when the evidence ledger's head could be read")
+        up = GaugeMetricFamily(self.up_name, self.up_help)
         try:
-            head = self._evidence.ledger_head()
+            value = self.read()
         except ServiceError:
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
         yield up
+        yield from self.gauges(value)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Nothing up front: describing would read the store at registration."""
+        return iter(())
+
+
+class LedgerHeadCollector(ScrapeTimeCollector["tuple[int, str] | None"]):
+    """The evidence ledger's newest sequence.
+
+    Prometheus keeps it off the evidence host, so a ledger cut back (the newest reports removed
+    with their ledger lines, which the chain alone cannot show) appears as this number going
+    down: alert on ``delta(addin_evidence_ledger_head_sequence[1h]) < 0``.
+    """
+
+    up_name = "addin_evidence_ledger_up"
+    up_help = "1 when the evidence ledger's head could be read"
+
+    def __init__(self, evidence: EvidenceStore) -> None:
+        self._evidence = evidence
+
+    def read(self) -> tuple[int, str] | None:
+        return self._evidence.ledger_head()
+
+    def gauges(self, value: tuple[int, str] | None) -> Iterator[GaugeMetricFamily]:
         sequence = GaugeMetricFamily(
             "addin_evidence_ledger_head_sequence", "Sequence number of the newest evidence ledger entry (0 if none)"
         )
-        sequence.add_metric([], head[0] if head is not None else 0)
+        sequence.add_metric([], value[0] if value is not None else 0)
         yield sequence
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        """Nothing up front: describing would read the ledger at registration."""
-        return iter(())
