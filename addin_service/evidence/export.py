@@ -36,8 +36,9 @@ class _Zip:
         self._zf = zf
         self.sums: list[tuple[str, str]] = []
 
-    def add_file(self, arcname: str, path: Path, *, stored: bool) -> None:
-        """Copy a regular file in chunks; ``stored`` keeps it uncompressed (bytes exactly as kept)."""
+    def add_file(self, arcname: str, path: Path, *, stored: bool) -> tuple[str, int]:
+        """Copy a regular file in chunks; ``stored`` keeps it uncompressed (bytes exactly as kept).
+        Returns the copy's sha256 (hex) and size."""
         fd = open_regular(path)
         try:
             st = os.fstat(fd)
@@ -53,6 +54,7 @@ class _Zip:
         finally:
             os.close(fd)
         self.sums.append((hasher.hexdigest(), arcname))
+        return hasher.hexdigest(), st.st_size
 
     def add_bytes(self, arcname: str, data: bytes) -> None:
         info = zipfile.ZipInfo(arcname, date_time=_zip_time(time.time()))
@@ -136,12 +138,12 @@ def _add_packages(members: _Zip, layout: StoreLayout, lines: list[LedgerLine]) -
                 continue
         except FileNotFoundError:
             continue
-        for name in PACKAGE_FILES:
-            if _is_regular(package / name):
-                members.add_file(
-                    f"{entry.case_id}/{entry.report_id}/{name}", package / name, stored=name == MESSAGE
-                )
-        views.append(read_package(package, entry.case_id, entry.report_id, entry.sequence, entry.manifest_sha256))
+        exported = {
+            name: members.add_file(f"{entry.case_id}/{entry.report_id}/{name}", package / name, stored=name == MESSAGE)
+            for name in PACKAGE_FILES
+            if _is_regular(package / name)
+        }
+        views.append(read_package(package, entry, exported))
     return views
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from addin_service.evidence.fsio import read_regular
+from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA
+from addin_service.evidence.ledger import LedgerEntry
 
 # Larger messages are listed with their hashes but not parsed: the email package holds the whole
 # message (and its decoded parts) in memory.
@@ -76,43 +80,46 @@ class PackageView:
     missing: tuple[str, ...] = ()
 
 
-def read_package(folder: Path, case_id: str, report_id: str, sequence: int, manifest_sha256: str) -> PackageView:
-    """Read what the page needs from a package folder; files that cannot be read are named."""
+def read_package(folder: Path, entry: LedgerEntry, exported: Mapping[str, tuple[str, int]]) -> PackageView:
+    """Read what the page needs from a package folder. ``exported``: the files just put in the zip,
+    with their sha256 (hex) and size; any other file is named as missing and not read."""
     missing: list[str] = []
+
+    def read(name: str) -> bytes | None:
+        if name in exported:
+            try:
+                return read_regular(folder / name)
+            except OSError:
+                pass
+        missing.append(name)
+        return None
+
     metadata: dict[str, Any] = {}
-    try:
-        loaded = json.loads((folder / "metadata.json").read_bytes())
-        metadata = loaded if isinstance(loaded, dict) else {}
-    except (OSError, ValueError):
-        missing.append("metadata.json")
-    try:
-        headers = (folder / "headers.txt").read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
-    except OSError:
-        headers = ""
-        missing.append("headers.txt")
-    message_sha256 = message_size = None
+    raw_metadata = read(METADATA)
+    if raw_metadata is not None:
+        try:
+            loaded = json.loads(raw_metadata)
+            metadata = loaded if isinstance(loaded, dict) else {}
+        except ValueError:
+            missing.append(METADATA)
+    raw_headers = read(HEADERS)
+    headers = raw_headers.decode("utf-8", errors="replace").replace("\r\n", "\n") if raw_headers else ""
+    digest, size = exported.get(MESSAGE, (None, None))
     text: MessageText | None = None
-    try:
-        with open(folder / "message.eml", "rb") as fh:
-            message_size = os.fstat(fh.fileno()).st_size
-            if message_size <= MAX_PARSED_MESSAGE_BYTES:
-                raw = fh.read()
-                message_sha256 = "sha256:" + hashlib.sha256(raw).hexdigest()
-                text = message_text(raw)
-            else:
-                message_sha256 = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
-                text = MessageText(None, f"not summarised here: larger than {MAX_PARSED_MESSAGE_BYTES} bytes")
-    except OSError:
-        missing.append("message.eml")
+    if size is not None and size > MAX_PARSED_MESSAGE_BYTES:
+        text = MessageText(None, f"not summarised here: larger than {MAX_PARSED_MESSAGE_BYTES} bytes")
+    else:
+        raw_message = read(MESSAGE)
+        text = message_text(raw_message) if raw_message is not None else None
     return PackageView(
-        case_id=case_id,
-        report_id=report_id,
-        sequence=sequence,
-        manifest_sha256=manifest_sha256,
+        case_id=entry.case_id,
+        report_id=entry.report_id,
+        sequence=entry.sequence,
+        manifest_sha256=entry.manifest_sha256,
         metadata=metadata,
         headers=headers,
-        message_sha256=message_sha256,
-        message_size=message_size,
+        message_sha256=f"sha256:{digest}" if digest else None,
+        message_size=size,
         text=text,
         missing=tuple(missing),
     )
