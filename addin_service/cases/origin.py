@@ -59,6 +59,12 @@ from addin_service.cases.origin_headers import (
 from addin_service.cases.origin_received import ReceivedHop, parse_received, parse_utc
 
 Verdict = Literal["internal", "external", "spoofed-internal"]
+# Each verdict in words, for people (notifications, the printable report): lower case, to go in a sentence.
+VERDICT_TEXT: dict[str, str] = {
+    "internal": "inside the organisation",
+    "external": "outside the organisation",
+    "spoofed-internal": "outside the organisation, made to look as if it came from inside (spoofed)",
+}
 
 AUTH_AS = "x-ms-exchange-organization-authas"
 AUTH_SOURCE = "x-ms-exchange-organization-authsource"

@@ -25,6 +25,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from addin_service.cases.origin import VERDICT_TEXT
 from addin_service.evidence.fsio import read_regular
 from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA
 from addin_service.evidence.ledger import LedgerEntry
@@ -35,11 +36,6 @@ MAX_PARSED_MESSAGE_BYTES = 32 * 1024 * 1024
 MAX_BODY_CHARS = 200_000
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
-_VERDICTS = {
-    "internal": "Inside the organisation",
-    "external": "Outside the organisation",
-    "spoofed-internal": "Claims to be from inside the organisation, but looks spoofed (treated as outside)",
-}
 _BLOCK_TAGS = frozenset(
     {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "table", "hr"}
 )
@@ -221,7 +217,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["verdict"] = lambda value: _VERDICTS.get(str(value), str(value or "not determined"))
+    env.filters["verdict"] = lambda value: VERDICT_TEXT.get(str(value), str(value or "not determined")).capitalize()
     return env
 
 

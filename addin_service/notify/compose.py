@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from addin_service.cases.origin import OriginAnalysis
+from addin_service.cases.origin import VERDICT_TEXT, OriginAnalysis
 from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.routing import PlannedNotification, RoutingPlan
 from addin_service.settings import Settings
@@ -45,11 +45,6 @@ CATEGORY_LABELS = {
     "hate-or-bias": "Hate or bias",
     "bullying": "Bullying or intimidation",
     "other": "Other harassment",
-}
-VERDICT_TEXT = {
-    "internal": "inside the organisation",
-    "external": "outside the organisation",
-    "spoofed-internal": "outside the organisation, made to look as if it came from inside (spoofed)",
 }
 # Roles whose notification a person must acknowledge; unacknowledged ones are escalated.
 ACK_ROLES = frozenset({"supervisor", "skip-level", "fallback"})
