@@ -9,6 +9,7 @@ service wired to both exactly as it would be to Exchange Server and Entra ID: th
 from __future__ import annotations
 
 import email.policy
+import html
 import logging
 import re
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from flask import Flask
 from addin_service.demo.ews_seed import DEMO_SUPERVISOR, DEMO_USER, sample_messages, seed_demo
 from addin_service.demo.ews_server import EwsServer
 from addin_service.demo.oidc import OidcIssuer
-from addin_service.demo.web import DemoMessage
+from addin_service.demo.web import DemoMail, DemoMessage
 from addin_service.settings import Settings
 
 log = logging.getLogger("addin_service.demo")
@@ -35,6 +36,8 @@ class DemoBackend:
 
     issuer: OidcIssuer
     items: list[DemoMessage]
+    ews: EwsServer | None = None
+    notify_from: str = ""
     user: str = DEMO_USER
     users: frozenset[str] = field(default_factory=lambda: frozenset({DEMO_USER, DEMO_SUPERVISOR}))
 
@@ -45,6 +48,20 @@ class DemoBackend:
         if upn.lower() not in self.users:
             raise KeyError(upn)
         return self.issuer.demo_token(upn.lower())
+
+    def sent_mail(self) -> list[DemoMail]:
+        if self.ews is None or not self.notify_from:
+            return []
+        return [
+            DemoMail(
+                to=sent.to,
+                subject=sent.subject,
+                sent_at=sent.sent_at,
+                html=sent.body if sent.body_type == "HTML" else f"<pre>{html.escape(sent.body)}</pre>",
+                attachments=tuple(attachment.name for attachment in sent.attachments),
+            )
+            for sent in self.ews.sent_items(self.notify_from)
+        ]
 
 
 @dataclass
@@ -141,7 +158,9 @@ def start_demo(data_dir: Path, public_url: str = "http://127.0.0.1:8000", **over
         if overrides:
             settings = settings.replace(**overrides)
         app = build_app(container=build_container(settings))
-        app.extensions["addin_demo"] = DemoBackend(issuer=issuer, items=_demo_messages(item_ids))
+        app.extensions["addin_demo"] = DemoBackend(
+            issuer=issuer, items=_demo_messages(item_ids), ews=ews, notify_from=settings.notify_from or ""
+        )
     except BaseException:
         ews.stop()
         issuer.stop()
@@ -159,6 +178,7 @@ def run_demo(host: str, port: int, data_dir: Path) -> None:
     print(  # noqa: T201 - the demo talks to a person at a terminal
         f"\n  Report Harassment for Outlook — demo\n\n"
         f"  Open {public_url}/demo and report one of the sample messages.\n"
+        f"  Read what the service sent (receipt, supervisor, security) at {public_url}/demo/mail\n"
         f"  Evidence is kept in {data_dir / 'evidence'}; from this folder, check it with:\n"
         f"    .venv/bin/addin-service evidence verify\n\n"
         f"  Press Ctrl+C to stop.\n",

@@ -38,6 +38,17 @@ class DemoMessage:
     shared_owner: str | None = None  # set when the message sits in a shared mailbox
 
 
+@dataclass(frozen=True)
+class DemoMail:
+    """A notification the service sent in the demo, as its recipient would get it."""
+
+    to: tuple[str, ...]
+    subject: str
+    sent_at: str  # UTC ISO 8601 with Z
+    html: str  # the body the service rendered (its own template, every value escaped)
+    attachments: tuple[str, ...]  # file names
+
+
 class DemoBackend(Protocol):
     """What the demo runner provides at ``app.extensions["addin_demo"]``."""
 
@@ -52,6 +63,10 @@ class DemoBackend(Protocol):
 
         :raises KeyError: there is no such demo user.
         """
+        ...
+
+    def sent_mail(self) -> list[DemoMail]:
+        """The notifications the service has sent so far, oldest first."""
         ...
 
 
@@ -78,6 +93,7 @@ def outlook() -> Response:
         messages_url=url_for("demo.messages"),
         token_url=url_for("demo.token"),
         pane_url=url_for("web.taskpane"),
+        mail_url=url_for("demo.mail"),
         user=backend.user,
         user_name=_display_name(backend.user),
     )
@@ -137,3 +153,37 @@ def token() -> Response:
             errors={"upn": ["Not a demo user."]},
         )
     return Response(json.dumps({"access_token": access_token, "token_type": "Bearer"}), mimetype="application/json")
+
+
+# A sent notification is shown as its recipient's mail program would show it: our own HTML, which
+# may carry links (the case page, "I have seen this") but never needs a script or a remote resource.
+_MAIL_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'none'; base-uri 'none'"
+
+
+@bp.get("/mail")
+def mail() -> Response:
+    """The mail the service sent in the demo (receipt, supervisor, investigators, security), newest
+    first, so a newcomer can read what each person is told and follow its links."""
+    sent = _backend().sent_mail()
+    html = render_template(
+        "demo/mail.html",
+        asset=asset_url,
+        mails=[(index, item) for index, item in reversed(list(enumerate(sent)))],
+        inbox_url=url_for("demo.outlook"),
+    )
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = assets.DEMO_PAGE_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/mail/<int:index>")
+def mail_body(index: int) -> Response:
+    """One sent notification's body, exactly as rendered by the service."""
+    sent = _backend().sent_mail()
+    if index >= len(sent):
+        return problem(404, "Not found", "The demo has not sent that many messages.", "not-found")
+    response = Response(sent[index].html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = _MAIL_CSP
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -28,7 +28,7 @@ from addin_service.app import build_app
 from addin_service.auth.bearer import bearer_from_header
 from addin_service.auth.caller import Caller
 from addin_service.bootstrap import build_container
-from addin_service.demo.web import DemoMessage
+from addin_service.demo.web import DemoMail, DemoMessage
 from addin_service.errors import Unauthenticated
 from addin_service.settings import Settings
 from tests.fakes.directory import InMemoryDirectory
@@ -159,6 +159,7 @@ class FakeDemo:
     tokens: TokenBook
     user: str = USER
     seeded: list[DemoMessage] = field(default_factory=lambda: [s.message for s in SEEDS])
+    mail: list[DemoMail] = field(default_factory=list)
 
     def messages(self) -> list[DemoMessage]:
         return list(self.seeded)
@@ -167,6 +168,9 @@ class FakeDemo:
         if upn != self.user:
             raise KeyError(upn)
         return self.tokens.mint(upn)
+
+    def sent_mail(self) -> list[DemoMail]:
+        return list(self.mail)
 
 
 @dataclass

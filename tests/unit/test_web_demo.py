@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from addin_service.demo.web import DemoBackend, DemoMessage
+from addin_service.demo.web import DemoBackend, DemoMail, DemoMessage
 from addin_service.web import assets
 from tests.e2e.harness import SEEDS, USER, FakeDemo, TokenBook
 from tests.unit.test_web_routes import make_app
@@ -119,3 +119,33 @@ def test_demo_without_the_runners_backend_is_a_server_error_not_an_empty_mailbox
 
     assert response.status_code == 500
     assert response.mimetype == "application/problem+json"
+
+
+def test_the_mail_page_lists_what_was_sent_newest_first_as_text(demo_app: Flask) -> None:
+    demo_app.extensions["addin_demo"].mail = [
+        DemoMail(("alex@contoso.com",), "Your report has been filed", "2026-12-03T08:00:00Z", "<p>a</p>", ()),
+        DemoMail(("<b>sam</b>@contoso.com",), "Needs <you>", "2026-12-03T08:00:01Z", "<p>b</p>", ("m.eml",)),
+    ]
+    response = demo_app.test_client().get("/demo/mail")
+    page = response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"] == assets.DEMO_PAGE_CSP
+    assert page.index("Needs &lt;you&gt;") < page.index("Your report has been filed")
+    assert "&lt;b&gt;sam&lt;/b&gt;@contoso.com" in page and "m.eml" in page
+    assert 'href="/demo/mail/1"' in page and 'href="/demo/mail/0"' in page
+
+
+def test_a_sent_mail_is_served_as_rendered_with_no_script_allowed(demo_app: Flask) -> None:
+    demo_app.extensions["addin_demo"].mail = [
+        DemoMail(("alex@contoso.com",), "Receipt", "2026-12-03T08:00:00Z", "<p>the receipt</p>", ()),
+    ]
+    client = demo_app.test_client()
+    body = client.get("/demo/mail/0")
+    assert body.get_data(as_text=True) == "<p>the receipt</p>"
+    assert body.headers["Content-Security-Policy"].startswith("default-src 'none';")
+    assert "script-src" not in body.headers["Content-Security-Policy"]
+    missing = client.get("/demo/mail/1")
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+
+
+def test_the_demo_page_links_to_the_sent_mail(client: FlaskClient) -> None:
+    assert 'href="/demo/mail"' in client.get("/demo").get_data(as_text=True)
