@@ -8,6 +8,7 @@ Two back ends, one behaviour:
   transaction that reads and then writes cannot wait for the lock when another connection
   committed in between, and fails at once with "database is locked"; taking the write lock up
   front makes concurrent writers queue behind each other for up to the busy timeout instead.
+  Within one process they queue on a lock rather than in SQLite's sleeping busy handler.
 * **PostgreSQL** through psycopg 3: ``READ COMMITTED``, pre-ping on checkout, a bounded pool,
   and server-side ``lock_timeout`` / ``idle_in_transaction_session_timeout`` so no request waits
   forever behind a stuck transaction.
@@ -27,6 +28,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +97,12 @@ class Database:
         else:
             raise ValueError("database URL must be sqlite:///path or postgresql+psycopg://...")
         self.dialect: str = backend
+        self._busy_timeout = busy_timeout
+        # SQLite has one writer at a time; its busy handler makes the others sleep and retry
+        # (1, 2, 5, 10 … 100 ms), which under a burst leaves the lock free while everyone sleeps.
+        # Writers of this process queue here instead and are woken the moment it is free; the busy
+        # handler is left to arbitrate between processes only.
+        self._sqlite_writer = threading.RLock() if backend == "sqlite" else None
         self._read_engine = self.engine.execution_options(**{_SQLITE_BEGIN_OPTION: "DEFERRED"})
         self._ephemeral_engine = self.engine.execution_options(**{_DURABLE_OPTION: False})
         self._write_sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
@@ -131,7 +139,7 @@ class Database:
         factory = self._write_sessions if write else self._read_sessions
         if write and not durable:
             factory = self._ephemeral_sessions
-        with translate_errors(), factory() as session:
+        with self._write_turn(write), translate_errors(), factory() as session:
             try:
                 if factory is self._ephemeral_sessions and not self.is_sqlite:
                     session.execute(text("SET LOCAL synchronous_commit = off"))
@@ -153,7 +161,7 @@ class Database:
         engine = self.engine if write else self._read_engine
         if write and not durable:
             engine = self._ephemeral_engine
-        with translate_errors(), engine.connect() as connection:
+        with self._write_turn(write), translate_errors(), engine.connect() as connection:
             connection.begin()
             try:
                 if engine is self._ephemeral_engine and not self.is_sqlite:
@@ -163,6 +171,24 @@ class Database:
                 connection.rollback()
                 raise
             connection.commit()  # nothing to do if the block rolled back
+
+    @contextmanager
+    def _write_turn(self, write: bool) -> Iterator[None]:
+        """This process's turn to write to SQLite (nothing to wait for on PostgreSQL or to read).
+
+        :raises DatabaseUnavailable: other writers held it for longer than the busy timeout.
+        """
+        writer = self._sqlite_writer
+        if writer is None or not write:
+            yield
+            return
+        if not writer.acquire(timeout=self._busy_timeout):
+            log.warning("database busy", extra={"error": "writer queue"})
+            raise DatabaseUnavailable(BUSY_DETAIL, retry_after=2)
+        try:
+            yield
+        finally:
+            writer.release()
 
     def check(self) -> None:
         """Readiness probe: one ``SELECT 1`` round trip.

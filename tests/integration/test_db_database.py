@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, event, func, select, text
 
 from addin_service.db import Database
 from addin_service.db.models import AuditRow
@@ -191,9 +192,9 @@ def test_readers_do_not_wait_for_a_writer(sqlite_database: Database) -> None:
         assert time.monotonic() - started < 1
 
 
-def test_a_writer_locked_out_beyond_the_busy_timeout_gets_database_unavailable(tmp_path: Path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'addin.db'}", busy_timeout=0.2)
-    database.upgrade()
+@contextmanager
+def write_lock_held(database: Database) -> Iterator[None]:
+    """``database``'s SQLite write lock, held by another thread until the block ends."""
     holding = threading.Event()
     done = threading.Event()
 
@@ -204,17 +205,61 @@ def test_a_writer_locked_out_beyond_the_busy_timeout_gets_database_unavailable(t
             holding.set()
             done.wait(timeout=10)
 
-    holder = threading.Thread(target=hold_the_write_lock)
+    holder = threading.Thread(target=hold_the_write_lock, name="holder")
     holder.start()
     try:
         assert holding.wait(timeout=10)
-        with pytest.raises(DatabaseUnavailable) as raised, database.session() as session:
-            session.add(audit_row("blocked"))
-        assert raised.value.retry_after == 2
+        yield
     finally:
         done.set()
         holder.join()
+
+
+@pytest.mark.parametrize("blocked_by", ["this process", "another process"])
+def test_a_writer_locked_out_beyond_the_busy_timeout_gets_database_unavailable(tmp_path: Path, blocked_by: str
+                                                                                ) -> None:
+    """Writers of one process queue in the process; another process's writer (here: another
+    Database on the same file) is waited for by SQLite's busy handler. Both give up alike."""
+    url = f"sqlite:///{tmp_path / 'addin.db'}"
+    database = Database(url, busy_timeout=0.2)
+    database.upgrade()
+    other = Database(url, busy_timeout=0.2) if blocked_by == "another process" else database
+    try:
+        with write_lock_held(other), pytest.raises(DatabaseUnavailable) as raised, database.session() as session:
+            session.add(audit_row("blocked"))
+        assert raised.value.retry_after == 2
+        assert audit_count(database) == 1  # the holder's row; nothing of the blocked writer
+    finally:
+        other.dispose()
         database.dispose()
+
+
+def test_writers_of_one_process_wait_their_turn_before_asking_sqlite(sqlite_database: Database) -> None:
+    """A second writer does not start its transaction (and sleep in SQLite's busy handler, 1 to
+    100 ms at a time) while the first holds the lock; it begins once the first has committed."""
+    begun: list[str] = []
+
+    @event.listens_for(sqlite_database.engine, "before_cursor_execute")
+    def record_begin(connection: Connection, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            begun.append(threading.current_thread().name)
+
+    finished = threading.Event()
+
+    def second_writer() -> None:
+        with sqlite_database.session() as session:
+            session.add(audit_row("second"))
+        finished.set()
+
+    with write_lock_held(sqlite_database):
+        waiter = threading.Thread(target=second_writer, name="second writer")
+        waiter.start()
+        assert not finished.wait(timeout=0.3)
+        assert begun == ["holder"]
+    waiter.join(timeout=10)
+    assert finished.is_set()
+    assert begun == ["holder", "second writer"]
+    assert audit_count(sqlite_database) == 2
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------
