@@ -12,7 +12,9 @@ REPORT_ID_RE = re.compile(r"^R-[0-9A-HJKMNP-TV-Z]{16}$")
 
 
 def _random(n: int) -> str:
-    return "".join(secrets.choice(_CROCKFORD) for _ in range(n))
+    # 32 symbols divide 256, so the low five bits of each random byte pick one uniformly; one
+    # read of the system's random source instead of one per character.
+    return "".join(_CROCKFORD[byte & 31] for byte in secrets.token_bytes(n))
 
 
 def new_case_id(now: datetime | None = None) -> str:
