@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Response, request
 
+from addin_service.cases.origin import VERDICT_TEXT
 from addin_service.db.database import Database
 from addin_service.errors import ServiceError
 from addin_service.ids import is_case_id
@@ -56,12 +57,6 @@ def role_label(role: str, settings: Settings) -> str:
         "escalation": "Told because nobody confirmed in time",
     }.get(role, role)
 
-
-ORIGIN_TEXT = {
-    "internal": "Inside the organisation",
-    "external": "Outside the organisation",
-    "spoofed-internal": "Outside the organisation, pretending to be an internal sender",
-}
 
 bp = Blueprint("case_page", __name__)
 
@@ -109,7 +104,8 @@ def _context(backend: CasePageBackend, overview: CaseOverview, viewer: Notificat
         confirm_url = backend.ack_links.link(key)
     return {
         "case": overview,
-        "origin_text": ORIGIN_TEXT.get(overview.origin or "", "Not determined"),
+        # The emails' wording, so that the link's page says what the email did.
+        "origin_text": VERDICT_TEXT.get(overview.origin or "", "not determined").capitalize(),
         "roles": [(role_label(r.role, settings), r) for r in overview.roles],
         "viewer": viewer,
         "viewer_label": role_label(viewer.role, settings),

@@ -253,6 +253,20 @@ def test_the_case_link_shows_who_was_told_and_confirmed_but_nothing_confidential
     assert "Confirm that I have seen this" not in security_page
 
 
+@pytest.mark.parametrize("sample", ["01-external-threat", "06-spoofed-supervisor"])
+def test_the_case_page_words_the_senders_origin_as_the_email_did(stack: Stack, smtp: SmtpServer, sample: str
+                                                                  ) -> None:
+    response = stack.report(stack.add_message(sample_messages()[sample]))
+    assert response.status_code == 201
+    security_email = by_recipient(smtp.wait_for(4))[SECURITY]
+
+    came_from = re.search(r"Came from: +(.+)", text_of(security_email))
+    assert came_from is not None
+    page = stack.client.get(case_url(security_email)).get_data(as_text=True)
+
+    assert f"Where the sender is</th><td>{came_from.group(1).strip().capitalize()}</td>" in page
+
+
 def test_a_case_link_opens_only_its_own_case_and_cannot_acknowledge(stack: Stack, smtp: SmtpServer) -> None:
     first = file_threat(stack)
     link = case_url(by_recipient(smtp.wait_for(4))[SUPERVISOR])
