@@ -97,10 +97,7 @@ def outlook() -> Response:
         user=backend.user,
         user_name=_display_name(backend.user),
     )
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = assets.DEMO_PAGE_CSP
-    response.headers["Cache-Control"] = assets.REVALIDATE
-    return response
+    return _html(html, assets.DEMO_PAGE_CSP, assets.REVALIDATE)
 
 
 @bp.get("/api/messages")
@@ -171,10 +168,7 @@ def mail() -> Response:
         mails=[(index, item) for index, item in reversed(list(enumerate(sent)))],
         inbox_url=url_for("demo.outlook"),
     )
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = assets.DEMO_PAGE_CSP
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _html(html, assets.DEMO_PAGE_CSP, "no-store")
 
 
 @bp.get("/mail/<int:index>")
@@ -183,7 +177,11 @@ def mail_body(index: int) -> Response:
     sent = _backend().sent_mail()
     if index >= len(sent):
         return problem(404, "Not found", "The demo has not sent that many messages.", "not-found")
-    response = Response(sent[index].html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = _MAIL_CSP
-    response.headers["Cache-Control"] = "no-store"
+    return _html(sent[index].html, _MAIL_CSP, "no-store")
+
+
+def _html(body: str, csp: str, cache_control: str) -> Response:
+    response = Response(body, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = csp
+    response.headers["Cache-Control"] = cache_control
     return response
