@@ -66,6 +66,11 @@ VERDICT_TEXT: dict[str, str] = {
     "spoofed-internal": "outside the organisation, made to look as if it came from inside (spoofed)",
 }
 
+
+def verdict_words(verdict: str | None) -> str:
+    """A verdict in words, lower case: "not determined" when there is none, an unknown one as it is."""
+    return VERDICT_TEXT.get(verdict, verdict) if verdict else "not determined"
+
 AUTH_AS = "x-ms-exchange-organization-authas"
 AUTH_SOURCE = "x-ms-exchange-organization-authsource"
 AUTH_MECHANISM = "x-ms-exchange-organization-authmechanism"

@@ -25,7 +25,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from addin_service.cases.origin import VERDICT_TEXT
+from addin_service.cases.origin import verdict_words
 from addin_service.evidence.fsio import read_regular
 from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA
 from addin_service.evidence.ledger import LedgerEntry
@@ -217,7 +217,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["verdict"] = lambda value: VERDICT_TEXT.get(str(value), str(value or "not determined")).capitalize()
+    env.filters["verdict"] = lambda value: verdict_words(str(value) if value else None).capitalize()
     return env
 
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Response, request
 
-from addin_service.cases.origin import VERDICT_TEXT
+from addin_service.cases.origin import verdict_words
 from addin_service.db.database import Database
 from addin_service.errors import ServiceError
 from addin_service.ids import is_case_id
@@ -105,7 +105,7 @@ def _context(backend: CasePageBackend, overview: CaseOverview, viewer: Notificat
     return {
         "case": overview,
         # The emails' wording, so that the link's page says what the email did.
-        "origin_text": VERDICT_TEXT.get(overview.origin or "", "not determined").capitalize(),
+        "origin_text": verdict_words(overview.origin).capitalize(),
         "roles": [(role_label(r.role, settings), r) for r in overview.roles],
         "viewer": viewer,
         "viewer_label": role_label(viewer.role, settings),

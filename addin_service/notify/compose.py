@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from addin_service.cases.origin import VERDICT_TEXT, OriginAnalysis
+from addin_service.cases.origin import OriginAnalysis, verdict_words
 from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.routing import PlannedNotification, RoutingPlan
 from addin_service.settings import Settings
@@ -319,7 +319,7 @@ class Composer:
             category=CATEGORY_LABELS.get(facts.category, facts.category),
             feels_unsafe=facts.feels_unsafe,
             verdict=origin.verdict,
-            verdict_text=VERDICT_TEXT.get(origin.verdict, origin.verdict),
+            verdict_text=verdict_words(origin.verdict),
             internal=origin.is_internal,
             spoofed=origin.spoofed,
             authenticated=origin.authenticated,
