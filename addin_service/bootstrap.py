@@ -105,8 +105,8 @@ def build_container(
     limit, window = settings.rate_limit
     metrics = Metrics()
     notifications = build_notifications(settings, database, evidence, directory=directory, sender=sender)
-    notifications.register_metrics(metrics.registry)  # before any worker is created
-    metrics.registry.register(LedgerHeadCollector(evidence))
+    notifications.register_metrics(metrics)  # before any worker is created
+    metrics.add_scrape_time(LedgerHeadCollector(evidence))
     filer = ReportFiler(settings, repository, evidence, mailbox, notifications=notifications)
     return Container(
         settings=settings,

@@ -12,7 +12,11 @@ Why these values:
   request id and no secrets).
 * The notification worker does not run inside gunicorn's processes: run ``addin-service worker``
   beside it (any number of each can share one PostgreSQL database and evidence store).
-* ``/metrics`` is per process; scrape each process, or run one worker process per container.
+* ``/metrics`` adds up every worker process: ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's
+  multiprocess mode) is set to a private directory made here, and removed at exit, unless it is
+  already set. A directory you set is yours: it is neither emptied nor removed, so counters carry on
+  across restarts, and ``addin-service worker`` processes given the same directory on the same host
+  are counted too.
 
 Override any value with gunicorn's own ``GUNICORN_CMD_ARGS`` (for example
 ``GUNICORN_CMD_ARGS="--bind 127.0.0.1:9000 --workers 4"``); ``WEB_CONCURRENCY`` sets the number of
@@ -22,6 +26,10 @@ processes, as on most platforms.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
 
 bind = "0.0.0.0:8000"
 worker_class = "gthread"
@@ -36,3 +44,15 @@ preload_app = False
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("ADDIN_LOG_LEVEL", "info")
+
+# Set before any worker imports prometheus_client, which reads it at import.
+_METRICS_PREFIX = "addin-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_PREFIX)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory if this file made it (also after a reload re-read this file)."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(_METRICS_PREFIX):
+        shutil.rmtree(folder, ignore_errors=True)

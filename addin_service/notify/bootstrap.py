@@ -15,8 +15,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
 from addin_service.db.database import Database
 from addin_service.errors import ConfigError
 from addin_service.evidence.ports import EvidenceStore
@@ -31,6 +29,7 @@ from addin_service.notify.ports import Directory, Sender
 from addin_service.notify.supervisor_map import SupervisorMap, load_supervisor_map
 from addin_service.notify.supervisors import CachingDirectory, SupervisorResolver
 from addin_service.notify.worker import OutboxWorker, WorkerConfig
+from addin_service.observability.metrics import Metrics
 from addin_service.settings import Settings
 
 log = logging.getLogger("addin_service.notify")
@@ -54,10 +53,10 @@ class Notifications:
     metrics: OutboxMetrics | None = None
     _wake: threading.Event = field(default_factory=threading.Event)
 
-    def register_metrics(self, registry: CollectorRegistry) -> OutboxMetrics:
-        """Put the outbox gauges and worker counters on ``registry`` (once)."""
+    def register_metrics(self, metrics: Metrics) -> OutboxMetrics:
+        """Put the outbox gauges and worker counters on the app's ``metrics`` (once)."""
         if self.metrics is None:
-            self.metrics = register_outbox_metrics(registry, self.outbox)
+            self.metrics = register_outbox_metrics(metrics, self.outbox)
         return self.metrics
 
     def worker(self, config: WorkerConfig | None = None) -> OutboxWorker:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from addin_service.notify.outbox import Outbox
-from addin_service.observability.metrics import ScrapeTimeCollector
+from addin_service.observability.metrics import Metrics, ScrapeTimeCollector
 
 log = logging.getLogger("addin_service.notify.metrics")
 
@@ -77,7 +77,7 @@ class OutboxMetrics:
                                    registry=registry)
 
 
-def register_outbox_metrics(registry: CollectorRegistry, outbox: Outbox) -> OutboxMetrics:
-    """Add the outbox's gauges and counters to ``registry`` (the container's ``Metrics.registry``)."""
-    registry.register(OutboxStateCollector(outbox))
-    return OutboxMetrics(registry)
+def register_outbox_metrics(metrics: Metrics, outbox: Outbox) -> OutboxMetrics:
+    """Add the outbox's gauges and counters to the app's ``metrics``."""
+    metrics.add_scrape_time(OutboxStateCollector(outbox))
+    return OutboxMetrics(metrics.registry)

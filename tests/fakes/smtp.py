@@ -366,7 +366,7 @@ def notifying_stack(tmp: Any, smtp: SmtpServer, *, worker: bool = True, **env: s
         notifications = getattr(container, "notifications", None)
         if notifications is None:  # until bootstrap wires notifications itself
             notifications = build_notifications(stack.settings, container.database, container.evidence)
-            notifications.register_metrics(container.metrics.registry)
+            notifications.register_metrics(container.metrics)
             container.notifications = notifications
             container.filer = ReportFiler(
                 stack.settings, container.repository, container.evidence, container.mailbox,

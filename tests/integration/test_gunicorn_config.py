@@ -1,8 +1,9 @@
 """infra/gunicorn.conf.py: the service as deployed at scale, in gunicorn's own processes.
 
 Two worker processes share one SQLite database and one evidence store; a report filed through
-either is sealed in the one ledger and verifies. A configuration error stops start-up naming the
-variable, and the signed ``/ack/<token>`` path never reaches an access log.
+either is sealed in the one ledger and verifies. ``/metrics`` adds up both processes, whichever one
+answers the scrape. A configuration error stops start-up naming the variable, and the signed
+``/ack/<token>`` path never reaches an access log.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from addin_service.demo.ews_seed import sample_messages
 from addin_service.demo.ews_server import EwsServer
@@ -62,7 +66,7 @@ def served(env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, subproc
         yield base, proc
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
 
 
 def test_two_worker_processes_file_into_one_store_that_verifies(tmp_path: Path) -> None:
@@ -100,3 +104,82 @@ def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path
             proc.kill()
     assert proc.returncode != 0
     assert "ADDIN_EWS_TIMEOUT" in output
+
+
+def _healthz_answers_per_process(folder: Path) -> dict[str, float]:
+    """How many ``/healthz`` answers each process's own counter file holds."""
+    counts: dict[str, float] = {}
+    for file in folder.glob("counter_*.db"):
+        for family in MultiProcessCollector.merge([str(file)]):
+            for sample in family.samples:
+                if sample.name == "addin_http_responses_total" and sample.labels["route"] == "/healthz":
+                    counts[file.stem] = counts.get(file.stem, 0.0) + sample.value
+    return counts
+
+
+def _scraped_healthz_answers(base: str) -> float:
+    text = requests.get(f"{base}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "addin_http_responses_total" and sample.labels["route"] == "/healthz"
+    )
+
+
+def test_metrics_add_up_every_worker_process_whichever_answers(tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        env = stack_env(tmp_path, ews, issuer, ADDIN_LOG_LEVEL="warning", PROMETHEUS_MULTIPROC_DIR=str(folder))
+        with served(env) as (base, _), ThreadPoolExecutor(8) as pool:
+            before = sum(_healthz_answers_per_process(folder).values())
+            sent = 0
+            # Until both processes have answered some: otherwise one process's count would pass too.
+            while len(_healthz_answers_per_process(folder)) < 2 and sent < 800:
+                answers = list(pool.map(lambda _: requests.get(f"{base}/healthz", timeout=10), range(40)))
+                assert all(a.ok for a in answers)
+                sent += len(answers)
+            per_process = _healthz_answers_per_process(folder)
+            scrapes = [_scraped_healthz_answers(base) for _ in range(6)]
+            gauges = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(requests.get(f"{base}/metrics", timeout=10).text)
+                for sample in family.samples
+            }
+
+    assert len(per_process) == 2, per_process
+    assert all(count > 0 for count in per_process.values()), per_process
+    assert scrapes == [before + sent] * 6
+    # Read from the shared stores at the scrape, as with one process.
+    assert gauges["addin_outbox_up"] == 1
+    assert gauges["addin_evidence_ledger_up"] == 1
+
+
+def test_the_metrics_directory_it_makes_is_private_and_gone_after_exit(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        env = stack_env(tmp_path, ews, issuer, ADDIN_LOG_LEVEL="warning", TMPDIR=str(temp))
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        with served({**env, "PROMETHEUS_MULTIPROC_DIR": ""}, workers=1) as (base, _):
+            [made] = temp.iterdir()
+            requests.get(f"{base}/healthz", timeout=10).raise_for_status()
+            assert _scraped_healthz_answers(base) >= 1
+            mode = made.stat().st_mode & 0o777
+            files = sorted(f.name for f in made.iterdir())
+    assert mode == 0o700
+    assert any(name.startswith("counter_") for name in files), files
+    assert list(temp.iterdir()) == []
+
+
+def test_a_metrics_directory_that_is_not_there_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        env = stack_env(tmp_path, ews, issuer, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "missing"))
+        proc = _gunicorn(env, _free_port(), 1)
+        try:
+            output = proc.communicate(timeout=60)[0]
+        finally:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in output

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session
 
 from addin_service.db import Database, ReportRepository
@@ -20,6 +19,7 @@ from addin_service.notify.metrics import register_outbox_metrics
 from addin_service.notify.outbox import Outbox
 from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
 from addin_service.notify.worker import OutboxWorker, WorkerConfig
+from addin_service.observability.metrics import Metrics
 from tests.fakes.db import make_case, make_report
 from tests.fakes.evidence import InMemoryEvidenceStore, file_report
 
@@ -165,8 +165,9 @@ def test_an_earlier_attempt_found_in_sent_items_is_not_sent_again(
 def test_attempts_run_out_and_the_notification_is_dead(
     outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
 ) -> None:
-    registry = CollectorRegistry()
-    metrics = register_outbox_metrics(registry, outbox)
+    app_metrics = Metrics()
+    registry = app_metrics.registry
+    metrics = register_outbox_metrics(app_metrics, outbox)
     queue(outbox, notification("a@contoso.com"))
     sender.failures.extend(DeliveryFailed("451") for _ in range(3))
     loop = OutboxWorker(outbox, sender, evidence, from_address=FROM, metrics=metrics,
