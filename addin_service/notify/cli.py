@@ -133,6 +133,7 @@ def worker_command(threads: int, batch: int, lease_seconds: float, poll_interval
     from addin_service.db.database import Database
     from addin_service.notify.bootstrap import build_notifications
     from addin_service.observability import logs
+    from addin_service.observability.metrics import Metrics
 
     settings = Settings.from_env()
     logs.configure(settings.log_level)
@@ -140,6 +141,8 @@ def worker_command(threads: int, batch: int, lease_seconds: float, poll_interval
     if settings.is_sqlite:
         database.upgrade()
     notifications = build_notifications(settings, database, build_evidence_store(settings))
+    # Counted where a web process's /metrics adds them up, when PROMETHEUS_MULTIPROC_DIR is shared.
+    notifications.register_metrics(Metrics())
     config = WorkerConfig(
         batch_size=batch,
         lease_seconds=lease_seconds,

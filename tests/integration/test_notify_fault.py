@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from addin_service.demo.ews_faults import Delay
 from addin_service.demo.ews_seed import sample_messages
@@ -170,3 +172,30 @@ def test_a_worker_killed_after_exchange_sent_the_message_does_not_send_it_again(
     assert len(copies) == total
     assert set(copies.values()) == {1}
     assert finds >= 1  # the uncertain send was looked for before anything was resent
+
+
+def test_a_worker_process_counts_its_sends_where_the_web_processes_metrics_add_them_up(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with notifying_stack(tmp_path, smtp, worker=False) as stack:
+        total = file_reports(stack)
+        outbox = stack.app.extensions["addin"].notifications.outbox
+        worker = Worker(worker_env(stack.settings, stack, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)),
+                        tmp_path / "worker.log")
+        try:
+            wait_until(lambda: outbox.counts()["sent"] == total)
+        finally:
+            assert worker.stop() == 0
+
+    # What a gunicorn process's /metrics reads from the same directory.
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    sent = sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "addin_outbox_sent_total"
+    )
+    assert sent == total
