@@ -20,12 +20,13 @@ MIME = b"From: x@fabrikam.example\r\nSubject: s\r\nMessage-ID: <c@fabrikam.examp
 THREADS = 12
 
 
-def race(url: str, token: str, item_id: str, key: str | None) -> list[requests.Response]:
+def race(urls: list[str], token: str, item_id: str, key: str | None) -> list[requests.Response]:
+    """``THREADS`` identical reports at once, spread over ``urls`` in turn."""
     barrier = threading.Barrier(THREADS)
     responses: list[requests.Response] = []
     lock = threading.Lock()
 
-    def one() -> None:
+    def one(url: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         if key:
             headers["Idempotency-Key"] = key
@@ -36,7 +37,7 @@ def race(url: str, token: str, item_id: str, key: str | None) -> list[requests.R
         with lock:
             responses.append(response)
 
-    threads = [threading.Thread(target=one) for _ in range(THREADS)]
+    threads = [threading.Thread(target=one, args=(urls[i % len(urls)],)) for i in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -56,7 +57,7 @@ def test_concurrent_retries_make_one_report(tmp_path: Path, empty_postgres_url: 
         app = build_app(container=build_container(settings))
         try:
             with serving(app) as url:
-                responses = race(url, issuer.mint(REPORTER), item, key)
+                responses = race([url], issuer.mint(REPORTER), item, key)
         finally:
             app.extensions["addin"].close()
         statuses = sorted(r.status_code for r in responses)

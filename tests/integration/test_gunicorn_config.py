@@ -27,6 +27,7 @@ from addin_service.demo.ews_seed import sample_messages
 from addin_service.demo.ews_server import EwsServer
 from addin_service.demo.oidc import OidcIssuer
 from tests.fakes.stack import REPORTER, stack_env
+from tests.integration.test_api_concurrency import MIME, THREADS, race
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "infra" / "gunicorn.conf.py"
@@ -92,6 +93,25 @@ def test_two_worker_processes_file_into_one_store_that_verifies(tmp_path: Path) 
                             env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "4" in verify.stdout
+
+
+@pytest.mark.parametrize("key", ["same-key", None], ids=["idempotency-key", "same-item"])
+def test_concurrent_retries_through_two_servers_make_one_report(tmp_path: Path, key: str | None) -> None:
+    # Two gunicorn instances on one database and store, so the retries surely meet in two processes
+    # (one gunicorn's processes share a socket, and one of them may accept every connection).
+    with EwsServer() as ews, OidcIssuer() as issuer:
+        ews.add_mailbox(REPORTER)
+        item = ews.add_message(REPORTER, MIME)
+        env = stack_env(tmp_path, ews, issuer, ADDIN_LOG_LEVEL="warning")
+        with served(env, workers=1) as (first, _), served(env, workers=1) as (second, _):
+            responses = race([first, second], issuer.mint(REPORTER), item, key)
+        captures = ews.count("GetItem")
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * (THREADS - 1) + [201], [r.text for r in responses if r.status_code >= 300]
+    assert len({r.json()["report_id"] for r in responses}) == 1
+    assert captures == 1
+    assert len(list((tmp_path / "evidence").glob("HR-*/R-*"))) == 1
 
 
 def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
