@@ -114,16 +114,21 @@ def test_concurrent_retries_through_two_servers_make_one_report(tmp_path: Path, 
     assert len(list((tmp_path / "evidence").glob("HR-*/R-*"))) == 1
 
 
-def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ADDIN_EWS_TIMEOUT", "soon"), ("PROMETHEUS_MULTIPROC_DIR", "{tmp}/missing")],
+    ids=["service-setting", "metrics-directory-not-there"],
+)
+def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
     with EwsServer() as ews, OidcIssuer() as issuer:
-        env = stack_env(tmp_path, ews, issuer, ADDIN_EWS_TIMEOUT="soon")
+        env = stack_env(tmp_path, ews, issuer, **{variable: value.format(tmp=tmp_path)})
         proc = _gunicorn(env, _free_port(), 1)
         try:
             output = proc.communicate(timeout=60)[0]
         finally:
             proc.kill()
     assert proc.returncode != 0
-    assert "ADDIN_EWS_TIMEOUT" in output
+    assert variable in output
 
 
 def _healthz_answers_per_process(folder: Path) -> dict[str, float]:
@@ -192,14 +197,3 @@ def test_the_metrics_directory_it_makes_is_private_and_gone_after_exit(tmp_path:
     assert any(name.startswith("counter_") for name in files), files
     assert list(temp.iterdir()) == []
 
-
-def test_a_metrics_directory_that_is_not_there_stops_start_up_naming_the_variable(tmp_path: Path) -> None:
-    with EwsServer() as ews, OidcIssuer() as issuer:
-        env = stack_env(tmp_path, ews, issuer, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "missing"))
-        proc = _gunicorn(env, _free_port(), 1)
-        try:
-            output = proc.communicate(timeout=60)[0]
-        finally:
-            proc.kill()
-    assert proc.returncode != 0
-    assert "PROMETHEUS_MULTIPROC_DIR" in output
