@@ -348,32 +348,17 @@ def notify_env(smtp: SmtpServer, **env: str) -> dict[str, str]:
 
 @contextmanager
 def notifying_stack(tmp: Any, smtp: SmtpServer, *, worker: bool = True, **env: str) -> Iterator[Any]:
-    """``tests.fakes.stack.running_stack`` with notifications wired the way ``bootstrap`` wires them:
-    the filer queues notifications, an in-process worker sends them to ``smtp``, the
-    acknowledgement page is served and the outbox metrics are on ``/metrics``.
+    """``tests.fakes.stack.running_stack`` configured to notify through ``smtp``, with an in-process
+    worker (unless ``worker=False``) that polls every 50 ms.
 
     Yields the stack; its container's ``notifications`` is the :class:`Notifications`.
     """
-    from addin_service.cases.service import ReportFiler
-    from addin_service.notify.ack import bp as ack_bp
-    from addin_service.notify.bootstrap import build_notifications
     from addin_service.notify.cli import start_worker_thread
     from addin_service.notify.worker import WorkerConfig
     from tests.fakes.stack import running_stack
 
     with running_stack(tmp, **notify_env(smtp, **env)) as stack:
-        container = stack.app.extensions["addin"]
-        notifications = getattr(container, "notifications", None)
-        if notifications is None:  # until bootstrap wires notifications itself
-            notifications = build_notifications(stack.settings, container.database, container.evidence)
-            notifications.register_metrics(container.metrics)
-            container.notifications = notifications
-            container.filer = ReportFiler(
-                stack.settings, container.repository, container.evidence, container.mailbox,
-                notifications=notifications,
-            )
-        if "ack" not in stack.app.blueprints:
-            stack.app.register_blueprint(ack_bp)
+        notifications = stack.app.extensions["addin"].notifications
         stop = (
             start_worker_thread(
                 notifications,
