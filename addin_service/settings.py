@@ -21,6 +21,8 @@ from addin_service.errors import ConfigError
 PREFIX = "ADDIN_"
 DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK_NETWORKS: tuple[IpNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -119,6 +121,27 @@ def _rate(value: str) -> tuple[int, int]:
     return count, parse_duration(m.group(2))
 
 
+def _networks(value: str) -> tuple[IpNetwork, ...]:
+    if value.strip().lower() == "none":
+        return ()
+    networks = []
+    for part in _csv(value):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{part!r} is not an IP address or network; give a comma-separated list such as "
+                "127.0.0.1,10.1.2.0/24 (or none)"
+            ) from None
+    return tuple(networks)
+
+
+def _bearer_secret(value: str) -> str:
+    if len(value) < 32 or not re.fullmatch(r"[\x21-\x7e]+", value):
+        raise ValueError("must be at least 32 printable characters with no spaces (e.g. openssl rand -hex 32)")
+    return value
+
+
 def _file_or_s3_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme == "file":
@@ -210,6 +233,8 @@ class Settings:
     graph_url: str = "https://graph.microsoft.com/v1.0"
     graph_auth: str = "obo"
     rate_limit: tuple[int, int] = (20, 600)
+    metrics_allow: tuple[IpNetwork, ...] = LOOPBACK_NETWORKS
+    metrics_token: str | None = field(default=None, repr=False)
     eap_name: str = "Employee Assistance Program"
     eap_phone: str = ""
     eap_url: str = ""
@@ -304,7 +329,7 @@ class Settings:
 
 def _shown(key: str, raw: str) -> str:
     """Echo a bad value back, unless it is a secret."""
-    if key in {"ews_password", "client_secret", "smtp_url", "database_url"}:
+    if key in {"ews_password", "client_secret", "smtp_url", "database_url", "metrics_token"}:
         return "a value that is not shown because it may hold a secret"
     return repr(raw if len(raw) <= 80 else raw[:77] + "...")
 
@@ -339,6 +364,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "graph_url": _secure_url,
     "graph_auth": _choice("obo", "app"),
     "rate_limit": _rate,
+    "metrics_allow": _networks,
+    "metrics_token": _bearer_secret,
     "log_level": _choice("debug", "info", "warning", "error"),
     "worker": _bool,
     "demo": _bool,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, json
+from flask import Blueprint, Response, current_app, json, request
 
 from addin_service.api.problems import problem
 from addin_service.bootstrap import Container
 from addin_service.errors import ServiceError
+from addin_service.observability.metrics_access import may_read_metrics
 
 bp = Blueprint("health", __name__)
 
@@ -53,4 +54,21 @@ def readyz() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(_container().metrics.render(), mimetype="text/plain; version=0.0.4")
+    """Prometheus metrics, for the addresses in ADDIN_METRICS_ALLOW or ADDIN_METRICS_TOKEN only."""
+    c = _container()
+    allowed = may_read_metrics(
+        c.settings.metrics_allow,
+        c.settings.metrics_token,
+        request.remote_addr,
+        request.headers.keys(),
+        request.headers.get("Authorization"),
+    )
+    if not allowed:
+        return problem(
+            403,
+            "Forbidden",
+            "Metrics are served only to the addresses in ADDIN_METRICS_ALLOW (not through a proxy) "
+            "or with the bearer token in ADDIN_METRICS_TOKEN.",
+            "metrics-forbidden",
+        )
+    return Response(c.metrics.render(), mimetype="text/plain; version=0.0.4")

@@ -160,13 +160,14 @@ def build_spec(server_url: str) -> dict[str, Any]:
         path="/metrics",
         operations={
             "get": {
-                "summary": "Prometheus metrics",
+                "summary": "Prometheus metrics (ADDIN_METRICS_ALLOW addresses, or ADDIN_METRICS_TOKEN)",
                 "operationId": "metrics",
                 "responses": {
                     "200": {
                         "description": "Metrics",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "403": _problem("Not an allowed address, through a proxy, and no valid metrics token"),
                 },
             }
         },

@@ -112,15 +112,16 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve a WSGI app over real HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
-    server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+def serving(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve a WSGI app over real HTTP on ``host`` (a free port) in a thread; yields the base URL
+    (on 127.0.0.1 when ``host`` is every address, 0.0.0.0)."""
+    server: BaseWSGIServer = make_server(host, 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="service-under-test", daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{server.server_port}"
     finally:
         server.shutdown()
         thread.join(timeout=10)

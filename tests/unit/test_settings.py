@@ -56,6 +56,10 @@ def test_discovery_url_follows_authority_and_tenant() -> None:
         ("ADDIN_AUTHORITY", "http://login.example.com"),
         ("ADDIN_SIGNING_KEY", "/nonexistent/key.pem"),
         ("ADDIN_RATE_LIMIT", "fast"),
+        ("ADDIN_METRICS_ALLOW", "prometheus.internal"),
+        ("ADDIN_METRICS_ALLOW", "10.0.0.0/8,10.0.0.300"),
+        ("ADDIN_METRICS_TOKEN", "short"),
+        ("ADDIN_METRICS_TOKEN", "a token with spaces that is long enough"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: str) -> None:
@@ -73,10 +77,25 @@ def test_a_missing_required_value_names_the_variable(missing: str) -> None:
     assert str(err.value).startswith(f"{missing}: ")
 
 
-def test_secrets_are_never_echoed_in_errors() -> None:
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("ADDIN_DATABASE_URL", "mysql://user:hunter2@db/x"), ("ADDIN_METRICS_TOKEN", "hunter2 hunter2 hunter2 hunter2")],
+)
+def test_secrets_are_never_echoed_in_errors(variable: str, value: str) -> None:
     with pytest.raises(ConfigError) as err:
-        Settings.from_env({**BASE, "ADDIN_DATABASE_URL": "mysql://user:hunter2@db/x"})
+        Settings.from_env({**BASE, variable: value})
     assert "hunter2" not in str(err.value)
+
+
+def test_metrics_are_for_loopback_alone_unless_configured() -> None:
+    assert [str(n) for n in Settings.from_env(BASE).metrics_allow] == ["127.0.0.0/8", "::1/128"]
+    assert Settings.from_env(BASE).metrics_token is None
+    configured = Settings.from_env({**BASE, "ADDIN_METRICS_ALLOW": " 10.1.2.3, 10.9.0.0/16,fd00::/8 "})
+    assert [str(n) for n in configured.metrics_allow] == ["10.1.2.3/32", "10.9.0.0/16", "fd00::/8"]
+    assert Settings.from_env({**BASE, "ADDIN_METRICS_ALLOW": "none"}).metrics_allow == ()
+    token = Settings.from_env({**BASE, "ADDIN_METRICS_TOKEN": "0123456789abcdef" * 2})
+    assert token.metrics_token == "0123456789abcdef" * 2
+    assert "0123456789abcdef" not in repr(token)
 
 
 def test_oauth_app_needs_a_client_secret() -> None:
