@@ -205,6 +205,8 @@ class ReportFiler:
                 )
             metadata = self._metadata(caller, command, mailbox, report_id, case_id, captured, facts, origin)
             sealed = pending.seal(case_id, captured.headers, metadata)
+            if prepared is not None:
+                prepared.render(sealed)
         except BaseException:
             if pending is not None:
                 pending.abort()

@@ -161,6 +161,7 @@ class FilePendingPackage:
             message_size=self._size,
             manifest_sha256=entry.manifest_sha256,
             ledger_sequence=entry.sequence,
+            ledger_hash=entry.hash,
         )
 
     def abort(self) -> None:

@@ -26,6 +26,12 @@ class SealedPackage:
     message_size: int
     manifest_sha256: str  # "sha256:<hex>" of manifest.json's bytes
     ledger_sequence: int
+    ledger_hash: str  # "sha256:<hex>": the ledger entry's hash, which ``evidence verify --expect`` checks
+
+    @property
+    def ledger_entry(self) -> str:
+        """``SEQUENCE:HASH``, as ``evidence verify`` prints a ledger head and ``--expect`` takes it."""
+        return f"{self.ledger_sequence}:{self.ledger_hash}"
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ class ReportFacts:
     origin: OriginAnalysis
     sender_address: str | None
     reporter_name: str | None = None
+    # Once the evidence is sealed: quoted to the investigating roles as a record, outside the
+    # evidence store, of what was sealed (``evidence verify --expect`` checks the ledger entry).
+    message_sha256: str | None = None
+    ledger_entry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +333,8 @@ class Composer:
             conflict=plan.conflict_of_interest,
             attach_message=planned.attach_message,
             origin_reasons=list(origin.reasons) if role == "security" else [],
+            message_sha256=facts.message_sha256,
+            ledger_entry=facts.ledger_entry,
         )
         return context
 

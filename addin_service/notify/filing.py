@@ -1,9 +1,10 @@
 """The notification part of filing a report: who is told, what they read, and the outbox rows.
 
 ``ReportFiler`` calls :meth:`NotificationPlanner.prepare` after the capture and before the database
-transaction (the directory is asked here, never inside a transaction), then passes
-:meth:`PreparedNotifications.writer` as the repository's ``extra`` so the rows commit with the
-report. What the reporter's API answer may say (roles and status, never addresses) and what the
+transaction (the directory is asked here, never inside a transaction), and
+:meth:`PreparedNotifications.render` once the evidence is sealed (the investigating roles are told
+its ledger entry), then passes :meth:`PreparedNotifications.writer` as the repository's ``extra`` so
+the rows commit with the report. What the reporter's API answer may say (roles and status, never addresses) and what the
 audit log records (every routing decision, never a note or a body) are both built here.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from addin_service.cases.origin import OriginAnalysis
 from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.routing import RoutingContext, RoutingMailboxes, RoutingPlan, plan_notifications
 from addin_service.db.models import AuditRow, ReportRow
+from addin_service.evidence.ports import SealedPackage
 from addin_service.notify.compose import Composer, NewNotification, ReportFacts
 from addin_service.notify.outbox import Outbox
 from addin_service.notify.supervisors import SupervisorResolution, SupervisorResolver
@@ -46,13 +48,21 @@ def mailboxes(settings: Settings) -> RoutingMailboxes:
 
 @dataclass
 class PreparedNotifications:
-    """The plan for one report and its rendered notifications, ready to be written."""
+    """The plan for one report; once :meth:`render` has quoted the sealed evidence, its rendered
+    notifications, ready to be written."""
 
     plan: RoutingPlan
     resolution: SupervisorResolution
-    notifications: list[NewNotification]
     campaign_key: str | None
+    facts: ReportFacts
+    _compose: Callable[[ReportFacts], list[NewNotification]] = field(repr=False)
+    notifications: list[NewNotification] = field(default_factory=list)
     skipped: list[NewNotification] = field(default_factory=list)
+
+    def render(self, sealed: SealedPackage) -> None:
+        """Render every notification, quoting the evidence as sealed."""
+        self.facts = replace(self.facts, message_sha256=sealed.message_sha256, ledger_entry=sealed.ledger_entry)
+        self.notifications = self._compose(self.facts)
 
     def response(self) -> list[dict[str, Any]]:
         """What the reporter's API answer lists: roles and status, no addresses."""
@@ -148,7 +158,8 @@ class NotificationPlanner:
         campaign_key: str | None,
         reported_at: datetime,
     ) -> PreparedNotifications:
-        """Plan and render. Never raises for a directory problem (it falls back and says why).
+        """Plan, ready to render once the evidence is sealed (:meth:`PreparedNotifications.render`).
+        Never raises for a directory problem (it falls back and says why).
 
         :raises DatabaseUnavailable: the campaign lookup could not be made.
         """
@@ -192,13 +203,16 @@ class NotificationPlanner:
             sender_address=sender_address,
             reporter_name=resolution.names.get(normalise_address(reporter)),
         )
-        notifications = self._composer.for_plan(
-            plan,
-            facts,
-            campaign_key=campaign_key,
-            chain=resolution.chain,
-            names=resolution.names,
-            escalation_extra=extra,
-            is_sender=is_sender,
-        )
-        return PreparedNotifications(plan, resolution, notifications, campaign_key)
+
+        def compose(sealed_facts: ReportFacts) -> list[NewNotification]:
+            return self._composer.for_plan(
+                plan,
+                sealed_facts,
+                campaign_key=campaign_key,
+                chain=resolution.chain,
+                names=resolution.names,
+                escalation_extra=extra,
+                is_sender=is_sender,
+            )
+
+        return PreparedNotifications(plan, resolution, campaign_key, facts, compose)

@@ -136,6 +136,7 @@ class InMemoryPendingPackage:
             message_size=self.message_size,
             manifest_sha256=sha256(files["manifest.json"]),
             ledger_sequence=sequence,
+            ledger_hash=sha256(f"{sequence}:{case_id}/{self.report_id}".encode() + files["manifest.json"]),
         )
         self.store.sealed.append(sealed)
         return sealed

@@ -3,7 +3,10 @@ acknowledgement page, escalation, and the outbox on /metrics."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +102,32 @@ def test_the_security_team_receives_the_untouched_message(stack: Stack, smtp: Sm
     stored = stack.evidence_root / answer["case_id"] / answer["report_id"] / "message.eml"
     assert raw_attachment(security.data) == stored.read_bytes()
     assert NOTE.encode() not in security.data
+
+
+def test_the_investigating_roles_hold_the_ledger_entry_that_verify_checks(stack: Stack, smtp: SmtpServer) -> None:
+    answer = file_threat(stack)
+    received = by_recipient(smtp.wait_for(4))
+    entries = {
+        to: set(re.findall(r"verify --expect (\d+:sha256:[0-9a-f]{64})", text_of(message)))
+        for to, message in received.items()
+    }
+    [entry] = entries[SECURITY]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADDIN_")}
+    env.update(ADDIN_DATABASE_URL=stack.settings.database_url, ADDIN_EVIDENCE_URL=stack.settings.evidence_url)
+
+    def verify(expect: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "addin-service"), "evidence", "verify", "--expect",
+                               expect], env=env, capture_output=True, text=True, timeout=60)
+
+    kept = verify(entry)
+    forged = verify(entry[:-4] + ("0000" if not entry.endswith("0000") else "1111"))
+
+    assert entries[INVESTIGATIONS] == {entry}
+    assert entries[SUPERVISOR] == entries[REPORTER] == set()
+    assert answer["sha256"] in text_of(received[SECURITY])
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert f"ledger head: {entry}" in kept.stdout
+    assert forged.returncode == 1
 
 
 def test_the_reporter_gets_a_receipt_with_the_guidance(stack: Stack, smtp: SmtpServer) -> None:
