@@ -190,9 +190,18 @@ class ChosenCase:
     exists: bool
 
 
-# Given the case a report would go into, the case it must go into: runs in the case-choice
-# transaction (a write transaction when given), like ``file(extra=...)`` runs in the filing one.
-CaseReserver = Callable[[Connection, ChosenCase], ChosenCase]
+@dataclass(frozen=True)
+class CaseReserver:
+    """How a campaign has the last word on the case a report goes into (see ``choose_case``).
+
+    ``settled`` reads, in a read-only transaction, the case the report must go into when nothing
+    needs writing to know it (None otherwise); ``reserve``, given the case the report would go
+    into, returns the case it must go into, in the case-choice write transaction, as
+    ``file(extra=...)`` runs in the filing one.
+    """
+
+    settled: Callable[[Connection], ChosenCase | None]
+    reserve: Callable[[Connection, ChosenCase], ChosenCase]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -460,13 +469,21 @@ class ReportRepository:
         given, ``reserve`` (the campaign reservation) has the last word in the same transaction.
 
         An unknown sender (None) matches nothing: unrelated messages must not be merged. The
-        transaction writes only through ``reserve`` (not durably, see ``notify/outbox.py``).
+        transaction writes only through ``reserve`` (not durably, see ``notify/outbox.py``), and is
+        not needed when ``reserve.settled`` already knows the answer.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         new = ChosenCase(new_case_id, exists=False)
         if not sender and reserve is None:
             return new
+        if reserve is not None:
+            # Most reports of a campaign join its open case: a read says so, and leaves SQLite's
+            # single write lock to the reports that need it.
+            with self.db.connection(write=False) as connection:
+                settled = reserve.settled(connection)
+            if settled is not None:
+                return settled
         # A write transaction from the start when ``reserve`` may write: on SQLite a deferred one
         # that reads and then writes fails at once if another writer committed in between.
         with self.db.connection(write=reserve is not None, durable=False) as connection:
@@ -475,7 +492,7 @@ class ReportRepository:
                 params = {"reporter": reporter.lower(), "sender": sender.lower()}
                 own = connection.execute(_OWN_OPEN_CASE, params).scalar()
             candidate = ChosenCase(own, exists=True) if own is not None else new
-            return reserve(connection, candidate) if reserve is not None else candidate
+            return reserve.reserve(connection, candidate) if reserve is not None else candidate
 
     def file(
         self,

@@ -244,7 +244,19 @@ class Outbox:
     def campaign_reserver(self, internet_message_id: str) -> CaseReserver:
         """The ``reserve`` of ``ReportRepository.choose_case`` for a report of this ``Message-ID``:
         the campaign's case wins over the candidate (the reporter's own case, or a new one)."""
-        return lambda connection, candidate: self._reserve(connection, internet_message_id, candidate)
+        return CaseReserver(
+            settled=lambda connection: self._settled(connection, internet_message_id),
+            reserve=lambda connection, candidate: self._reserve(connection, internet_message_id, candidate),
+        )
+
+    def _settled(self, connection: Connection, internet_message_id: str) -> ChosenCase | None:
+        """The campaign's case if it is reserved and open (or its first report is still being
+        filed): exactly what :meth:`_reserve` would answer without writing, read without the write
+        lock. None when :meth:`_reserve` has to decide."""
+        known = connection.execute(_CAMPAIGN_CASE, {"key": message_id_key(internet_message_id.strip())}).first()
+        if known is None or known.status not in (None, "open"):
+            return None
+        return ChosenCase(known.case_id, exists=known.status is not None)
 
     def _reserve(self, connection: Connection, internet_message_id: str, candidate: ChosenCase) -> ChosenCase:
         """Reserve the campaign's case in the caller's write transaction, *before* the evidence is

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, func, select, update
 
-from addin_service.db import AlreadyFiled, ChosenCase, Database, ReportRepository, item_key
+from addin_service.db import AlreadyFiled, CaseReserver, ChosenCase, Database, ReportRepository, item_key
 from addin_service.db.models import AuditRow, CaseRow, IdempotencyKeyRow, ItemClaimRow, ReportRow
 from addin_service.errors import IdempotencyKeyReused, InvalidRequest, ReportInProgress
 from addin_service.mail.ports import canonical_item_id
@@ -353,12 +353,27 @@ def test_the_reserver_has_the_last_word_in_the_same_transaction(repo: ReportRepo
         offered.append(candidate)
         return ChosenCase("HR-2026-CAMPAIGN", exists=False)
 
-    chosen = repo.choose_case(REPORTER, "harasser@fabrikam.example", "HR-2026-NEWCASE1", reserve)
+    undecided = CaseReserver(settled=lambda _c: None, reserve=reserve)
+    chosen = repo.choose_case(REPORTER, "harasser@fabrikam.example", "HR-2026-NEWCASE1", undecided)
+    as_offered = CaseReserver(settled=lambda _c: None, reserve=lambda _c, candidate: candidate)
 
     assert offered == [ChosenCase(case_id, exists=True)]
     assert chosen == ChosenCase("HR-2026-CAMPAIGN", exists=False)
-    assert repo.choose_case(REPORTER, None, "HR-2026-NEWCASE1", lambda _c, candidate: candidate) == ChosenCase(
+    assert repo.choose_case(REPORTER, None, "HR-2026-NEWCASE1", as_offered) == ChosenCase(
         "HR-2026-NEWCASE1", exists=False
+    )
+
+
+def test_a_reserver_that_has_settled_the_case_by_reading_is_not_asked_to_reserve(repo: ReportRepository) -> None:
+    file_one(repo)
+
+    def reserve(connection: Connection, candidate: ChosenCase) -> ChosenCase:
+        raise AssertionError("no write transaction was needed")
+
+    settled = CaseReserver(settled=lambda _c: ChosenCase("HR-2026-CAMPAIGN", exists=True), reserve=reserve)
+
+    assert repo.choose_case(REPORTER, "harasser@fabrikam.example", "HR-2026-NEWCASE1", settled) == ChosenCase(
+        "HR-2026-CAMPAIGN", exists=True
     )
 
 

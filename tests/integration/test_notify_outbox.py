@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -255,22 +256,42 @@ def test_a_closed_campaign_case_gives_way_to_a_new_one(outbox: Outbox) -> None:
     assert outbox.reserve_campaign("<x@example.net>", "HR-2026-BBBBBBBB") == "HR-2026-BBBBBBBB"
 
 
-def test_choosing_the_case_of_a_report_joins_its_campaign(outbox: Outbox) -> None:
+def test_choosing_the_case_of_a_report_joins_its_campaign_writing_only_to_reserve_it(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = ReportRepository(outbox.db)
     mid = "<x@example.net>"
+    turns = write_turns(outbox.db, monkeypatch)
 
-    def choose(reporter: str) -> ChosenCase:
-        return repo.choose_case(reporter, "harasser@fabrikam.example", new_case_id(), outbox.campaign_reserver(mid))
+    def choose(reporter: str) -> tuple[ChosenCase, list[bool]]:
+        turns.clear()
+        chosen = repo.choose_case(reporter, "harasser@fabrikam.example", new_case_id(), outbox.campaign_reserver(mid))
+        return chosen, list(turns)
 
-    first = choose("alex@contoso.com")
-    second = choose("sam@contoso.com")  # before the first report is filed: open it too, if first
+    first, first_turns = choose("alex@contoso.com")
+    second, second_turns = choose("sam@contoso.com")  # before the first report is filed: open it too, if first
     report = make_report("alex@contoso.com")
     repo.file(report, make_case("alex@contoso.com", id=first.id, campaign_message_id=mid), claim_token=None,
               idem_key=None, fingerprint=None, audit={})
-    third = choose("kim@contoso.com")
+    third, third_turns = choose("kim@contoso.com")
 
     assert first == second == ChosenCase(first.id, exists=False)
     assert third == ChosenCase(first.id, exists=True)
+    assert first_turns == [False, True]  # read: nothing reserved yet; then reserve it
+    assert second_turns == third_turns == [False]  # settled by a read
+
+
+def write_turns(database: Database, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each unit of work ``database`` runs from now on is a write (True) or a read."""
+    turns: list[bool] = []
+    original = database._write_turn
+
+    def recording(write: bool) -> AbstractContextManager[None]:
+        turns.append(write)
+        return original(write)
+
+    monkeypatch.setattr(database, "_write_turn", recording)
+    return turns
 
 
 def test_a_reporters_open_case_becomes_the_campaign_case_of_a_new_message(outbox: Outbox) -> None:
@@ -285,16 +306,21 @@ def test_a_reporters_open_case_becomes_the_campaign_case_of_a_new_message(outbox
     assert mine == theirs == ChosenCase(own_case, exists=True)
 
 
-def test_a_closed_campaign_case_gives_way_when_choosing_the_case(outbox: Outbox) -> None:
+def test_a_closed_campaign_case_gives_way_when_choosing_the_case(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     repo = ReportRepository(outbox.db)
     case_id, _ = file_report(outbox)
     outbox.reserve_campaign("<x@example.net>", case_id)
     with outbox.db.session() as session:
         session.execute(update(CaseRow).where(CaseRow.id == case_id).values(status="closed"))
 
+    turns = write_turns(outbox.db, monkeypatch)
+
     chosen = repo.choose_case("sam@contoso.com", None, "HR-2026-BBBBBBBB", outbox.campaign_reserver("<x@example.net>"))
 
     assert chosen == ChosenCase("HR-2026-BBBBBBBB", exists=False)
+    assert turns == [False, True]  # a closed case is taken over in a write transaction
     assert outbox.reserve_campaign("<x@example.net>", "HR-2026-CCCCCCCC") == "HR-2026-BBBBBBBB"
 
 
