@@ -38,7 +38,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Executable, Insert, Table, and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Executable,
+    Insert,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -253,10 +267,8 @@ class Outbox:
         """The campaign's case if it is reserved and open (or its first report is still being
         filed): exactly what :meth:`_reserve` would answer without writing, read without the write
         lock. None when :meth:`_reserve` has to decide."""
-        known = connection.execute(_CAMPAIGN_CASE, {"key": message_id_key(internet_message_id.strip())}).first()
-        if known is None or known.status not in (None, "open"):
-            return None
-        return ChosenCase(known.case_id, exists=known.status is not None)
+        key = message_id_key(internet_message_id.strip())
+        return _joinable(connection.execute(_CAMPAIGN_CASE, {"key": key}).first())
 
     def _reserve(self, connection: Connection, internet_message_id: str, candidate: ChosenCase) -> ChosenCase:
         """Reserve the campaign's case in the caller's write transaction, *before* the evidence is
@@ -286,8 +298,9 @@ class Outbox:
             known = connection.execute(_CAMPAIGN_CASE, {"key": key}).first()
             if known is None:  # pragma: no cover - rows are never deleted
                 return candidate
-        if known.status in (None, "open"):  # None: its first report is still being filed
-            return ChosenCase(known.case_id, exists=known.status is not None)
+        joinable = _joinable(known)
+        if joinable is not None:
+            return joinable
         taken = connection.execute(
             _TAKE_OVER_CAMPAIGN,
             {"b_key": key, "b_current": known.case_id, "b_case_id": candidate.id, "b_now": self._clock()},
@@ -699,3 +712,11 @@ def _insert_ignoring_conflict(session: Session, values: dict[str, Any], columns:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
     return sqlite.insert(_OUTBOX).values(**values).on_conflict_do_nothing(index_elements=columns)
+
+
+def _joinable(campaign: Row[Any, Any] | None) -> ChosenCase | None:
+    """A reserved campaign's case when a report joins it as it is: open, or not yet opened because
+    its first report is still being filed (status None)."""
+    if campaign is None or campaign.status not in (None, "open"):
+        return None
+    return ChosenCase(campaign.case_id, exists=campaign.status is not None)
