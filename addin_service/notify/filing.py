@@ -4,8 +4,9 @@
 transaction (the directory is asked here, never inside a transaction), and
 :meth:`PreparedNotifications.render` once the evidence is sealed (the investigating roles are told
 its ledger entry), then passes :meth:`PreparedNotifications.writer` as the repository's ``extra`` so
-the rows commit with the report. What the reporter's API answer may say (roles and status, never addresses) and what the
-audit log records (every routing decision, never a note or a body) are both built here.
+the rows commit with the report. What the reporter's API answer may say (roles and status, never
+addresses) and what the audit log records (every routing decision, never a note or a body) are both
+built here.
 """
 
 from __future__ import annotations
@@ -54,15 +55,13 @@ class PreparedNotifications:
     plan: RoutingPlan
     resolution: SupervisorResolution
     campaign_key: str | None
-    facts: ReportFacts
-    _compose: Callable[[ReportFacts], list[NewNotification]] = field(repr=False)
+    _compose: Callable[[SealedPackage], list[NewNotification]] = field(repr=False)
     notifications: list[NewNotification] = field(default_factory=list)
     skipped: list[NewNotification] = field(default_factory=list)
 
     def render(self, sealed: SealedPackage) -> None:
         """Render every notification, quoting the evidence as sealed."""
-        self.facts = replace(self.facts, message_sha256=sealed.message_sha256, ledger_entry=sealed.ledger_entry)
-        self.notifications = self._compose(self.facts)
+        self.notifications = self._compose(sealed)
 
     def response(self) -> list[dict[str, Any]]:
         """What the reporter's API answer lists: roles and status, no addresses."""
@@ -204,10 +203,10 @@ class NotificationPlanner:
             reporter_name=resolution.names.get(normalise_address(reporter)),
         )
 
-        def compose(sealed_facts: ReportFacts) -> list[NewNotification]:
+        def compose(sealed: SealedPackage) -> list[NewNotification]:
             return self._composer.for_plan(
                 plan,
-                sealed_facts,
+                replace(facts, message_sha256=sealed.message_sha256, ledger_entry=sealed.ledger_entry),
                 campaign_key=campaign_key,
                 chain=resolution.chain,
                 names=resolution.names,
@@ -215,4 +214,4 @@ class NotificationPlanner:
                 is_sender=is_sender,
             )
 
-        return PreparedNotifications(plan, resolution, campaign_key, facts, compose)
+        return PreparedNotifications(plan, resolution, campaign_key, compose)
