@@ -50,7 +50,7 @@ SIGN_IN_AGAIN = (
     "Exchange did not accept your sign-in for reading this message. Close the add-in, open it again and retry."
 )
 PARTIAL_DETAIL = (
-    "The connection to Exchange broke while the message was being copied, so the copy is incomplete. "
+    "Exchange failed while the message was being copied, so the copy may be incomplete. "
     "Nothing was filed. Please try again."
 )
 
@@ -205,19 +205,25 @@ class EwsMailbox:
         return mailboxes[0]
 
     def _get_item(self, ref: ItemRef, sink: _CountingSink, bearer: str | None) -> CapturedItem:
+        if sink.written:
+            # Every way of trying again (the retrier, a fresh delegated token) comes through here; an
+            # attempt after bytes reached the evidence would append a second copy to the first.
+            raise TransientFailure("GetItem: not retried after a partial copy", detail=PARTIAL_DETAIL, retryable=False)
         version = self._connection.version()
         envelope = ews_requests.get_item(
             self._connection.protocol, version, item_id=ref.item_id, impersonate=self._impersonated(ref)
         )
         try:
             response = self._call(envelope, "GetItem", anchor=ref.reporter, mime_write=sink.write, bearer=bearer)
+            # An answer can stream MIME and still fail (a Warning such as ErrorServerBusy, a second
+            # response message): once bytes are written, no failure may be retried.
+            message = _only_message(response, "GetItem")
+            _raise_unless_success(message)
         except TransientFailure as failure:
             if sink.written:
                 raise TransientFailure(failure.reason, detail=PARTIAL_DETAIL, retryable=False) from None
             raise
-        message = _only_message(response, "GetItem")
-        _raise_unless_success(message)
-        if len(message.items) != 1 or not message.items[0].has_mime:
+        if len(message.items) != 1 or not message.items[0].has_mime or not sink.written:
             raise MailboxUnavailable(
                 "Exchange returned the message without its MIME content, so it could not be preserved. "
                 "Nothing was filed."

@@ -137,3 +137,46 @@ def test_a_not_found_item_is_not_found(http: responses.RequestsMock, mailbox: Ew
     http.post(URL, body=get_item_answer("Error", "ErrorItemNotFound"), **XML)
     with pytest.raises(MessageNotFound):
         capture(mailbox)
+
+
+def test_an_empty_mime_content_is_unavailable(http: responses.RequestsMock, mailbox: EwsMailbox) -> None:
+    empty = get_item_answer(
+        "Success", "NoError", f'<t:Message><t:MimeContent CharacterSet="UTF-8"/><t:ItemId Id="{ITEM_ID}"/></t:Message>'
+    )
+    http.post(URL, body=empty, **XML)
+    with pytest.raises(MailboxUnavailable, match="without its MIME content"):
+        capture(mailbox)
+
+
+SUCCESS_MESSAGE = SUCCESS.split("<m:ResponseMessages>")[1].split("</m:ResponseMessages>")[0]
+MESSAGE_WITH_MIME = (
+    f'<t:Message><t:MimeContent CharacterSet="UTF-8">{base64.b64encode(MIME).decode()}</t:MimeContent>'
+    f'<t:ItemId Id="{ITEM_ID}" ChangeKey="CQAAAA=="/></t:Message>'
+)
+
+
+@pytest.mark.parametrize(
+    "first_answer",
+    [
+        pytest.param(
+            get_item_answer(
+                "Warning",
+                "ErrorServerBusy",
+                MESSAGE_WITH_MIME,
+                message_xml='<m:MessageXml><t:Value Name="BackOffMilliseconds">5</t:Value></m:MessageXml>',
+            ),
+            id="throttled-after-the-mime",
+        ),
+        pytest.param(SUCCESS.replace(SUCCESS_MESSAGE, SUCCESS_MESSAGE * 2), id="two-response-messages"),
+    ],
+)
+def test_an_answer_that_streamed_mime_and_then_failed_is_not_retried_into_the_same_sink(
+    http: responses.RequestsMock, mailbox: EwsMailbox, first_answer: str
+) -> None:
+    http.post(URL, body=first_answer, **XML)
+    http.post(URL, body=SUCCESS, **XML)
+    sink = MemorySink()
+    with pytest.raises(MailboxUnavailable, match="may be incomplete"):
+        mailbox.capture(ItemRef(ITEM_ID, REPORTER, REPORTER), sink)
+    assert len(http.calls) == 1
+    assert sink.data == MIME  # what the one answer streamed; the package holding it is thrown away
