@@ -19,10 +19,15 @@ How the verdict is reached (DESIGN "Routing"):
   whose authserv-id is absent (the form Exchange Online writes), in an accepted domain, or in
   ``trusted_authserv_ids``. A header with an authserv-id in ``trusted_authserv_ids`` directly
   below that hop (a gateway in front of Exchange) extends the trusted zone by one hop, and so
-  on. Everything else is recorded, marked untrusted, and never used for the verdict.
-* Claims internal + AuthAs=Internal → ``internal``. Claims internal + AuthAs present but not
-  Internal → ``spoofed-internal`` unless our results show an aligned pass (then ``external``:
-  a service allowed to send as our domain, not a person inside). Without AuthAs, our results
+  on. When no ``Received`` header lies below the topmost one, nothing anchors it: the sender's
+  software may have written it (our servers wrote none), so only a configured authserv-id counts.
+  Everything else is recorded, marked untrusted, and never used for the verdict.
+* Claims internal (issue 4: "failed DMARC, or that Exchange marks Anonymous, is external and
+  spoofed"): AuthAs=Internal → ``internal``, unless our results record a DMARC failure
+  (``spoofed-internal``). AuthAs=Anonymous → ``spoofed-internal``, even with an aligned pass (a pass
+  shows the domain's owner allowed the server, not that a person inside sent it). AuthAs External
+  or Partner → ``spoofed-internal`` unless our results show an aligned pass (then ``external``: a
+  partner allowed to send as our domain, not a person inside). Without AuthAs, our results
   decide: DMARC or compauth failure, or no aligned pass at all → ``spoofed-internal``;
   an aligned pass → ``internal``. With no evidence at all the domain alone decides and
   ``authenticated`` is None. A Sender-only claim (From outside) is never authenticated by
@@ -407,7 +412,11 @@ def _read_authentication_results(
     first_hop = next_received(parsed[0].position)
     boundary = first_hop
     for header in parsed:
-        if (boundary is None or header.position < boundary) and ours(header):
+        # With no Received below the topmost header, no server recorded a hop before it was written, so
+        # the sender's own software may have written it when our system writes none. Only an authserv-id
+        # the admin named as ours (whose server removes forged copies, RFC 8601 section 5) is trusted then.
+        anchored = boundary is not None or header.authserv_id in trusted_ids
+        if anchored and (boundary is None or header.position < boundary) and ours(header):
             if header.authserv_id is None:
                 who = "no authserv-id, the form Exchange Online writes"
             elif header.authserv_id in trusted_ids:
@@ -444,6 +453,14 @@ def _read_authentication_results(
                     header,
                     trust="not trusted: it lies below the hop into our mail system, where the sender or any "
                     "server on the way could have written it",
+                )
+            )
+        elif first_hop is None and ours(header):  # not anchored (see above)
+            result.append(
+                replace(
+                    header,
+                    trust="not trusted: no Received header lies below it, so it was written before any server "
+                    "recorded a hop, where the sender could have written it",
                 )
             )
         else:
@@ -649,14 +666,25 @@ def _decide(
         return "external", evidence.aligned_pass, reasons
 
     if auth_as == "Internal":
-        reasons = [
+        marked = (
             f"The sender ({claimed}) is in one of our accepted domains and Exchange marked the message "
-            f"as submitted inside our organisation ({where})."
-        ]
+            f"as submitted inside our organisation ({where})"
+        )
+        if evidence.dmarc_fail:
+            return (
+                "spoofed-internal",
+                False,
+                [
+                    f"{marked}, but our mail system recorded a DMARC failure for that domain. A message that "
+                    f"claims our domain and fails DMARC is not accepted as internal. {spoof} Investigators "
+                    "should check the headers: an internal relay that breaks DMARC would look the same."
+                ],
+            )
+        reasons = [marked + "."]
         if evidence.failed:
             reasons.append(
-                "Our Authentication-Results nevertheless record a DMARC or compauth failure; Exchange's "
-                "own marking was preferred, and investigators should check the headers."
+                "Our Authentication-Results nevertheless record a compauth failure; Exchange's own marking "
+                "was preferred, and investigators should check the headers."
             )
         return "internal", True, reasons
 
@@ -669,6 +697,25 @@ def _decide(
             [
                 f"The Sender header ({senders.sender_address}) claims one of our domains but the From "
                 f"address ({senders.from_address or 'none'}) does not, and {why}. {spoof}"
+            ],
+        )
+
+    if auth_as == "Anonymous":
+        detail = ""
+        if evidence.aligned_pass:
+            detail = (
+                " Our mail system recorded an aligned pass for the domain, but a pass proves only that the "
+                "domain's owner allowed the sending server, not that a person inside sent it; a service that "
+                "may send as our domain should reach Exchange through a connector, not anonymously."
+            )
+        elif evidence.failed:
+            detail = " Our mail system also recorded a DMARC or compauth failure."
+        return (
+            "spoofed-internal",
+            False,
+            [
+                f"The sender ({claimed}) claims one of our accepted domains, but Exchange received the "
+                f"message anonymously from outside the organisation ({where}).{detail} {spoof}"
             ],
         )
 

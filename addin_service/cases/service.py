@@ -185,7 +185,11 @@ class ReportFiler:
             ref = ItemRef(item_id=item_id, mailbox=mailbox, reporter=caller.upn, user_token=caller.token)
             captured = self._mailbox.capture(ref, tee)
             facts = message_facts(io.BytesIO(tee.header_block))
-            origin = analyze_origin(captured.headers, self._settings.accepted_domains)
+            origin = analyze_origin(
+                captured.headers,
+                self._settings.accepted_domains,
+                trusted_authserv_ids=self._settings.trusted_authserv_ids,
+            )
             sender = _sender_address(captured, facts)
             campaign = _campaign_id(captured.internet_message_id)
             case = self._choose_case(caller.upn, sender, command.feels_unsafe, campaign, origin)

@@ -40,7 +40,9 @@ def mime(sender: str, message_id: str = "<threat-1@example.net>", *, internal: b
     )
     return (
         "Received: from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
-        f"{auth}From: Someone <{sender}>\r\nTo: {REPORTER}\r\nSubject: You will regret this\r\n"
+        f"{auth}"
+        "Received: from [198.51.100.4] by mx.example.net; Tue, 25 Nov 2026 08:59:58 +0000\r\n"
+        f"From: Someone <{sender}>\r\nTo: {REPORTER}\r\nSubject: You will regret this\r\n"
         f"Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: {message_id}\r\n\r\n{BODY}\r\n"
     ).encode()
 
@@ -136,6 +138,28 @@ def test_the_report_records_the_origin_in_the_evidence(stack: Stack) -> None:
     assert metadata["origin"]["authenticated"] is False
     case = stack.app.extensions["addin"].repository.get_case(answer["case_id"])
     assert case.origin == "external"
+
+
+@pytest.mark.parametrize(("configured", "verdict"), [("gw.vendor.net", "spoofed-internal"), ("", "internal")])
+def test_a_configured_gateway_s_authentication_results_decide_the_verdict(
+    tmp_path: Path, smtp: SmtpServer, configured: str, verdict: str
+) -> None:
+    message = (
+        "Received: from gw.vendor.net (192.0.2.9) by mail.contoso.com; Tue, 25 Nov 2026 09:00:01 +0000\r\n"
+        "Authentication-Results: gw.vendor.net; dmarc=fail header.from=contoso.com\r\n"
+        "Received: from [198.51.100.4] by gw.vendor.net; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
+        f"From: The Boss <{SUPERVISOR}>\r\nTo: {REPORTER}\r\nSubject: Do as I say\r\n"
+        f"Message-ID: <gateway@contoso.com>\r\n\r\n{BODY}\r\n"
+    ).encode()
+    with notifying_stack(tmp_path, smtp, worker=False, ADDIN_TRUSTED_AUTHSERV_IDS=configured) as stack:
+        response = stack.report(stack.add_message(message, mailbox=REPORTER), upn=REPORTER)
+        assert response.status_code == 201, response.get_json()
+        answer = response.get_json()
+
+        metadata = json.loads(
+            (stack.evidence_root / answer["case_id"] / answer["report_id"] / "metadata.json").read_text()
+        )
+        assert metadata["origin"]["verdict"] == verdict
 
 
 def test_the_audit_entry_holds_the_routing_decisions_but_never_the_note(stack: Stack) -> None:

@@ -46,10 +46,15 @@ def settings(**env: str) -> Settings:
     return Settings.from_env(values, cwd=Path("/nonexistent"))
 
 
+# The sending side's own hop: below it, nothing our mail system wrote can be.
+SENDER_HOP = ("Received", "from [198.51.100.4] by mx.example.net; Tue, 25 Nov 2026 08:59:58 +0000")
+
+
 def external_headers(display: str = "D. Mercer") -> list[tuple[str, str]]:
     return [
         ("Received", "from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000"),
         ("Authentication-Results", "mail.contoso.com; spf=fail smtp.mailfrom=example.net; dmarc=fail"),
+        SENDER_HOP,
         ("From", f'"{display}" <dmercer@example.net>'),
         ("To", REPORTER),
         ("Subject", "THE SUBJECT OF THE REPORTED MESSAGE"),
@@ -139,6 +144,7 @@ def test_outside_internal_and_spoofed_senders_are_told_apart() -> None:
     inside = render(internal_headers("riley@contoso.com"))["supervisor"].text
     spoofed = render(
         [("Authentication-Results", "mail.contoso.com; dmarc=fail header.from=contoso.com"),
+         SENDER_HOP,
          ("From", "riley@contoso.com")]
     )["supervisor"].text
 

@@ -221,7 +221,7 @@ def test_unknown_auth_as_value_is_never_treated_as_internal() -> None:
     assert any("does not know" in r for r in analysis.reasons)
 
 
-def test_anonymous_submission_with_aligned_dmarc_pass_is_external_not_spoofed() -> None:
+def test_anonymous_submission_claiming_our_domain_is_a_spoof_even_with_an_aligned_pass() -> None:
     headers = [
         (
             "Authentication-Results",
@@ -235,10 +235,24 @@ def test_anonymous_submission_with_aligned_dmarc_pass_is_external_not_spoofed() 
 
     analysis = analyze_origin(headers, ACCEPTED)
 
+    assert (analysis.verdict, analysis.spoofed, analysis.authenticated) == ("spoofed-internal", True, False)
+    assert any("anonymously" in r and "aligned pass" in r for r in analysis.reasons)
+
+
+def test_a_partner_submission_claiming_our_domain_with_an_aligned_pass_is_external() -> None:
+    headers = [
+        ("Authentication-Results", "dmarc=pass action=none header.from=contoso.com"),
+        EDGE_HOP,
+        ("From", "payroll@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Partner"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
     assert (analysis.verdict, analysis.spoofed, analysis.authenticated) == ("external", False, True)
 
 
-def test_auth_as_internal_wins_over_a_recorded_failure_and_says_so() -> None:
+def test_auth_as_internal_with_a_dmarc_failure_is_a_spoof_and_says_both() -> None:
     headers = [
         ("Authentication-Results", "dmarc=fail action=none header.from=contoso.com"),
         EDGE_HOP,
@@ -248,8 +262,67 @@ def test_auth_as_internal_wins_over_a_recorded_failure_and_says_so() -> None:
 
     analysis = analyze_origin(headers, ACCEPTED)
 
+    assert (analysis.verdict, analysis.spoofed, analysis.authenticated) == ("spoofed-internal", True, False)
+    assert any("AuthAs=Internal" in r and "DMARC failure" in r for r in analysis.reasons)
+
+
+def test_auth_as_internal_wins_over_a_compauth_failure_alone_and_says_so() -> None:
+    headers = [
+        ("Authentication-Results", "dmarc=none action=none header.from=contoso.com;compauth=fail reason=001"),
+        EDGE_HOP,
+        ("From", "jordan.reyes@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Internal"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
     assert analysis.verdict == "internal"
     assert any("investigators should check" in r for r in analysis.reasons)
+
+
+# A message straight from the sender's own software: every Received header above the forged one.
+OUR_HOP = ("Received", "from attacker.example (203.0.113.9) by mail.contoso.com; Sat, 18 Jan 2025 02:10:42 +0000")
+
+
+def test_a_pass_forged_by_the_sender_below_every_hop_is_not_trusted() -> None:
+    for forged in (
+        "contoso.com; dmarc=pass header.from=contoso.com",  # our accepted domain as authserv-id
+        "spf=pass smtp.mailfrom=contoso.com; dmarc=pass action=none header.from=contoso.com",  # Microsoft's form
+    ):
+        headers = [OUR_HOP, ("Authentication-Results", forged), ("From", "boss@contoso.com")]
+
+        analysis = analyze_origin(headers, ACCEPTED)
+
+        assert not analysis.authentication[0].trusted, forged
+        assert "no Received header lies below it" in analysis.authentication[0].trust
+        assert analysis.authenticated is None
+
+
+def test_a_forged_pass_cannot_clear_an_anonymous_submission() -> None:
+    headers = [
+        OUR_HOP,
+        ("Authentication-Results", "contoso.com; dmarc=pass header.from=contoso.com"),
+        ("From", "boss@contoso.com"),
+        ("X-MS-Exchange-Organization-AuthAs", "Anonymous"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert (analysis.verdict, analysis.spoofed, analysis.authenticated) == ("spoofed-internal", True, False)
+
+
+def test_a_configured_authserv_id_is_trusted_with_no_hop_below_it() -> None:
+    headers = [
+        OUR_HOP,
+        ("Authentication-Results", "gw.contoso-mail.net; dmarc=fail header.from=contoso.com"),
+        ("From", "boss@contoso.com"),
+    ]
+
+    trusted = analyze_origin(headers, ACCEPTED, trusted_authserv_ids=["gw.contoso-mail.net"])
+    untrusted = analyze_origin(headers, ACCEPTED)
+
+    assert trusted.authentication[0].trusted and trusted.verdict == "spoofed-internal"
+    assert not untrusted.authentication[0].trusted and untrusted.verdict == "internal"
 
 
 def test_internal_claim_in_sender_header_only_is_a_spoof() -> None:
