@@ -136,6 +136,8 @@ class RoutingPlan:
     conflict_of_interest: bool
     sender_authenticated: bool | None
     conflict_note: str | None = None
+    # Roles not told for this report because an earlier report of the same campaign told them.
+    already_told: tuple[Role, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The full plan, addresses included, for the case record and the audit log."""
