@@ -20,9 +20,12 @@ The rules (DESIGN "Routing"), strongest first:
 4. Internal senders → Internal Affairs; external and spoofed senders → the Office of
    Investigations; each only when its mailbox is configured (otherwise recorded, and for a
    conflict of interest the other investigators or the fallback mailbox stand in).
-5. The security mailbox is told of every case, except a campaign already reported to it.
-   If the claimed sender is the security mailbox (or one of its aliases, or a listed team
-   member), the fallback mailbox is told in its place.
+5. The security mailbox is told of every case. If the claimed sender is the security mailbox
+   (or one of its aliases, or a listed team member), the fallback mailbox is told in its place.
+   In a campaign (one Message-ID reported by many people) the security team, Internal Affairs
+   and the Office of Investigations are each told once, and once more if a later reporter feels
+   unsafe (``campaign_told``); the investigators told because of a conflict of interest in this
+   reporter's own chain are told for every such report.
 6. The reporter always gets a receipt. "I feel unsafe" makes every notification urgent.
 7. One address never receives two notifications for one report: roles are merged and the
    most specific role is kept (reporter, supervisor, skip-level, internal-affairs,
@@ -62,6 +65,9 @@ ROLE_ORDER: tuple[Role, ...] = (
 )
 # People in the reporter's management chain: never sent the message content.
 _MANAGER_ROLES: frozenset[str] = frozenset({"supervisor", "skip-level"})
+_INVESTIGATOR_ROLES: frozenset[str] = frozenset({"internal-affairs", "investigations"})
+# Told once per campaign: what they learn is about the message, not about one reporter.
+CAMPAIGN_ROLES: frozenset[str] = frozenset({"security", *_INVESTIGATOR_ROLES})
 _SOURCE_TEXT = {
     "directory": "the directory",
     "map": "the supervisor mapping file",
@@ -89,7 +95,9 @@ class RoutingContext:
     ``supervisor_chain`` is the manager, the manager's manager, ... (may be empty);
     ``aliases`` maps an address to that person's other addresses (proxy addresses such as
     ``smtp:j.doe@contoso.com`` are understood); ``security_team`` optionally lists members of
-    the security team; ``also_claimed`` holds sender addresses Exchange reported for the item.
+    the security team; ``also_claimed`` holds sender addresses Exchange reported for the item;
+    ``campaign`` says the report can be grouped with others of the same Message-ID, and
+    ``campaign_told`` which addresses have already been told about that campaign at this urgency.
     """
 
     reporter: str
@@ -98,7 +106,8 @@ class RoutingContext:
     origin: OriginAnalysis
     mailboxes: RoutingMailboxes
     feels_unsafe: bool = False
-    campaign_already_notified: bool = False
+    campaign: bool = False
+    campaign_told: frozenset[str] = frozenset()
     aliases: Mapping[str, Collection[str]] = field(default_factory=dict)
     security_team: frozenset[str] = frozenset()
     also_claimed: frozenset[str] = frozenset()
@@ -106,7 +115,8 @@ class RoutingContext:
 
 @dataclass(frozen=True)
 class PlannedNotification:
-    """One message to queue. ``also_as`` lists roles merged into this one (same address)."""
+    """One message to queue. ``also_as`` lists roles merged into this one (same address);
+    ``once_per_campaign`` marks a notice queued at most once per campaign and urgency."""
 
     role: Role
     to: str
@@ -114,6 +124,7 @@ class PlannedNotification:
     urgent: bool
     attach_message: bool
     also_as: tuple[Role, ...] = ()
+    once_per_campaign: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +134,7 @@ class PlannedNotification:
             "urgent": self.urgent,
             "attach_message": self.attach_message,
             "also_as": list(self.also_as),
+            "once_per_campaign": self.once_per_campaign,
         }
 
 
@@ -324,11 +336,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
 
     # 3. The security team.
     security_ids = (mailboxes.security, *ctx.security_team)
-    if ctx.campaign_already_notified:
-        decisions.append(
-            "The security team was already told about this campaign; it is not told again for this report."
-        )
-    elif not mailboxes.security:
+    if not mailboxes.security:
         decisions.append(
             "No security mailbox is configured (ADDIN_SECURITY_MAILBOX); the fallback mailbox is told in "
             "its place."
@@ -384,12 +392,16 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     if ctx.feels_unsafe:
         decisions.append("The reporter feels unsafe: every notification is marked urgent.")
     notifications = _merge_same_person(kept, people, decisions)
+    already_told: tuple[Role, ...] = ()
+    if ctx.campaign:
+        notifications, already_told = _once_per_campaign(notifications, ctx, conflict, people, decisions)
     return RoutingPlan(
         notifications=notifications,
         decisions=tuple(decisions),
         conflict_of_interest=conflict,
         sender_authenticated=origin.authenticated,
         conflict_note=conflict_note,
+        already_told=already_told,
     )
 
 
@@ -509,6 +521,34 @@ def _merge_same_person(
             f"sent, as {kept.role}."
         )
     return tuple(merged)
+
+
+def _once_per_campaign(
+    notifications: tuple[PlannedNotification, ...],
+    ctx: RoutingContext,
+    conflict: bool,
+    people: _People,
+    decisions: list[str],
+) -> tuple[tuple[PlannedNotification, ...], tuple[Role, ...]]:
+    """Mark the notices told once per campaign, and drop those already told (rule 5)."""
+    kept: list[PlannedNotification] = []
+    already: list[Role] = []
+    for notification in notifications:
+        roles = {notification.role, *notification.also_as}
+        # A role about this reporter (a manager, a stand-in for one, investigators told because of
+        # a conflict in this reporter's chain) makes the notice this report's own.
+        if not roles <= CAMPAIGN_ROLES or (conflict and roles & _INVESTIGATOR_ROLES):
+            kept.append(notification)
+            continue
+        if people.matches_any(notification.to, ctx.campaign_told):
+            already.extend(r for r in ROLE_ORDER if r in roles)
+            decisions.append(
+                f"{notification.to} was already told about this campaign (as {notification.role}); it is not "
+                "told again for this report."
+            )
+            continue
+        kept.append(replace(notification, once_per_campaign=True))
+    return tuple(kept), tuple(dict.fromkeys(already))
 
 
 def _attach(a: PlannedNotification, b: PlannedNotification) -> bool:

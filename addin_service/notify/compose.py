@@ -63,6 +63,12 @@ def dedupe_key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
+def campaign_notice_key(campaign_key: str, case_id: str, recipient: str, *, urgent: bool) -> str:
+    """The dedupe key of a notice told once per campaign (the security team, the investigators): one
+    per recipient, and one more when a reporter feels unsafe, so that report still arrives urgent."""
+    return dedupe_key("campaign-notice", campaign_key, case_id, normalise_address(recipient), str(urgent))
+
+
 def message_id_for(local_id: str, role: str, recipient: str, domain: str) -> str:
     """A deterministic ``Message-ID``: ``<report-id.role.hash@domain>``. The recipient is hashed so
     the id does not carry an address; the same (report, role, recipient) always gives the same id,
@@ -115,7 +121,7 @@ class NewNotification:
     message_id: str
     dedupe_key: str
     escalate_to: tuple[str, ...] = ()
-    campaign_once: bool = False  # queued at most once per campaign (the security team's copy)
+    campaign_once: bool = False  # queued at most once per campaign and urgency (see campaign_notice_key)
 
 
 AckLink = Callable[[str], str]  # dedupe_key → absolute URL of the acknowledgement page
@@ -166,7 +172,8 @@ class Composer:
 
         ``chain`` is the cleaned management chain; the escalation target of a manager notification is
         the next person up who is not the claimed sender (``is_sender``), plus ``escalation_extra``
-        (the security mailbox). ``campaign_key`` makes the security team's copy once per campaign.
+        (the security mailbox). With ``campaign_key``, notices the plan marks ``once_per_campaign``
+        are queued once per campaign (:func:`campaign_notice_key`).
         """
         rendered = []
         for planned in plan.notifications:
@@ -180,9 +187,9 @@ class Composer:
                         if a and normalise_address(a) != planned.to and not is_sender(a)
                     )
                 )
-            once = planned.role == "security" and campaign_key is not None
+            once = planned.once_per_campaign and campaign_key is not None
             key = (
-                dedupe_key("campaign-security", campaign_key or "", facts.case_id)
+                campaign_notice_key(campaign_key or "", facts.case_id, planned.to, urgent=planned.urgent)
                 if once
                 else dedupe_key("report", facts.report_id, planned.role, planned.to)
             )

@@ -89,8 +89,9 @@ class PreparedNotifications:
         self, outbox: Outbox, *, case_id: str, report_id: str, body: dict[str, Any]
     ) -> Callable[[Session], None]:
         """The ``extra`` for ``ReportRepository.file``: insert the rows; if a concurrent report of
-        the same campaign queued the security team's copy first, drop ours from the stored answer
-        and say so in the audit log — all in the filing transaction."""
+        the same campaign queued a once-per-campaign notice first (the security team's, the
+        investigators'), drop ours from the stored answer and say so in the audit log — all in the
+        filing transaction."""
 
         def write(session: Session) -> None:
             self.skipped = outbox.enqueue(session, case_id=case_id, report_id=report_id,
@@ -114,7 +115,7 @@ class PreparedNotifications:
                     details=json.dumps(
                         {
                             "decision": "A report of the same message filed at the same moment already queued "
-                            "the security team's copy; it is not queued twice.",
+                            "this campaign's notice for these recipients; it is not queued twice.",
                             "not_queued": [{"role": n.role, "to": n.recipient} for n in self.skipped],
                         },
                         sort_keys=True,
@@ -134,6 +135,8 @@ class NotificationPlanner:
         self._resolver = resolver
         self._composer = composer
         self._mailboxes = mailboxes(settings)
+        told_once = (settings.security_mailbox, settings.internal_affairs_mailbox, settings.investigations_mailbox)
+        self._campaign_recipients = tuple(a for a in told_once if a)
 
     def prefetch(self, reporter: str) -> None:
         """Start looking up the reporter's managers in the background (see ``supervisors``)."""
@@ -164,7 +167,11 @@ class NotificationPlanner:
         """
         claimed = (*origin.claimed_senders, *origin.display_name_addresses, *also_claimed)
         resolution = self._resolver.resolve(reporter, claimed)
-        already = bool(campaign_key) and self._outbox.campaign_security_told(campaign_key or "", case_id)
+        told = (
+            self._outbox.campaign_told(campaign_key, case_id, self._campaign_recipients, urgent=feels_unsafe)
+            if campaign_key
+            else frozenset()
+        )
         context = RoutingContext(
             reporter=reporter,
             supervisor_chain=resolution.chain,
@@ -172,7 +179,8 @@ class NotificationPlanner:
             origin=origin,
             mailboxes=self._mailboxes,
             feels_unsafe=feels_unsafe,
-            campaign_already_notified=already,
+            campaign=bool(campaign_key),
+            campaign_told=told,
             aliases=resolution.aliases,
             also_claimed=also_claimed,
         )

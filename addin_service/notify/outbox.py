@@ -56,11 +56,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
+from addin_service.cases.origin_headers import normalise_address
 from addin_service.db.database import Database
 from addin_service.db.models import AuditRow, CaseRow
 from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key
 from addin_service.notify.backoff import Backoff
-from addin_service.notify.compose import NewNotification, dedupe_key
+from addin_service.notify.compose import NewNotification, campaign_notice_key
 from addin_service.notify.models import OUTBOX_STATES, PENDING_SQL, CampaignRow, OutboxRow
 
 log = logging.getLogger("addin_service.notify.outbox")
@@ -117,7 +118,7 @@ _MARK_FAILED = (
     )
     .returning(_OUTBOX.c.id)
 )
-_QUEUED_BY_KEY = select(_OUTBOX.c.id).where(_OUTBOX.c.dedupe_key == bindparam("key"))
+_QUEUED_KEYS = select(_OUTBOX.c.dedupe_key).where(_OUTBOX.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 _TAKE_OVER_CAMPAIGN = (
     update(_CAMPAIGNS)
     .where(_CAMPAIGNS.c.campaign_key == bindparam("b_key"), _CAMPAIGNS.c.case_id == bindparam("b_current"))
@@ -234,14 +235,23 @@ class Outbox:
             session.execute(_OUTBOX.insert(), batch)
         return skipped
 
-    def campaign_security_told(self, campaign_key: str, case_id: str) -> bool:
-        """Has the security team's copy for this campaign already been queued?
+    def campaign_told(
+        self, campaign_key: str, case_id: str, recipients: Iterable[str], *, urgent: bool
+    ) -> frozenset[str]:
+        """Which of ``recipients`` already have this campaign's notice queued: an urgent one for an
+        urgent report, either kind otherwise.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
-        key = dedupe_key("campaign-security", campaign_key, case_id)
+        keys: dict[str, str] = {}
+        for recipient in dict.fromkeys(normalise_address(r) for r in recipients if r):
+            for kind in (True,) if urgent else (True, False):
+                keys[campaign_notice_key(campaign_key, case_id, recipient, urgent=kind)] = recipient
+        if not keys:
+            return frozenset()
         with self.db.connection(write=False) as connection:
-            return connection.execute(_QUEUED_BY_KEY, {"key": key}).first() is not None
+            found = connection.execute(_QUEUED_KEYS, {"keys": list(keys)}).scalars()
+            return frozenset(keys[key] for key in found)
 
     def reserve_campaign(self, internet_message_id: str, candidate_case_id: str) -> str:
         """The case that groups every report of this ``Message-ID``: the one reserved first, or

@@ -210,9 +210,23 @@ def test_the_same_message_from_two_reporters_is_one_campaign_case_and_security_i
 
     assert second["case_id"] == first["case_id"]
     assert second["report_id"] != first["report_id"]
-    assert [row.recipient for row in rows(stack)].count(SECURITY) == 1
-    assert "security" not in {n["role"] for n in second["notifications"]}
+    recipients = [row.recipient for row in rows(stack)]
+    assert recipients.count(SECURITY) == 1 and recipients.count(INVESTIGATIONS) == 1
+    assert recipients.count(SUPERVISOR) == 2  # each reporter's supervisor hears of their own report
+    assert {n["role"] for n in second["notifications"]} == {"reporter", "supervisor"}
     assert len(stack.app.extensions["addin"].repository.list_reports(first["case_id"])) == 2
+    receipt = next(row for row in rows(stack) if row.recipient == COLLEAGUE)
+    assert "The security team" in receipt.body_text and "Office of Investigations" in receipt.body_text
+
+
+def test_a_later_reporter_who_feels_unsafe_reaches_the_campaign_s_investigators_urgently_once(stack: Stack) -> None:
+    report(stack)
+    report(stack, upn=COLLEAGUE, feels_unsafe=True)
+    stack.ews.add_person("third@contoso.com", "Third Person", manager=SUPERVISOR)
+    report(stack, upn="third@contoso.com", feels_unsafe=True)
+
+    told = [(row.recipient, row.urgent) for row in rows(stack) if row.recipient in (SECURITY, INVESTIGATIONS)]
+    assert sorted(told) == sorted((who, urgent) for who in (SECURITY, INVESTIGATIONS) for urgent in (False, True))
 
 
 def test_a_different_message_with_the_same_message_id_is_still_filed_as_its_own_evidence(stack: Stack) -> None:

@@ -17,7 +17,7 @@ from addin_service.db.models import CaseRow
 from addin_service.db.reports import AlreadyFiled, message_id_key
 from addin_service.ids import new_case_id
 from addin_service.notify.backoff import Backoff
-from addin_service.notify.compose import NewNotification, dedupe_key
+from addin_service.notify.compose import NewNotification, campaign_notice_key, dedupe_key
 from addin_service.notify.outbox import Outbox
 from tests.fakes.db import make_case, make_report
 
@@ -324,12 +324,13 @@ def test_a_closed_campaign_case_gives_way_when_choosing_the_case(
     assert outbox.reserve_campaign("<x@example.net>", "HR-2026-CCCCCCCC") == "HR-2026-BBBBBBBB"
 
 
-def test_the_security_copy_of_a_campaign_is_known_once_queued(outbox: Outbox) -> None:
+def test_a_campaign_notice_is_known_once_queued_and_an_urgent_one_only_when_urgent(outbox: Outbox) -> None:
     campaign = message_id_key("<x@example.net>")
     case_id = new_case_id()
-    assert not outbox.campaign_security_told(campaign, case_id)
+    everyone = ["security@contoso.com", "Investigations@Contoso.com"]
+    assert outbox.campaign_told(campaign, case_id, everyone, urgent=False) == frozenset()
 
-    key = dedupe_key("campaign-security", campaign, case_id)
+    key = campaign_notice_key(campaign, case_id, "security@contoso.com", urgent=False)
     security = notification("security", "security@contoso.com", dedupe_key=key)
     report = make_report()
     ReportRepository(outbox.db).file(
@@ -337,7 +338,9 @@ def test_the_security_copy_of_a_campaign_is_known_once_queued(outbox: Outbox) ->
         extra=queue(outbox, case_id, report.id, [security]),
     )
 
-    assert outbox.campaign_security_told(campaign, case_id)
+    assert outbox.campaign_told(campaign, case_id, everyone, urgent=False) == {"security@contoso.com"}
+    assert outbox.campaign_told(campaign, case_id, everyone, urgent=True) == frozenset()
+    assert outbox.campaign_told(campaign, new_case_id(), everyone, urgent=False) == frozenset()
 
 
 @pytest.fixture

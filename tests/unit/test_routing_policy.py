@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
 from addin_service.cases.origin import OriginAnalysis, analyze_origin
 from addin_service.cases.routing import (
@@ -49,7 +50,8 @@ def plan(
     aliases: Mapping[str, Collection[str]] | None = None,
     mailboxes: RoutingMailboxes = MAILBOXES,
     feels_unsafe: bool = False,
-    campaign_already_notified: bool = False,
+    campaign: bool = False,
+    campaign_told: frozenset[str] = frozenset(),
     security_team: frozenset[str] = frozenset(),
     also_claimed: frozenset[str] = frozenset(),
 ) -> RoutingPlan:
@@ -61,7 +63,8 @@ def plan(
             origin=analysis or origin(),
             mailboxes=mailboxes,
             feels_unsafe=feels_unsafe,
-            campaign_already_notified=campaign_already_notified,
+            campaign=campaign,
+            campaign_told=campaign_told,
             aliases=aliases or {},
             security_team=security_team,
             also_claimed=also_claimed,
@@ -278,11 +281,53 @@ def test_listed_security_team_member_as_sender_routes_to_fallback() -> None:
     assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
 
 
-def test_campaign_already_notified_does_not_tell_security_again() -> None:
-    result = plan(campaign_already_notified=True)
+def test_in_a_campaign_the_security_team_and_investigators_are_told_once_and_managers_every_time() -> None:
+    first = plan(campaign=True)
+    later = plan(campaign=True, campaign_told=frozenset({"security@contoso.com", "investigations@contoso.com"}))
 
+    assert {n.role for n in first.notifications if n.once_per_campaign} == {"security", "investigations"}
+    assert set(recipients(later)) == {"supervisor", "reporter"}
+    assert later.already_told == ("investigations", "security")
+    assert sum("already told about this campaign" in d for d in later.decisions) == 2
+
+
+def test_outside_a_campaign_nothing_is_told_once_only() -> None:
+    result = plan(campaign_told=frozenset({"security@contoso.com"}))
+
+    assert "security" in recipients(result)
+    assert not any(n.once_per_campaign for n in result.notifications)
+
+
+def test_one_mailbox_for_security_and_investigations_is_told_once_per_campaign() -> None:
+    shared = replace(MAILBOXES, investigations="security@contoso.com")
+
+    first = plan(campaign=True, mailboxes=shared)
+    later = plan(campaign=True, mailboxes=shared, campaign_told=frozenset({"security@contoso.com"}))
+
+    assert only(first, "investigations").once_per_campaign and only(first, "investigations").also_as == ("security",)
+    assert "security@contoso.com" not in recipients(later).values()
+    assert set(later.already_told) == {"investigations", "security"}
+
+
+def test_investigators_told_for_a_conflict_of_interest_are_told_for_every_such_report() -> None:
+    told = frozenset({"security@contoso.com", "investigations@contoso.com", "internal.affairs@contoso.com"})
+
+    result = plan(origin(SUPERVISOR, auth_as="Internal"), campaign=True, campaign_told=told)
+
+    assert result.conflict_of_interest
+    assert "internal-affairs" in recipients(result)
+    assert not only(result, "internal-affairs").once_per_campaign
     assert "security" not in recipients(result)
-    assert any("already told about this campaign" in d for d in result.decisions)
+
+
+def test_a_stand_in_for_the_supervisor_is_never_told_once_only() -> None:
+    shared = replace(MAILBOXES, investigations="hr-helpdesk@contoso.com")
+
+    result = plan(chain=(), campaign=True, mailboxes=shared, campaign_told=frozenset({"hr-helpdesk@contoso.com"}))
+
+    stand_in = only(result, "investigations")
+    assert (stand_in.to, stand_in.also_as) == ("hr-helpdesk@contoso.com", ("fallback",))
+    assert not stand_in.once_per_campaign
 
 
 # --- the reporter, urgency and one message per person ------------------------------------
