@@ -134,7 +134,12 @@ def _yaml_chain(node: Any, file: Path) -> tuple[str, ...]:
             raise ConfigError(VARIABLE, f"{file}, line {line}: expected [supervisor] or [supervisor, skip_level]")
         return tuple(_scalar(item, file) for item in node.value)
     if isinstance(node, yaml.MappingNode):
-        fields = {_scalar(k, file).lower(): v for k, v in node.value}
+        fields: dict[str, Any] = {}
+        for key, value in node.value:
+            name = _scalar(key, file).lower()
+            if name in fields:  # YAML would quietly keep the last one: the wrong person could be told
+                raise ConfigError(VARIABLE, f"{file}, line {key.start_mark.line + 1}: {name} is given twice")
+            fields[name] = value
         unknown = sorted(set(fields) - {"supervisor", "skip_level"})
         if unknown or "supervisor" not in fields:
             raise ConfigError(

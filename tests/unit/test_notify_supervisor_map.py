@@ -65,6 +65,12 @@ def test_no_file_is_an_empty_map() -> None:
         ("m.yaml", "a@contoso.com: b@contoso.com\nc@contoso.com:\n  boss: d@contoso.com\n", 3, "supervisor"),
         ("m.yaml", "- a@contoso.com\n", 1, "expected a mapping"),
         ("m.yaml", "a@contoso.com: [b@contoso.com, c@contoso.com, d@contoso.com]\n", 1, "expected [supervisor]"),
+        (
+            "m.yaml",
+            "a@contoso.com:\n  supervisor: b@contoso.com\n  Supervisor: c@contoso.com\n",
+            3,
+            "supervisor is given twice",
+        ),
     ],
 )
 def test_a_bad_map_names_the_variable_and_the_line(
