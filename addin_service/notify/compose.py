@@ -343,6 +343,9 @@ class Composer:
             message_sha256=facts.message_sha256,
             ledger_entry=facts.ledger_entry,
             told=_told_labels(plan, self._settings) if role == "reporter" else [],
+            # The fallback mailbox stands in for a manager when no manager is told, else for the
+            # security team (none configured, or the sender is in it).
+            for_manager=not any(n.role in ("supervisor", "skip-level") for n in plan.notifications),
         )
         return context
 

@@ -285,3 +285,14 @@ def test_the_escalation_names_the_case_and_how_long_it_waited() -> None:
     assert escalation.subject == f"Not yet acknowledged: harassment report {CASE}"
     assert "sent to the reporter's supervisor on 2026-11-25 09:30 UTC" in escalation.text
     assert "within 24 hours" in escalation.text
+
+
+def test_the_fallback_mailbox_is_told_what_it_stands_in_for() -> None:
+    for_manager = render(chain=())["fallback"]
+    for_security = render(ADDIN_SECURITY_MAILBOX="")["fallback"]
+
+    assert "no supervisor to tell" in for_manager.subject
+    assert "Fix the reporter's manager" in for_manager.text and "Fix the reporter's manager" in for_manager.html
+    assert "in the security team's place" in for_security.subject
+    assert "supervisor" not in for_security.subject
+    assert "Fix the reporter's manager" not in for_security.text + for_security.html
