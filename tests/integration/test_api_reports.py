@@ -336,9 +336,17 @@ def test_a_retry_after_exchange_recovers_files_once(stack: Stack) -> None:
     assert reports_in_db(stack) == 1
 
 
-def test_a_message_over_the_limit_is_a_413_and_nothing_is_written(tmp_path: Path) -> None:
-    with running_stack(tmp_path, ADDIN_MAX_MESSAGE_BYTES="100") as stack:
-        response = stack.report(stack.add_message(MIME))
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        pytest.param("100", MIME, id="at-once"),
+        # Megabytes already flushed to the package's temporary file when the limit is crossed.
+        pytest.param("2000000", MIME + b"x" * 3_000_000, id="mid-stream"),
+    ],
+)
+def test_a_message_over_the_limit_is_a_413_and_nothing_is_written(tmp_path: Path, limit: str, message: bytes) -> None:
+    with running_stack(tmp_path, ADDIN_MAX_MESSAGE_BYTES=limit) as stack:
+        response = stack.report(stack.add_message(message))
         assert_problem(response, 413)
         assert_nothing_filed(stack)
         assert list((stack.evidence_root / ".tmp").iterdir()) == []
