@@ -218,7 +218,7 @@ class Settings:
     security_mailbox: str | None = None
     fallback_mailbox: str | None = None
     notify_from: str | None = None
-    notify_transport: str = "ews"
+    notify_transport: str = "ews"  # from_env: "graph" when ADDIN_EXCHANGE=graph and this is unset
     smtp_url: str | None = field(default=None, repr=False)
     signing_key: str | None = None
     supervisor_map: str | None = None
@@ -286,6 +286,8 @@ class Settings:
                 values[key] = parser(raw)
             except ValueError as exc:
                 raise ConfigError(name, f"{exc} (got {_shown(key, raw)})") from None
+        # Unset, notifications go out the way Exchange is reached: Exchange Online has no EWS.
+        values.setdefault("notify_transport", "graph" if values.get("exchange") == "graph" else "ews")
         settings = cls(**values)
         settings._check_combinations()
         return settings

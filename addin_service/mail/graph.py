@@ -16,7 +16,12 @@ Access, by ``ADDIN_GRAPH_AUTH``:
   lets the reporter read only what they may read; its 403 becomes :class:`NotYourMailbox`. Ids
   are translated with ``POST /users/{mailbox}/translateExchangeIds`` (cached for five minutes).
   If it answers 403, the id is converted locally as in ``app`` mode, and for five minutes that
-  reporter's captures from that mailbox skip the call.
+  reporter's captures from that mailbox skip the call. Some national clouds do not offer the
+  action at all (Microsoft's reference lists US Government L4 and L5 as unavailable); an answer
+  that says so (400 other than a malformed id, 404 other than an unknown mailbox, 405, 501) makes
+  every capture convert locally for five minutes, with one warning logged. Converting locally
+  never widens access: the GET that follows carries the reporter's own token, so Graph still
+  decides what they may read.
 * ``app``: an application token (``Mail.Read`` limited by an application access policy). Graph
   cannot tell this service who may read which mailbox, so the check is made here: the reporter
   must own the mailbox (their address, UPN or one of their SMTP proxy addresses), or be listed in
@@ -74,6 +79,10 @@ DEFAULT_WORKERS = 4
 # Graph error codes that mean the mailbox (not the item) is unknown or not reachable this way.
 _MAILBOX_CODES = frozenset({"ErrorInvalidUser", "MailboxNotEnabledForRESTAPI", "MailboxNotSupportedForRESTAPI"})
 _MALFORMED_ID_CODES = frozenset({"ErrorInvalidIdMalformed", "ErrorInvalidId", "ErrorInvalidMailboxItemId"})
+# Statuses with which an endpoint that lacks translateExchangeIds may answer it: Graph's "resource
+# not found for the segment" (400 BadRequest), notSupported / invalidRequest (400), a 404 or 405
+# for the action itself, 501 Not Implemented. Graph does not document which one a cloud sends.
+_TRANSLATE_MISSING_STATUSES = frozenset({400, 404, 405, 501})
 
 _NOT_FOUND = "That message is no longer in the mailbox (it may have been moved or deleted). Nothing was filed."
 _NOT_YOURS = "You can report only messages in a mailbox you may read. Nothing was filed."
@@ -154,6 +163,9 @@ class GraphMailbox:
         # (reporter, mailbox) for which translateExchangeIds answered 403: convert locally for a while
         # rather than pay a refused round trip on every capture.
         self._untranslatable: _TtlCache[tuple[str, str], bool] = _TtlCache(TRANSLATION_TTL, clock)
+        # Until when translateExchangeIds is taken to be missing from this Graph endpoint.
+        self._translate_missing_until = float("-inf")
+        self._translate_missing_logged = False
         self._addresses: _TtlCache[str, frozenset[str]] = _TtlCache(ADDRESS_TTL, clock)
         self._workers = workers
         self._pool: ThreadPoolExecutor | None = None
@@ -324,7 +336,7 @@ class GraphMailbox:
         if cached is not None:
             return cached
         refused_key = (ref.reporter.lower(), ref.mailbox.lower())
-        if self._untranslatable.get(refused_key):
+        if self._untranslatable.get(refused_key) or self._clock() < self._translate_missing_until:
             return ews_to_rest_id(ref.item_id)
         url = self._http.url("users", ref.mailbox, "translateExchangeIds")
         body = {"inputIds": [ref.item_id], "sourceIdType": "ewsId", "targetIdType": "restId"}
@@ -339,6 +351,9 @@ class GraphMailbox:
                 log.warning("translateExchangeIds refused; converting the id locally", extra={"graph_code": exc.code})
                 self._untranslatable.put(refused_key, True)
                 return ews_to_rest_id(ref.item_id)
+            if isinstance(exc, GraphHttpError) and _translate_missing(exc):
+                self._note_translate_missing(exc)
+                return ews_to_rest_id(ref.item_id)
             self._raise_for(exc)
         results = data.get("value")
         first = results[0] if isinstance(results, list) and results and isinstance(results[0], dict) else {}
@@ -350,6 +365,17 @@ class GraphMailbox:
             raise MessageNotFound(_NOT_FOUND)
         self._translations.put(key, target)
         return target
+
+    def _note_translate_missing(self, exc: GraphHttpError) -> None:
+        """Convert ids locally for a while; say so at warning level the first time only."""
+        with self._lock:
+            self._translate_missing_until = self._clock() + TRANSLATION_TTL
+            first, self._translate_missing_logged = not self._translate_missing_logged, True
+        log.log(
+            logging.WARNING if first else logging.INFO,
+            "translateExchangeIds is not available from ADDIN_GRAPH_URL; converting item ids locally",
+            extra={"status": exc.status, "graph_code": exc.code, "graph_request_id": exc.request_id},
+        )
 
     def _stream_mime(self, mailbox: str, rest_id: str, bearer: Bearer, sink: MimeSink, deadline: float) -> None:
         url = self._http.url("users", mailbox, "messages", rest_id, "$value")
@@ -445,6 +471,14 @@ class GraphMailbox:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="graph-capture")
             return self._pool
+
+
+def _translate_missing(exc: GraphHttpError) -> bool:
+    """Did translateExchangeIds answer that the action is not offered here, rather than that this
+    id is malformed or this mailbox unknown (which the local conversion could not mend)?"""
+    if exc.status not in _TRANSLATE_MISSING_STATUSES:
+        return False
+    return exc.code not in _MALFORMED_ID_CODES and exc.code not in _MAILBOX_CODES
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

@@ -6,8 +6,10 @@ live in one place:
 * URLs are built from ``ADDIN_GRAPH_URL`` only, never from a request (no SSRF); path segments are
   percent-encoded and OData query options keep their literal ``$`` (``$select``, ``$filter``).
 * A 401 makes the token be forgotten and the request sent once more with a fresh token.
-* 429, 502, 503 and 504 are retried after ``Retry-After`` (or a short backoff) as long as the
-  total stays within ``max_wait`` seconds; connection failures and timeouts likewise. Requests
+* 429, 502, 503 and 504 are retried after ``Retry-After`` as long as the total stays within
+  ``max_wait`` seconds, but never sooner than the exponential backoff (0.5 s, 1 s, 2 s ... 8 s):
+  as the EWS retrier does, so a ``Retry-After: 0`` or a date already past cannot make the loop
+  resend back to back. Connection failures and timeouts wait the backoff alone. Requests
   that are not idempotent (sending mail) are retried only when Graph surely did not act on them:
   a 429, or a connection that was never established.
 * Anything else comes back as :class:`GraphHttpError` carrying Graph's error ``code`` from the
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MIN_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 # Characters left as they are in query values: OData needs its quotes, parentheses, commas,
 # colons and slashes readable; everything else (spaces, '+', '<', '>', '=', '&', '#') is encoded.
@@ -270,9 +273,11 @@ class GraphHttp:
                     continue
                 if status in RETRY_STATUSES and (idempotent or status == 429):
                     error = parse_error(response, operation)
-                    delay = float(error.retry_after) if error.retry_after is not None else self._backoff(attempt)
+                    # Wait as long as Graph asked, but never less than the backoff: a "0" (or
+                    # a past date) must not turn the budget into a burst of requests.
+                    delay = max(self._backoff(attempt), float(error.retry_after or 0))
                     if not self._may_wait(delay, deadline):
-                        if error.retry_after is None:
+                        if not error.retry_after:
                             error.retry_after = max(1, int(delay + 0.999))
                         log.warning(
                             "graph still busy; giving up",
@@ -311,7 +316,8 @@ class GraphHttp:
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:
-        return float(min(MAX_BACKOFF, 0.5 * (2**attempt)))
+        """The least wait before retry number ``attempt + 1``: 0.5 s doubling, at most 8 s."""
+        return float(min(MAX_BACKOFF, MIN_BACKOFF * (2**attempt)))
 
     def deadline(self) -> float:
         """A deadline ``max_wait`` seconds from now, for requests that share one budget."""

@@ -16,6 +16,7 @@ from addin_service.errors import (
     MessageNotFound,
     MessageTooLarge,
     NotYourMailbox,
+    ServiceError,
     Unauthenticated,
 )
 from addin_service.mail.graph import MESSAGE_SELECT, TRANSLATION_TTL, GraphMailbox, ews_to_rest_id
@@ -273,6 +274,124 @@ def test_a_refused_translation_is_not_asked_for_again_for_a_while(graph: respons
     time.advance(TRANSLATION_TTL)
     box.capture(ref(), BytesSink())
     assert len(calls_to(graph, TRANSLATE)) == 2
+
+
+def translate_answers(graph: responses.RequestsMock, status: int, code: str, message: str = "") -> None:
+    """Answer translateExchangeIds with Graph's error body (status, code) and nothing else."""
+    body = {"error": {"code": code, "message": message, "innerError": {"request-id": "r-1"}}}
+    graph.add(responses.POST, TRANSLATE, status=status, json=body)
+
+
+# Where translateExchangeIds is not offered (the v1.0 reference marks US Government L4 and L5 ❌),
+# Graph documents no particular answer: these are the ones such an endpoint may give.
+MISSING_ACTION_ANSWERS = [
+    (400, "BadRequest", "Resource not found for the segment 'translateExchangeIds'."),
+    (400, "notSupported", "The request is not supported by the system."),
+    (400, "invalidRequest", "Invalid request."),
+    (404, "UnknownError", ""),
+    (405, "MethodNotAllowed", ""),
+    (501, "NotImplemented", "The requested feature isn't implemented."),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "message"), MISSING_ACTION_ANSWERS)
+def test_where_translate_exchange_ids_is_not_offered_the_id_is_converted_locally(
+    graph: responses.RequestsMock, status: int, code: str, message: str
+) -> None:
+    translate_answers(graph, status, code, message)
+    serve_message(graph, translate=False)
+    sink = BytesSink()
+
+    captured = mailbox().capture(ref(), sink)
+
+    assert captured.item_id == EWS_ID
+    assert bytes(sink.data) == nasty_mime()
+    assert len(calls_to(graph, VALUE)) == 1
+
+
+def test_a_missing_translate_action_is_not_asked_for_again_for_a_while_by_anyone(
+    graph: responses.RequestsMock,
+) -> None:
+    translate_answers(graph, 501, "NotImplemented")
+    serve_message(graph, translate=False)
+    time = FakeTime()
+    box = mailbox(time=time)
+
+    box.capture(ref(), BytesSink())
+    box.capture(ref(reporter="robin@contoso.com"), BytesSink())
+    assert len(calls_to(graph, TRANSLATE)) == 1
+    assert len(calls_to(graph, VALUE)) == 2
+
+    time.advance(TRANSLATION_TTL)
+    box.capture(ref(), BytesSink())
+    assert len(calls_to(graph, TRANSLATE)) == 2
+
+
+def test_falling_back_for_a_missing_translate_action_warns_once(
+    graph: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="addin_service")
+    translate_answers(graph, 400, "BadRequest", "Resource not found for the segment 'translateExchangeIds'.")
+    serve_message(graph, translate=False)
+    time = FakeTime()
+    box = mailbox(time=time)
+
+    for _ in range(3):
+        box.capture(ref(), BytesSink())
+        time.advance(TRANSLATION_TTL)
+
+    fallbacks = [r for r in caplog.records if "translateExchangeIds is not available" in r.getMessage()]
+    assert [r.levelno for r in fallbacks] == [logging.WARNING, logging.INFO, logging.INFO]
+    assert getattr(fallbacks[0], "graph_code", None) == "BadRequest"
+
+
+def test_the_local_conversion_still_lets_graph_refuse_someone_elses_mailbox(graph: responses.RequestsMock) -> None:
+    translate_answers(graph, 501, "NotImplemented")
+    fail(graph, responses.GET, MESSAGE, 403, "error_access_denied.json")
+    fail(graph, responses.GET, VALUE, 403, "error_access_denied.json")
+    tokens = StaticTokens()
+
+    with pytest.raises(NotYourMailbox):
+        mailbox(tokens).capture(ref(reporter="robin@contoso.com"), BytesSink())
+
+    assert {c.request.headers["Authorization"] for c in graph.calls} == {"Bearer user-token-1"}
+    assert tokens.app_calls == 0
+    assert {assertion for assertion, _ in tokens.delegated_calls} == {SSO}
+
+
+def test_a_translate_answer_that_the_id_is_malformed_is_message_not_found_without_fallback(
+    graph: responses.RequestsMock,
+) -> None:
+    translate_answers(graph, 400, "ErrorInvalidIdMalformed", "Id is malformed.")
+    serve_message(graph, translate=False)
+
+    with pytest.raises(MessageNotFound):
+        mailbox().capture(ref(), BytesSink())
+
+    assert calls_to(graph, VALUE) == []
+    assert calls_to(graph, MESSAGE) == []
+
+
+def test_a_translate_answer_that_the_mailbox_is_unknown_is_not_your_mailbox_without_fallback(
+    graph: responses.RequestsMock,
+) -> None:
+    fail(graph, responses.POST, TRANSLATE, 404, "error_invalid_user.json")
+    serve_message(graph, translate=False)
+
+    with pytest.raises(NotYourMailbox):
+        mailbox().capture(ref(), BytesSink())
+
+    assert calls_to(graph, VALUE) == []
+
+
+def test_a_translate_failure_that_is_not_about_the_action_still_fails(graph: responses.RequestsMock) -> None:
+    translate_answers(graph, 409, "Conflict")
+    serve_message(graph, translate=False)
+
+    with pytest.raises(ServiceError):
+        mailbox().capture(ref(), BytesSink())
+
+    assert calls_to(graph, VALUE) == []
 
 
 def test_the_ca_bundle_is_the_one_the_environment_named_when_the_mailbox_was_built(
