@@ -94,6 +94,9 @@ _CREDENTIALS_REFUSED = (
 _BUSY = "Exchange is busy right now. Nothing was filed; please try again in {seconds} seconds."
 _UNREACHABLE = "Exchange could not be reached. Nothing was filed; please try again in a few minutes."
 _INTERRUPTED = "The download from Exchange was interrupted. Nothing was filed; please try again."
+_EMPTY = (
+    "Exchange returned the message without its MIME content, so it could not be preserved. Nothing was filed."
+)
 _REFUSED = "Exchange refused the request. Nothing was filed; your administrator has been alerted."
 
 K = TypeVar("K")
@@ -403,6 +406,8 @@ class GraphMailbox:
                     received += len(chunk)
             if declared is not None and received != declared:
                 raise MailboxUnavailable(_INTERRUPTED, retry_after=5)
+            if received == 0:  # a message always has headers: an empty body is not the message
+                raise MailboxUnavailable(_EMPTY)
         except requests.RequestException as exc:
             log.warning("graph MIME download interrupted", extra={"error_type": type(exc).__name__})
             raise MailboxUnavailable(_INTERRUPTED, retry_after=5) from None

@@ -578,3 +578,11 @@ def test_all_the_waiting_in_one_capture_shares_one_budget(graph: responses.Reque
 
     assert time.sleeps == [15.0]
     assert raised.value.retry_after == 10
+
+
+def test_an_empty_mime_body_is_unavailable_not_an_empty_message(graph: responses.RequestsMock) -> None:
+    serve_message(graph, translate=True)
+    graph.replace(responses.GET, VALUE, body=b"", content_type="text/plain")
+
+    with pytest.raises(MailboxUnavailable, match="without its MIME content"):
+        mailbox().capture(ref(), BytesSink())
