@@ -216,6 +216,7 @@ class Settings:
     accepted_domains: tuple[str, ...] = ()
     trusted_authserv_ids: tuple[str, ...] = ()
     security_mailbox: str | None = None
+    security_team: tuple[str, ...] = ()
     fallback_mailbox: str | None = None
     notify_from: str | None = None
     notify_transport: str = "ews"  # from_env: "graph" when ADDIN_EXCHANGE=graph and this is unset
@@ -351,6 +352,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "accepted_domains": lambda v: tuple(d.lower() for d in _csv(v)),
     "trusted_authserv_ids": lambda v: tuple(d.lower() for d in _csv(v)),
     "security_mailbox": _email,
+    "security_team": lambda v: tuple(_email(address) for address in _csv(v)),
     "fallback_mailbox": _email,
     "notify_from": _email,
     "notify_transport": _choice("ews", "graph", "smtp"),

@@ -135,6 +135,7 @@ class NotificationPlanner:
         self._resolver = resolver
         self._composer = composer
         self._mailboxes = mailboxes(settings)
+        self._security_team = frozenset(settings.security_team)
         told_once = (settings.security_mailbox, settings.internal_affairs_mailbox, settings.investigations_mailbox)
         self._campaign_recipients = tuple(a for a in told_once if a)
 
@@ -182,6 +183,7 @@ class NotificationPlanner:
             campaign=bool(campaign_key),
             campaign_told=told,
             aliases=resolution.aliases,
+            security_team=self._security_team,
             also_claimed=also_claimed,
         )
         plan = plan_notifications(context)
@@ -195,7 +197,7 @@ class NotificationPlanner:
 
         extra: list[str] = []
         security = self._settings.security_mailbox
-        if security and not is_sender(security):
+        if security and not any(is_sender(a) for a in (security, *self._security_team)):
             extra.append(security)
         elif self._settings.fallback_mailbox:
             extra.append(self._settings.fallback_mailbox)

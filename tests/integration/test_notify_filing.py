@@ -380,3 +380,19 @@ def test_the_directory_is_asked_while_the_message_is_still_being_captured(stack:
     assert asked.is_set() and still_capturing
     assert answers[0].status_code == 201
     assert told(stack)["supervisor"] == SUPERVISOR
+
+
+def test_a_sender_in_the_security_team_is_never_told_through_the_security_mailbox(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    analyst = "analyst@contoso.com"
+    with notifying_stack(tmp_path, smtp, worker=False, ADDIN_SECURITY_TEAM=f"someone@contoso.com, {analyst}") as stack:
+        stack.ews.add_person(REPORTER, "Alex Wilber", manager=SUPERVISOR)
+
+        report(stack, analyst, mime={"internal": True})
+
+        recipients = told(stack)
+        assert SECURITY not in recipients.values()
+        assert recipients["fallback"] == FALLBACK
+        supervisor_row = next(row for row in rows(stack) if row.role == "supervisor")
+        assert SECURITY not in (supervisor_row.escalate_to or "")

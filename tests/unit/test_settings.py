@@ -51,6 +51,7 @@ def test_discovery_url_follows_authority_and_tenant() -> None:
         ("ADDIN_MAX_MESSAGE_BYTES", "lots"),
         ("ADDIN_ESCALATE_AFTER", "soon"),
         ("ADDIN_SECURITY_MAILBOX", "security team"),
+        ("ADDIN_SECURITY_TEAM", "analyst@contoso.com, the night shift"),
         ("ADDIN_DATABASE_URL", "mysql://db/x"),
         ("ADDIN_EVIDENCE_URL", "relative/path"),
         ("ADDIN_AUTHORITY", "http://login.example.com"),
