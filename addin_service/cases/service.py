@@ -244,7 +244,12 @@ class ReportFiler:
             "size": sealed.message_size,
             "sha256": sealed.message_sha256,
             "ledger_sequence": sealed.ledger_sequence,
-            "origin": {"verdict": origin.verdict, "spoofed": origin.spoofed, "authenticated": origin.authenticated},
+            "origin": {
+                "verdict": origin.verdict,
+                "spoofed": origin.spoofed,
+                "authenticated": origin.authenticated,
+                "reasons": list(origin.reasons),
+            },
         }
         if campaign:
             audit["campaign"] = {"case_id": case_id, "message_id_key": message_id_key(campaign)}

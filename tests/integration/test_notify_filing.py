@@ -168,6 +168,7 @@ def test_the_audit_entry_holds_the_routing_decisions_but_never_the_note(stack: S
     [entry] = stack.app.extensions["addin"].repository.list_audit(report_id=answer["report_id"])
     routing = entry.details["routing"]
     assert routing["supervisor_source"] == "directory"
+    assert entry.details["origin"]["reasons"] and entry.details["origin"]["verdict"] == "external"
     assert any(SUPERVISOR in decision for decision in routing["decisions"])
     assert {q["role"] for q in routing["queued"]} == {"reporter", "supervisor", "investigations", "security"}
     assert NOTE not in json.dumps(entry.details) and BODY not in json.dumps(entry.details)
