@@ -55,9 +55,20 @@ class Container:
         self.database.dispose()
 
 
-def build_evidence_store(settings: Settings) -> EvidenceStore:
-    from addin_service.evidence.files import FileEvidenceStore
+def build_evidence_store(settings: Settings, *, check_key: bool = True) -> EvidenceStore:
+    """The evidence store ``ADDIN_EVIDENCE_URL`` names.
 
+    With ``check_key`` (every process that signs: web, worker) ``ADDIN_SIGNING_KEY`` is read now, so
+    a bad key stops start-up. ``evidence verify`` and ``export`` pass False: they read only the
+    public key published beside the ledger, and may be run by someone who cannot read the private key.
+
+    :raises ConfigError: ``ADDIN_EVIDENCE_URL`` is not usable, or (``check_key``) ``ADDIN_SIGNING_KEY``.
+    """
+    from addin_service.evidence.files import FileEvidenceStore
+    from addin_service.evidence.keys import check_configured_key
+
+    if check_key:
+        check_configured_key(settings.signing_key)
     path = settings.evidence_path
     if path is None:
         raise ConfigError(
@@ -93,13 +104,17 @@ def build_container(
     from addin_service.cases.service import ReportFiler
     from addin_service.db.database import Database
     from addin_service.db.reports import ReportRepository
+    from addin_service.evidence.keys import check_configured_key
     from addin_service.notify.bootstrap import build_notifications
 
+    # Before anything is opened; also when the evidence store is injected: acknowledgement links
+    # are signed with a key derived from this one.
+    check_configured_key(settings.signing_key)
     database = Database(settings.database_url)
     if settings.is_sqlite:
         database.upgrade()
     repository = ReportRepository(database)
-    evidence = evidence or build_evidence_store(settings)
+    evidence = evidence or build_evidence_store(settings, check_key=False)  # checked above
     mailbox = mailbox or build_mailbox(settings)
     authenticator = authenticator or BearerAuthenticator(settings)
     limit, window = settings.rate_limit

@@ -20,6 +20,22 @@ cli = AppGroup(
 )
 
 
+def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str) -> Any:
+    """The waitress server for ``app``, exactly as ``run`` and ``demo`` serve it (call ``.run()``).
+
+    waitress 3 by default deletes ``Forwarded`` and ``X-Forwarded-For/-Host/-Proto/-Port/-By`` from
+    every request that did not come from its ``trusted_proxy``, before the app sees it, and leaves
+    no trace; ``/metrics`` could then not tell that a proxy on this host passed a request on, and
+    would answer it as if it came from loopback. So they are kept. Nothing here trusts them: with no
+    ``trusted_proxy`` waitress applies none of them, and the app reads them only to refuse metrics.
+    """
+    from waitress.server import create_server
+
+    return create_server(
+        app, host=host, port=port, threads=threads, ident=ident, clear_untrusted_proxy_headers=False
+    )
+
+
 @cli.command("run", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -27,16 +43,15 @@ cli = AppGroup(
 @stops_cleanly
 def run_command(host: str, port: int, threads: int) -> None:
     """Serve the API and the task pane (waitress, production-grade)."""
-    from waitress import serve
-
     from addin_service import create_app
 
     app = create_app()
     container = app.extensions["addin"]
+    server = waitress_server(app, host=host, port=port, threads=threads, ident="addin-service")
     stop_worker = start_worker_thread(container) if container.settings.worker else (lambda: None)
     click.echo(f"serving on http://{host}:{port}", err=True)
     try:
-        serve(app, host=host, port=port, threads=threads, ident="addin-service")
+        server.run()
     finally:
         stop_worker()
 
@@ -86,9 +101,12 @@ def evidence_group() -> None:
 
 
 def _evidence_store(settings: Settings) -> Any:
+    """The store for ``verify`` and ``export``, which never sign: they check and ship the public key
+    published beside the ledger, so a bad ``ADDIN_SIGNING_KEY`` cannot change what they report (when
+    that public key is missing, verify falls back to the private key and fails if it is unusable)."""
     from addin_service.bootstrap import build_evidence_store
 
-    return build_evidence_store(settings)
+    return build_evidence_store(settings, check_key=False)
 
 
 def _ledger_anchor(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[int, str]:
@@ -174,6 +192,9 @@ def evidence_export(case_id: str, output: Path) -> None:
         count = _evidence_store(storage_only_settings()).export_case(case_id, output)
     except KeyError:
         click.echo(f"error: no evidence for case {case_id}", err=True)
+        sys.exit(1)
+    except ValueError as exc:  # no usable public key to ship with the evidence
+        click.echo(f"error: cannot export {case_id}: {exc}", err=True)
         sys.exit(1)
     click.echo(f"exported {count} report(s) of {case_id} to {output}")
 

@@ -170,11 +170,11 @@ def start_demo(data_dir: Path, public_url: str = "http://127.0.0.1:8000", **over
 
 def run_demo(host: str, port: int, data_dir: Path) -> None:
     """Serve the demo until interrupted."""
-    from waitress.server import create_server
+    from addin_service.cli import waitress_server
 
     public_url = f"http://{host}:{port}"
     handle = start_demo(data_dir, public_url)
-    server = create_server(handle.app, host=host, port=port, threads=8, ident="addin-service-demo")
+    server = waitress_server(handle.app, host=host, port=port, threads=8, ident="addin-service-demo")
     print(  # noqa: T201 - the demo talks to a person at a terminal
         f"\n  Report Harassment for Outlook — demo\n\n"
         f"  Open {public_url}/demo and report one of the sample messages.\n"

@@ -5,10 +5,14 @@ ledger (``signing-key.pem``, mode 0600) the first time one is needed and never o
 Either way the public half is published once as ``signing-key.pub.pem`` so that anyone can
 verify the ledger without the private key; a key that does not match an already published
 public key is refused, because signing with it would make the existing evidence unverifiable.
+
+A configured key is checked when a process that signs starts (:func:`check_configured_key`), so a
+bad ``ADDIN_SIGNING_KEY`` stops start-up instead of every filing.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -31,6 +35,73 @@ _KEY_UNUSABLE = (
     "The evidence signing key cannot be used, so nothing can be filed right now. "
     "An administrator must check the service log."
 )
+_KEY_EXPECTED = (
+    "it must be an unencrypted Ed25519 private key in PEM (PKCS#8), as `openssl genpkey -algorithm ed25519` writes"
+)
+
+
+def check_configured_key(path: str | None) -> None:
+    """Start-up check of ``ADDIN_SIGNING_KEY`` for processes that sign (filing, acknowledgement
+    links): read and parse the key now, so that a bad one stops start-up rather than every report.
+    Does nothing when unset; never creates or writes a file.
+
+    :raises ConfigError: naming ``ADDIN_SIGNING_KEY`` and what is wrong (missing, unreadable, not
+        PEM, encrypted, not an Ed25519 private key); never any of the file's content.
+    """
+    if path:
+        load_configured_key(Path(path))
+
+
+def load_configured_key(path: Path) -> Ed25519PrivateKey:
+    """The private key at ``ADDIN_SIGNING_KEY``; warns when other users may read it.
+
+    :raises ConfigError: naming ``ADDIN_SIGNING_KEY``: the file cannot be read or holds no usable key.
+    """
+    try:
+        # The admin chose this path, and secret stores hand keys out through links (a Kubernetes
+        # secret volume, systemd credentials): follow them, then read the file itself.
+        real = path.resolve(strict=True)
+        data = read_regular(real, _KEY_FILE_LIMIT)
+    except OSError as exc:
+        raise ConfigError("ADDIN_SIGNING_KEY", _unreadable(path, exc)) from None
+    except RuntimeError:  # a loop of links (Python 3.11 and 3.12)
+        raise ConfigError("ADDIN_SIGNING_KEY", f"{path} is a loop of symbolic links") from None
+    try:
+        key = signing.load_private_key_pem(data)
+    except ValueError as exc:
+        raise ConfigError("ADDIN_SIGNING_KEY", f"{path} is {_unusable(data, exc)}; {_KEY_EXPECTED}") from None
+    if os.stat(real).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning(
+            "evidence signing key %s is readable by other users; chmod 600 it",
+            path,
+            extra={"event": "evidence.signing_key_mode"},
+        )
+    return key
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return f"{path} does not exist"
+    if exc.errno == errno.ELOOP:
+        return f"{path} is a loop of symbolic links"
+    if exc.errno == errno.EISDIR:
+        return f"{path} is not a regular file"
+    return f"cannot read {path} ({exc.strerror})"
+
+
+def _unusable(data: bytes, exc: ValueError) -> str:
+    """What is wrong with key file contents that did not load, judged by their PEM labels only."""
+    if len(data) > _KEY_FILE_LIMIT:
+        return f"larger than {_KEY_FILE_LIMIT // 1024} KiB, too large to be a key"
+    if not data.strip():
+        return "empty"
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data:
+        return "encrypted (the service cannot ask for a passphrase; protect the file by mode 0600 instead)"
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        return "a public key, not the private key"
+    if b"-----BEGIN " not in data:
+        return "not in PEM format"
+    return str(exc)
 
 
 @dataclass(frozen=True)
@@ -98,7 +169,7 @@ class LedgerKeys:
 
     def _load_signer(self) -> Signer:
         if self._configured is not None:
-            key, origin = self._load_configured(self._configured), "configured"
+            key, origin = load_configured_key(self._configured), "configured"
         else:
             key, origin = self._load_or_create_own()
         public = key.public_key()
@@ -112,26 +183,6 @@ class LedgerKeys:
             extra={"event": "evidence.signing_key", "fingerprint": signer.fingerprint, "origin": origin},
         )
         return signer
-
-    @staticmethod
-    def _load_configured(path: Path) -> Ed25519PrivateKey:
-        try:
-            data = read_regular(path, _KEY_FILE_LIMIT)
-        except OSError as exc:
-            raise ConfigError("ADDIN_SIGNING_KEY", f"cannot read {path} ({exc.strerror})") from None
-        try:
-            key = signing.load_private_key_pem(data)
-        except ValueError as exc:
-            raise ConfigError(
-                "ADDIN_SIGNING_KEY", f"{path} is {exc}; it must be an unencrypted Ed25519 key in PEM (PKCS#8)"
-            ) from None
-        if os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning(
-                "evidence signing key %s is readable by other users; chmod 600 it",
-                path,
-                extra={"event": "evidence.signing_key_mode"},
-            )
-        return key
 
     def _load_or_create_own(self) -> tuple[Ed25519PrivateKey, str]:
         path = self._dir / PRIVATE_KEY_NAME

@@ -9,6 +9,10 @@ supervisor acknowledged it: enough for a sender to learn that their message was 
   and was not passed on by a proxy (a proxy on the same host would make every reporter look like
   loopback; proxies mark what they forward with ``Forwarded`` or an ``X-Forwarded-*`` header), or
 * a request carrying ``Authorization: Bearer <ADDIN_METRICS_TOKEN>``, from anywhere.
+
+The proxy check can only see headers the WSGI server hands on. waitress 3 by default deletes
+``Forwarded`` and ``X-Forwarded-*`` before the app runs and leaves no trace of having done so, so
+``run`` and ``demo`` serve through :func:`addin_service.cli.waitress_server`, which keeps them.
 """
 
 from __future__ import annotations

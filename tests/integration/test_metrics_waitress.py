@@ -1,0 +1,132 @@
+"""/metrics under waitress, the server ``addin-service run`` and ``demo`` use: a request a proxy passed
+on is refused even though it reaches the service from loopback.
+
+waitress 3 by default deletes ``Forwarded`` and ``X-Forwarded-*`` from the request before the app
+sees it, so these tests must go through real waitress (the werkzeug server in ``tests/fakes/stack.py``
+hands every header on), and through the commands themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from addin_service.cli import waitress_server
+from tests.fakes.stack import running_stack
+
+pytestmark = pytest.mark.timeout(90)
+
+PROXY_HEADERS = [
+    ("Forwarded", "for=203.0.113.9;proto=https"),
+    ("X-Forwarded-For", "203.0.113.9"),
+    ("X-Forwarded-Host", "hr.contoso.com"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-Port", "443"),
+    ("X-Real-IP", "203.0.113.9"),
+]
+FORBIDDEN = "urn:report-harassment:problem:metrics-forbidden"
+# Enough for the service to start; nothing here reaches Exchange or Entra ID.
+UNUSED_EXCHANGE = {
+    "ADDIN_EXCHANGE": "ews",
+    "ADDIN_EWS_URL": "https://unused.invalid/EWS/Exchange.asmx",
+    "ADDIN_EWS_AUTH": "oauth-app",
+    "ADDIN_CLIENT_SECRET": "unused",
+    "ADDIN_TENANT_ID": "00000000-0000-0000-0000-000000000001",
+    "ADDIN_CLIENT_ID": "00000000-0000-0000-0000-000000000002",
+}
+
+
+def _get(url: str, **headers: str) -> requests.Response:
+    """Straight to the service: never through a proxy from the environment."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.get(url, headers=headers, timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def waitress_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The stack's app served by ``waitress_server`` on loopback, as ``run`` serves it."""
+    with running_stack(tmp_path_factory.mktemp("waitress")) as stack:
+        server = waitress_server(stack.app, host="127.0.0.1", port=0, threads=4, ident="addin-service-test")
+        thread = threading.Thread(target=server.run, name="waitress-under-test", daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.effective_port}"
+        finally:
+            server.close()
+            thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("name", "value"), PROXY_HEADERS, ids=[name for name, _ in PROXY_HEADERS])
+def test_a_request_a_proxy_passed_on_is_refused_metrics_under_waitress(
+    waitress_base: str, name: str, value: str
+) -> None:
+    answer = _get(f"{waitress_base}/metrics", **{name: value})
+
+    assert answer.status_code == 403
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.json()["type"] == FORBIDDEN
+    assert "addin_" not in answer.text
+
+
+def test_a_direct_loopback_request_reads_metrics_under_waitress(waitress_base: str) -> None:
+    answer = _get(f"{waitress_base}/metrics")
+
+    assert answer.status_code == 200
+    assert "addin_reports_total" in answer.text
+
+
+@contextmanager
+def _command(tmp_path: Path, *args: str) -> Iterator[str]:
+    """``addin-service ARGS --port P`` in its own process, with only this test's ``ADDIN_*``
+    variables; yields its base URL once it answers ``/healthz``, and stops it afterwards."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ADDIN_")}
+    env.update(UNUSED_EXCHANGE, ADDIN_WORKER="false", ADDIN_LOG_LEVEL="warning")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from addin_service.cli import main; main()", *args, "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 45
+        while True:
+            assert proc.poll() is None, proc.communicate()[0]
+            try:
+                if _get(f"{base}/healthz").ok:
+                    break
+            except (requests.ConnectionError, requests.Timeout):  # still starting
+                pass
+            assert time.monotonic() < deadline, f"addin-service {args[0]} did not answer /healthz"
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("command", [["run"], ["demo", "--data", "demo-data"]], ids=["run", "demo"])
+def test_the_commands_refuse_metrics_to_every_proxied_request(tmp_path: Path, command: list[str]) -> None:
+    with _command(tmp_path, *command) as base:
+        proxied = {name: _get(f"{base}/metrics", **{name: value}).status_code for name, value in PROXY_HEADERS}
+        direct = _get(f"{base}/metrics")
+
+    assert proxied == {name: 403 for name, _ in PROXY_HEADERS}
+    assert direct.status_code == 200
+    assert "addin_reports_total" in direct.text
