@@ -13,6 +13,12 @@ Two layers:
 * :class:`OidcIssuer` serves a factory on ``127.0.0.1`` (random port) from a background thread,
   optionally over TLS with a throw-away CA (msal accepts only ``https://`` authorities), counts
   requests per path and records every grant (never a secret or a token).
+
+Confidential clients authenticate with their secret or, like Entra's certificate credentials
+(``private_key_jwt``), with a ``client_assertion`` signed by a certificate uploaded with
+:meth:`OidcIssuer.register_certificate`: checked for its ``x5t#S256`` (PS256/RS256) or ``x5t``
+(RS256) thumbprint, signature, ``aud`` (this tenant's token endpoint), ``iss`` = ``sub`` = the
+client id, ``exp`` and ``nbf``.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ log = logging.getLogger(__name__)
 GRAPH = "https://graph.microsoft.com"
 EXCHANGE_ONLINE = "https://outlook.office365.com"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ASSERTION_ALGORITHMS = ("PS256", "RS256")  # what Entra accepts for certificate credentials
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 DEFAULT_APP_ROLES: Mapping[str, tuple[str, ...]] = {
     GRAPH: ("Mail.Read", "Mail.Send", "User.Read.All"),
@@ -548,6 +556,8 @@ class GrantRecord:
     error: str | None = None  # e.g. "invalid_grant"
     error_code: int | None = None  # the AADSTS number
     at: float = field(default_factory=time.time)
+    client_auth: str | None = None  # "client_secret" or "client_assertion", as presented
+    assertion_alg: str | None = None  # the client assertion's ``alg``, when one was presented
 
     @property
     def succeeded(self) -> bool:
@@ -604,7 +614,8 @@ class OidcIssuer:
         self._tenant_domain = tenant_domain
         self._client_id = str(uuid.UUID(client_id)) if client_id else str(uuid.uuid4())
         self._client_secret = client_secret or secrets.token_urlsafe(24)
-        self._clients: dict[str, str] = {self._client_id: self._client_secret}
+        self._clients: dict[str, str | None] = {self._client_id: self._client_secret}
+        self._certificates: dict[str, list[x509.Certificate]] = {}
         self._tls_enabled = tls
         self._port = port
         roles = DEFAULT_APP_ROLES if app_roles is None else app_roles
@@ -739,6 +750,19 @@ class OidcIssuer:
         with self._lock:
             self._clients[str(uuid.UUID(client_id))] = client_secret
 
+    def register_certificate(self, certificate: x509.Certificate | bytes, client_id: str | None = None) -> None:
+        """Upload a certificate (object or PEM) to an application's registration, as "Certificates &
+        secrets" does: client assertions signed with its key are then accepted for that client.
+
+        :param client_id: the add-in's application by default; an unknown one is registered with
+            no secret (certificate credentials only).
+        """
+        cert = certificate if isinstance(certificate, x509.Certificate) else x509.load_pem_x509_certificate(certificate)
+        key = str(uuid.UUID(client_id)) if client_id else self._client_id
+        with self._lock:
+            self._clients.setdefault(key, None)
+            self._certificates.setdefault(key, []).append(cert)
+
     # -- tokens, keys (delegating to the factory) ---------------------------------------------
 
     def mint(self, upn: str, **kwargs: Any) -> str:
@@ -851,10 +875,11 @@ class OidcIssuer:
         basic = _basic_credentials(headers.get("Authorization"))
         if basic is not None:
             client_id, client_secret = basic
+        client_auth, assertion_alg = _client_auth(form, client_secret)
         try:
             if self.factory.resolve_tenant(segment) is None:
                 raise _unknown_tenant(segment)
-            reply, subject = self._issue(form, grant_type, scopes, client_id, client_secret)
+            reply, subject = self._issue(form, grant_type, scopes, client_id, client_secret, segment)
         except _GrantError as exc:
             self._record(
                 GrantRecord(
@@ -864,12 +889,22 @@ class OidcIssuer:
                     scopes=scopes,
                     error=exc.error,
                     error_code=exc.code,
+                    client_auth=client_auth,
+                    assertion_alg=assertion_alg,
                 )
             )
             log.debug("token request refused", extra={"event": "demo.oidc.refused", "code": exc.code})
             return _aadsts(exc, headers)
         self._record(
-            GrantRecord(grant_type=kind, client_id=client_id, tenant=segment, scopes=scopes, subject=subject)
+            GrantRecord(
+                grant_type=kind,
+                client_id=client_id,
+                tenant=segment,
+                scopes=scopes,
+                subject=subject,
+                client_auth=client_auth,
+                assertion_alg=assertion_alg,
+            )
         )
         return reply
 
@@ -884,6 +919,7 @@ class OidcIssuer:
         scopes: tuple[str, ...],
         client_id: str | None,
         client_secret: str | None,
+        segment: str,
     ) -> tuple[_Reply, str | None]:
         with self._lock:
             injected = self._injected
@@ -898,8 +934,10 @@ class OidcIssuer:
         if not client_id:
             raise _missing("client_id")
         with self._lock:
+            known = client_id.lower() in self._clients
             expected_secret = self._clients.get(client_id.lower())
-        if expected_secret is None:
+            certificates = list(self._certificates.get(client_id.lower(), ()))
+        if not known:
             raise _GrantError(
                 400,
                 "unauthorized_client",
@@ -907,7 +945,16 @@ class OidcIssuer:
                 f"Application with identifier '{client_id[:64]}' was not found in the directory "
                 f"'{self._tenant_id}'.",
             )
-        if not client_secret:
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            if client_secret:
+                raise _GrantError(
+                    400,
+                    "invalid_request",
+                    90014,
+                    "A client may authenticate with 'client_assertion' or with 'client_secret', not both.",
+                )
+            self._check_client_assertion(form, client_id.lower(), certificates, segment)
+        elif not client_secret:
             raise _GrantError(
                 401,
                 "invalid_client",
@@ -915,7 +962,7 @@ class OidcIssuer:
                 "The request body must contain the following parameter: "
                 "'client_assertion' or 'client_secret'.",
             )
-        if not hmac.compare_digest(client_secret.encode(), expected_secret.encode()):
+        elif expected_secret is None or not hmac.compare_digest(client_secret.encode(), expected_secret.encode()):
             raise _GrantError(
                 401,
                 "invalid_client",
@@ -935,6 +982,134 @@ class OidcIssuer:
             70003,
             f"The app requested an unsupported grant type '{grant_type[:64]}'.",
         )
+
+    def _check_client_assertion(
+        self, form: Mapping[str, str], client_id: str, certificates: list[x509.Certificate], segment: str
+    ) -> None:
+        """Verify a certificate credential as Entra does (private_key_jwt).
+
+        :raises _GrantError: ``invalid_client`` with the AADSTS code Entra would answer.
+        """
+        if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+            raise _GrantError(
+                400,
+                "invalid_request",
+                900144 if not form.get("client_assertion_type") else 50027,
+                f"The request body must contain the following parameter: 'client_assertion_type' with the "
+                f"value '{CLIENT_ASSERTION_TYPE}'.",
+            )
+        assertion = form.get("client_assertion")
+        if not assertion:
+            raise _missing("client_assertion")
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            raise _GrantError(400, "invalid_request", 50027, "JWT token is invalid or malformed.") from None
+        alg = header.get("alg")
+        if alg not in CLIENT_ASSERTION_ALGORITHMS:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                f"Client assertion contains an invalid signature. [Reason - The algorithm '{str(alg)[:16]}' is "
+                "not supported.]",
+            )
+        # msal pads these base64url values ("="); Entra accepts either form.
+        sha256_print, sha1_print = (
+            None if value is None else str(value).rstrip("=") for value in (header.get("x5t#S256"), header.get("x5t"))
+        )
+        if sha256_print is None and sha1_print is None:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation. [Reason - The header carries no 'x5t#S256' or "
+                "'x5t' thumbprint.]",
+            )
+        if alg == "PS256" and sha256_print is None:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation. [Reason - PS256 assertions must carry 'x5t#S256'.]",
+            )
+        certificate = next(
+            (
+                cert
+                for cert in certificates
+                if (sha256_print is None or sha256_print == _thumbprint(cert, hashes.SHA256()))
+                and (sha1_print is None or sha1_print == _thumbprint(cert, hashes.SHA1()))  # noqa: S303 - x5t is SHA-1
+            ),
+            None,
+        )
+        if certificate is None:
+            shown = str(sha256_print or sha1_print)[:64]
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                "The certificate with identifier used to sign the client assertion is not registered on "
+                f"application. [Reason - The key was not found., Thumbprint of key used by client: '{shown}', "
+                f"Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys "
+                f"for app Id '{client_id}'.]",
+            )
+        if certificate.not_valid_after_utc <= datetime.now(UTC):
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion contains an invalid signature. [Reason - The key used is expired.]",
+            )
+        base = self.factory.authority
+        audiences = {
+            f"{base}/{tenant}/oauth2/{version}token"
+            for tenant in {segment, self._tenant_id, *([self._tenant_domain] if self._tenant_domain else [])}
+            for version in ("v2.0/", "")
+        }
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                assertion,
+                certificate.public_key(),  # type: ignore[arg-type]
+                algorithms=[alg],
+                options={"verify_aud": False, "require": ["aud", "exp", "iss", "sub"]},
+                leeway=_ASSERTION_LEEWAY,
+            )
+        except jwt.ExpiredSignatureError:
+            raise _GrantError(
+                401, "invalid_client", 700024, "Client assertion is not within its valid time range."
+            ) from None
+        except jwt.ImmatureSignatureError:
+            raise _GrantError(
+                401, "invalid_client", 700024, "Client assertion is not within its valid time range."
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation. [Reason - The provided signature value did not "
+                "match the expected signature value.]",
+            ) from None
+        except jwt.PyJWTError:
+            raise _GrantError(401, "invalid_client", 50027, "JWT token is invalid or malformed.") from None
+        if claims.get("aud") not in audiences:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700027,
+                f"Client assertion audience claim does not match Realm issuer. [Reason - The audience "
+                f"'{str(claims.get('aud'))[:200]}' is not this tenant's token endpoint.]",
+            )
+        issuer, subject = str(claims.get("iss", "")).lower(), str(claims.get("sub", "")).lower()
+        if issuer != client_id or subject != client_id:
+            raise _GrantError(
+                401,
+                "invalid_client",
+                700021,
+                "Client assertion application identifier doesn't match 'client_id' parameter. Review the "
+                "documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+                "active-directory-certificate-credentials .",
+            )
 
     def _client_credentials(self, client_id: str, scopes: tuple[str, ...]) -> _Reply:
         if len(scopes) != 1 or not scopes[0].endswith("/.default"):
@@ -1043,6 +1218,24 @@ def _split_scopes(scopes: Iterable[str]) -> tuple[str, tuple[str, ...]]:
             "one resource.",
         )
     return resources.pop(), tuple(permissions)
+
+
+def _client_auth(form: Mapping[str, str], client_secret: str | None) -> tuple[str | None, str | None]:
+    """How the client authenticated and the assertion's ``alg``, for :class:`GrantRecord`
+    (never the credential itself)."""
+    assertion = form.get("client_assertion")
+    if assertion:
+        try:
+            alg = jwt.get_unverified_header(assertion).get("alg")
+        except jwt.PyJWTError:
+            alg = None
+        return "client_assertion", str(alg)[:16] if alg else None
+    return ("client_secret" if client_secret else None), None
+
+
+def _thumbprint(certificate: x509.Certificate, algorithm: hashes.HashAlgorithm) -> str:
+    """A certificate thumbprint as JWS headers carry it: base64url of the DER's digest."""
+    return _b64url(certificate.fingerprint(algorithm))
 
 
 def _unknown_tenant(segment: str) -> _GrantError:

@@ -11,6 +11,13 @@ Two kinds of token:
 * **Application** (client credentials, ``{graph_resource}/.default``): for app-only capture
   (``ADDIN_GRAPH_AUTH=app``), the directory and the sender. msal caches these itself.
 
+This service proves who it is with ``ADDIN_CLIENT_CERTIFICATE`` when set (preferred), else with
+``ADDIN_CLIENT_SECRET``. A certificate goes to msal in its documented PEM form (``private_key``,
+``public_certificate``, ``passphrase``) without a ``thumbprint``: msal 1.35 and later then sign the
+client assertion with PS256 and an ``x5t#S256`` (SHA-256) header, and send the certificate as
+``x5c`` so Subject Name/Issuer authentication works too; older msal gets the SHA-1 thumbprint
+(RS256, ``x5t``).
+
 Scopes name the Graph resource of ``ADDIN_GRAPH_URL`` (scheme and host), so national clouds
 (``graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn`` ...) get tokens for their own Graph.
 The EWS adapter with ``ADDIN_EWS_AUTH=oauth-obo`` passes the EWS host instead (``resource=``), for
@@ -45,9 +52,11 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from addin_service.errors import ConfigError, MailboxUnavailable, Unauthenticated
-from addin_service.settings import Settings
+from addin_service.settings import CLIENT_CERTIFICATE, Settings, load_client_certificate
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +167,11 @@ class GraphTokens:
         for variable, value in (
             ("ADDIN_TENANT_ID", settings.tenant_id),
             ("ADDIN_CLIENT_ID", settings.client_id),
-            ("ADDIN_CLIENT_SECRET", settings.client_secret),
         ):
             if not value:
                 raise ConfigError(variable, "is required for OAuth access to Exchange")
         self._client_id = settings.client_id or ""
-        self._secret = settings.client_secret or ""
+        self._credential, self._credential_variable = client_credential(settings)
         self._authority = f"{settings.authority}/{settings.tenant_id}"
         self._instance_discovery = urlsplit(settings.authority).hostname in MICROSOFT_AUTHORITY_HOSTS
         self.resource = (resource or graph_resource(settings.graph_url)).rstrip("/")
@@ -238,7 +246,7 @@ class GraphTokens:
                     kwargs["instance_discovery"] = False
                 self._app = msal.ConfidentialClientApplication(
                     self._client_id,
-                    client_credential=self._secret,
+                    client_credential=self._credential,
                     authority=self._authority,
                     **kwargs,
                 )
@@ -275,7 +283,7 @@ class GraphTokens:
             log.warning("graph token endpoint busy", extra={"entra_error": error, "entra_codes": sorted(codes)})
             raise MailboxUnavailable(_SIGN_IN_SERVICE_DOWN, retry_after=30)
         log.error(
-            "graph token refused: check ADDIN_CLIENT_ID, ADDIN_CLIENT_SECRET, ADDIN_TENANT_ID "
+            f"graph token refused: check ADDIN_CLIENT_ID, {self._credential_variable}, ADDIN_TENANT_ID "
             "and the app's permissions",
             extra={"entra_error": error, "entra_codes": sorted(codes)},
         )
@@ -284,6 +292,38 @@ class GraphTokens:
     def _unreachable(self, exc: Exception) -> MailboxUnavailable:
         log.warning("graph token endpoint unreachable", extra={"error_type": type(exc).__name__})
         return MailboxUnavailable(_SIGN_IN_SERVICE_DOWN, retry_after=30)
+
+
+def client_credential(settings: Settings) -> tuple[str | dict[str, str], str]:
+    """msal's ``client_credential`` for this service, and the variable it came from.
+
+    The certificate wins when both it and a secret are set.
+
+    :raises ConfigError: neither is set, or the certificate file is not usable.
+    """
+    if settings.client_certificate:
+        certificate = load_client_certificate(settings.client_certificate, settings.client_certificate_password)
+        credential = {"private_key": certificate.private_key_pem, "public_certificate": certificate.certificate_pem}
+        if settings.client_certificate_password:
+            credential["passphrase"] = settings.client_certificate_password
+        if not _msal_computes_sha256_thumbprint():
+            der = x509.load_pem_x509_certificate(certificate.certificate_pem.encode("ascii")).public_bytes(
+                serialization.Encoding.DER
+            )
+            credential["thumbprint"] = hashlib.sha1(der, usedforsecurity=False).hexdigest()
+        return credential, CLIENT_CERTIFICATE
+    if settings.client_secret:
+        return settings.client_secret, "ADDIN_CLIENT_SECRET"
+    raise ConfigError("ADDIN_CLIENT_SECRET", f"or {CLIENT_CERTIFICATE} is required for OAuth access to Exchange")
+
+
+def _msal_computes_sha256_thumbprint() -> bool:
+    """msal 1.35 added: no ``thumbprint`` but a ``public_certificate`` → SHA-256 thumbprint, PS256."""
+    numbers = []
+    for part in str(getattr(msal, "__version__", "0")).split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        numbers.append(int(digits or 0))
+    return tuple(numbers) >= (1, 35)
 
 
 def _expires_in(result: dict[str, Any]) -> float:

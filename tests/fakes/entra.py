@@ -4,6 +4,8 @@
   through ``responses`` at Entra's real URLs, counting calls and able to go down. Unit tests.
 * :func:`settings_for` builds validated :class:`Settings` pointing at an issuer.
 * :class:`FakeClock` drives the validator's caches without sleeping.
+* :func:`app_certificate` makes a throw-away key and self-signed certificate for
+  ``ADDIN_CLIENT_CERTIFICATE`` (certificate credentials), written as PEM.
 
 Integration tests use :class:`OidcIssuer` itself (real HTTP/TLS on 127.0.0.1).
 """
@@ -12,11 +14,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
 import responses
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from addin_service.demo.oidc import EntraTokenFactory, OidcIssuer
 from addin_service.settings import Settings
@@ -66,6 +74,54 @@ def settings_for(
 def settings_for_issuer(issuer: OidcIssuer, *, tenant: str | None = None) -> Settings:
     """Settings that trust ``issuer`` for its tenant and client id."""
     return settings_for(issuer.authority, tenant=tenant or issuer.tenant_id, client_id=issuer.client_id)
+
+
+@dataclass(frozen=True)
+class AppCertificate:
+    """A throw-away application key and its self-signed certificate."""
+
+    key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def key_pem(self, password: str | None = None, *, traditional: bool = False) -> bytes:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+        )
+        form = serialization.PrivateFormat.TraditionalOpenSSL if traditional else serialization.PrivateFormat.PKCS8
+        return self.key.private_bytes(serialization.Encoding.PEM, form, encryption)
+
+    def write(self, path: Path, *, password: str | None = None, extra: bytes = b"") -> Path:
+        """Key then certificate (then ``extra``) in one PEM file, as an admin would make it."""
+        path.write_bytes(self.key_pem(password) + self.certificate_pem + extra)
+        return path
+
+
+def app_certificate(
+    *,
+    key: rsa.RSAPrivateKey | None = None,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    key_size: int = 2048,
+) -> AppCertificate:
+    """A fresh RSA key and a self-signed certificate for it (valid from yesterday for a year)."""
+    private = key or rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "report-harassment-addin.test")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - timedelta(days=1))
+        .not_valid_after(not_after or now + timedelta(days=365))
+        .sign(private, hashes.SHA256())
+    )
+    return AppCertificate(private, certificate)
 
 
 class EntraResponses:
