@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, json, request
 
 from addin_service.api.problems import problem
@@ -10,6 +12,9 @@ from addin_service.errors import ServiceError
 from addin_service.observability.metrics_access import may_read_metrics
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger("addin_service.api")
+NOT_READY_DETAIL = "Some dependencies are unavailable; the service log says why."
+DEFAULT_RETRY_AFTER = 5
 
 
 def _container() -> Container:
@@ -24,7 +29,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Database, evidence store and Exchange are all reachable; 503 names what is not."""
+    """Database, evidence store and Exchange are all reachable; 503 names which are not.
+
+    Anyone may ask, so the answer holds only check names and ok/failed: what failed and why (a
+    path, a host, a variable) goes to the log, at warning level.
+    """
     c = _container()
     checks: dict[str, str] = {}
     retry_after = 0
@@ -36,20 +45,27 @@ def readyz() -> Response:
         try:
             probe()
             checks[name] = "ok"
-        except ServiceError as exc:
-            checks[name] = exc.detail
-            retry_after = max(retry_after, getattr(exc, "retry_after", 5))
+        except Exception as exc:  # any failure means "not ready"; the log says which and why
+            checks[name] = "failed"
+            retry_after = max(retry_after, getattr(exc, "retry_after", DEFAULT_RETRY_AFTER))
+            if isinstance(exc, ServiceError):
+                kind, detail, trace = exc.type_slug, exc.detail, False
+            else:  # not translated by its adapter: the trace says where it came from
+                kind, detail, trace = type(exc).__name__, str(exc), True
+            log.warning(
+                "readiness check failed",
+                exc_info=trace,
+                extra={"event": "readyz.failed", "check": name, "kind": kind, "detail": detail},
+            )
     if all(v == "ok" for v in checks.values()):
-        return Response(json.dumps({"status": "ok", "checks": checks}), mimetype="application/json")
-    failing = ", ".join(name for name, v in checks.items() if v != "ok")
-    return problem(
-        503,
-        "Not ready",
-        f"Not ready: {failing} unavailable.",
-        "not-ready",
-        retry_after=retry_after or 5,
-        extra={"status_text": "unavailable", "checks": checks},
-    )
+        return _json({"status": "ok", "checks": checks}, 200)
+    response = _json({"status": "unavailable", "detail": NOT_READY_DETAIL, "checks": checks}, 503)
+    response.headers["Retry-After"] = str(retry_after or DEFAULT_RETRY_AFTER)
+    return response
+
+
+def _json(body: object, status: int) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
 @bp.get("/metrics")

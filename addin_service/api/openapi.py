@@ -21,13 +21,20 @@ bp = Blueprint("openapi", __name__)
 PROBLEM = "application/problem+json"
 
 
-def _problem(description: str, *, retry_after: bool = False, auth: bool = False) -> dict[str, Any]:
+RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+
+
+def _problem(
+    description: str, *, retry_after: bool = False, auth: bool = False, accept_encoding: bool = False
+) -> dict[str, Any]:
     response: dict[str, Any] = {"description": description, "content": {PROBLEM: {"schema": "Problem"}}}
     headers: dict[str, Any] = {}
     if retry_after:
-        headers["Retry-After"] = {
-            "description": "Seconds to wait before retrying",
-            "schema": {"type": "integer"},
+        headers["Retry-After"] = RETRY_AFTER
+    if accept_encoding:
+        headers["Accept-Encoding"] = {
+            "description": "identity: the only content coding accepted (sent when Content-Encoding was the problem)",
+            "schema": {"type": "string"},
         }
     if auth:
         headers["WWW-Authenticate"] = {"description": "Bearer challenge", "schema": {"type": "string"}}
@@ -91,7 +98,11 @@ def build_spec(server_url: str) -> dict[str, Any]:
                     "403": _problem("Not your mailbox"),
                     "404": _problem("No such message in Exchange"),
                     "413": _problem("Message or request too large"),
-                    "415": _problem("Not JSON"),
+                    "415": _problem(
+                        "Content-Type is not application/json (charset, if given, utf-8), or the body has a "
+                        "Content-Encoding (gzip, ...) this service does not decode; send it uncompressed",
+                        accept_encoding=True,
+                    ),
                     "422": _problem("Idempotency-Key reused for a different request"),
                     "429": _problem("Too many reports from this caller", retry_after=True),
                     **common,
@@ -151,7 +162,11 @@ def build_spec(server_url: str) -> dict[str, Any]:
                 "operationId": "readyz",
                 "responses": {
                     "200": {"description": "Ready", "content": {"application/json": {"schema": "Readiness"}}},
-                    "503": _problem("A dependency is unavailable", retry_after=True),
+                    "503": {
+                        "description": "Not ready: checks says which dependency failed (the log says why)",
+                        "content": {"application/json": {"schema": "Readiness"}},
+                        "headers": {"Retry-After": RETRY_AFTER},
+                    },
                 },
             }
         },

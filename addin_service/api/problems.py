@@ -8,10 +8,22 @@ from typing import Any
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException
 
-from addin_service.errors import InvalidRequest, RateLimited, ServiceError, Unauthenticated, Unavailable
+from addin_service.errors import (
+    ConfigError,
+    InvalidRequest,
+    RateLimited,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger("addin_service.api")
 PROBLEM_JSON = "application/problem+json"
+
+INTERNAL_DETAIL = (
+    "Something went wrong on our side and nothing was filed. Please try again; "
+    "if it keeps happening, tell your IT help desk and quote the request id."
+)
 
 _HTTP_DETAIL = {
     400: "The request could not be read. Send a JSON object as described in /openapi.json.",
@@ -20,6 +32,19 @@ _HTTP_DETAIL = {
     413: "The request body is too large.",
     415: "Send the body as application/json.",
 }
+
+
+class UnsupportedMediaType(ServiceError):
+    """A body the service would have to guess at: not ``application/json``, or in a content coding
+    (gzip...) it does not decode. ``headers`` go out with the 415 (RFC 7694: ``Accept-Encoding``)."""
+
+    status = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+    def __init__(self, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.headers = headers or {}
 
 
 def problem(
@@ -67,6 +92,8 @@ def from_service_error(exc: ServiceError) -> Response:
         headers["WWW-Authenticate"] = challenge
     elif isinstance(exc, InvalidRequest):
         errors = exc.errors
+    elif isinstance(exc, UnsupportedMediaType):
+        headers.update(exc.headers)
     return problem(
         exc.status,
         exc.title,
@@ -83,6 +110,13 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> Response:
+        if isinstance(exc, ConfigError):
+            # Its detail names a variable and often a path: for the administrator, not the caller.
+            log.error(
+                "configuration problem",
+                extra={"event": "request.config_error", "variable": exc.variable, "detail": exc.detail},
+            )
+            return problem(500, "Internal error", INTERNAL_DETAIL, "internal")
         if exc.status >= 500:
             log.warning(
                 "request failed",
@@ -101,10 +135,4 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unexpected error", extra={"event": "request.crashed"})
-        return problem(
-            500,
-            "Internal error",
-            "Something went wrong on our side and nothing was filed. Please try again; "
-            "if it keeps happening, tell your IT help desk and quote the request id.",
-            "internal",
-        )
+        return problem(500, "Internal error", INTERNAL_DETAIL, "internal")

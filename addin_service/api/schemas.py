@@ -30,8 +30,7 @@ _EMAIL = re.compile(
     r"^[^@<>\"(),;:\\\[\]\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*$"
 )
 
-STRICT_TRUE = {True}
-STRICT_FALSE = {False}
+NOT_TEXT = "Not valid Unicode text: it holds a lone surrogate (such as \\ud800)."
 
 
 class FullMatch(validate.Regexp):
@@ -45,18 +44,71 @@ class FullMatch(validate.Regexp):
         return value
 
 
-def _strict_bool(**kwargs: Any) -> fields.Boolean:
-    """Only JSON true/false: "yes" or 1 are errors, not guesses."""
-    return fields.Boolean(truthy=STRICT_TRUE, falsy=STRICT_FALSE, **kwargs)
+class Text(fields.String):
+    """A string that is Unicode text. JSON may spell a lone surrogate (``"\\ud800"``) and Python
+    decodes it as one; no UTF-8 store, database or hash can hold it, so it is refused here, before
+    anything is captured, rather than crash after the evidence is sealed."""
+
+    default_error_messages = {"not_text": NOT_TEXT}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("not_text") from None
+        return text
 
 
-class ReportRequestSchema(Schema):
-    """Body of ``POST /api/v1/reports``."""
+class StrictBoolean(fields.Boolean):
+    """Only JSON true/false: "yes", 1 or 1.0 are errors, not guesses (``1 == True`` in Python, so a
+    ``truthy`` set cannot tell them apart)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class RequestSchema(Schema):
+    """Base of every schema that loads client input: unknown members are errors, and every string
+    field must be :class:`Text` (checked when the schema is built, so none can be forgotten).
+
+    :raises TypeError: a subclass declares a plain ``fields.String``.
+    """
 
     class Meta:
         unknown = RAISE
 
-    item_id = fields.String(
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        if not _only_text(field_obj):
+            raise TypeError(f"{type(self).__name__}.{field_name} must use Text, not fields.String, for its strings")
+        super().on_bind_field(field_name, field_obj)
+
+
+def _only_text(field: fields.Field[Any] | None) -> bool:
+    """Whether every string ``field`` loads (itself, list items, dict keys and values) is ``Text``,
+    and every nested schema is a ``RequestSchema`` (which checks its own fields)."""
+    if field is None:
+        return True
+    if isinstance(field, fields.String):
+        return isinstance(field, Text)
+    if isinstance(field, fields.List):
+        return _only_text(field.inner)
+    if isinstance(field, fields.Tuple):
+        return all(_only_text(inner) for inner in field.tuple_fields)
+    if isinstance(field, fields.Mapping):
+        return _only_text(field.key_field) and _only_text(field.value_field)
+    if isinstance(field, fields.Nested):
+        nested = field.nested
+        return (isinstance(nested, type) and issubclass(nested, RequestSchema)) or isinstance(nested, RequestSchema)
+    return True
+
+
+class ReportRequestSchema(RequestSchema):
+    """Body of ``POST /api/v1/reports``."""
+
+    item_id = Text(
         required=True,
         validate=[
             validate.Length(min=1, max=ITEM_ID_MAX_LENGTH),
@@ -64,20 +116,20 @@ class ReportRequestSchema(Schema):
         ],
         metadata={"description": "Office.context.mailbox.item.itemId (EWS format) or its REST form."},
     )
-    id_format = fields.String(
+    id_format = Text(
         load_default="ews",
         validate=validate.OneOf(["ews", "rest"]),
         metadata={"description": "Which form item_id is in: desktop and web give ews, mobile rest."},
     )
-    mailbox = fields.String(
+    mailbox = Text(
         load_default=None,
         allow_none=True,
         # 254: the longest address SMTP can carry (RFC 5321 path limit); Exchange refuses longer ones.
         validate=[validate.Length(max=MAX_ADDRESS_LENGTH), FullMatch(_EMAIL, error="Not an email address.")],
         metadata={"description": "SMTP address of the mailbox that holds the item; default the caller's own."},
     )
-    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    note = fields.String(
+    category = Text(required=True, validate=validate.OneOf(CATEGORIES))
+    note = Text(
         load_default="",
         validate=[
             validate.Length(max=NOTE_MAX_LENGTH),
@@ -85,9 +137,8 @@ class ReportRequestSchema(Schema):
         ],
         metadata={"description": "Optional words from the reporter; evidence only, never sent to the supervisor."},
     )
-    feels_unsafe = _strict_bool(load_default=False)
-    include_related = _strict_bool(load_default=False)
-
+    feels_unsafe = StrictBoolean(load_default=False)
+    include_related = StrictBoolean(load_default=False)
 
 
 class NotificationSchema(Schema):
@@ -157,6 +208,20 @@ class HealthSchema(Schema):
     status = fields.String(required=True)
 
 
+def _check() -> fields.String:
+    return fields.String(required=True, validate=validate.OneOf(["ok", "failed"]))
+
+
+class ReadinessChecksSchema(Schema):
+    database = _check()
+    evidence = _check()
+    exchange = _check()
+
+
 class ReadinessSchema(Schema):
-    status = fields.String(required=True)
-    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    """Body of ``/readyz``, 200 and 503 alike: check names and ok/failed only, since anyone may ask
+    (why a check failed is in the service log)."""
+
+    status = fields.String(required=True, validate=validate.OneOf(["ok", "unavailable"]))
+    detail = fields.String(metadata={"description": "present when not ready: a generic sentence"})
+    checks = fields.Nested(ReadinessChecksSchema, required=True)

@@ -35,7 +35,15 @@ from addin_service.auth.caller import Caller
 from addin_service.cases.capture_tee import HeaderTee
 from addin_service.cases.origin import OriginAnalysis, analyze_origin
 from addin_service.cases.support import support_contacts
-from addin_service.db.reports import AlreadyFiled, NewCase, NewReport, ReportRepository, item_key, message_id_key
+from addin_service.db.reports import (
+    AlreadyFiled,
+    NewCase,
+    NewReport,
+    Report,
+    ReportRepository,
+    item_key,
+    message_id_key,
+)
 from addin_service.errors import ReportInProgress
 from addin_service.evidence.facts import message_facts
 from addin_service.evidence.ports import EvidenceStore, SealedPackage
@@ -121,11 +129,7 @@ class ReportFiler:
         :raises MessageNotFound, NotYourMailbox, MailboxUnavailable, MessageTooLarge,
             EvidenceStoreUnavailable, DatabaseUnavailable, IdempotencyKeyReused, ReportInProgress
         """
-        mailbox = (command.mailbox or caller.upn).lower()
-        item_id = canonical_item_id(command.item_id, command.id_format)
-        key = item_key(mailbox, item_id)
-        fingerprint = command.fingerprint(mailbox)
-
+        mailbox, item_id, key, fingerprint = _identity(caller, command)
         for _ in range(CLAIM_ATTEMPTS):
             lookup = self._repo.lookup_or_claim(caller.upn, key, idempotency_key, fingerprint)
             if lookup.existing is not None:
@@ -145,6 +149,16 @@ class ReportFiler:
             if existing is not None:
                 return self._replay(caller, existing.id, existing.response_json, idempotency_key, key, fingerprint)
         raise ReportInProgress("A report for this message is being filed right now. Try again in a moment.", 2)
+
+    def find_existing(self, caller: Caller, command: ReportCommand, idempotency_key: str | None) -> Report | None:
+        """The report :meth:`file` would replay for this request, read without claiming anything;
+        None when it would file a new one (or one is still being filed).
+
+        :raises IdempotencyKeyReused: the key was used for a different request.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        _mailbox, _item_id, key, fingerprint = _identity(caller, command)
+        return self._repo.lookup(caller.upn, key, idempotency_key, fingerprint).existing
 
     def _replay(
         self,
@@ -373,6 +387,19 @@ def _campaign_id(internet_message_id: str | None) -> str | None:
     """The Message-ID that groups reports into a campaign, or None (absent or blank)."""
     value = (internet_message_id or "").strip()
     return value or None
+
+
+def _identity(caller: Caller, command: ReportCommand) -> tuple[str, str, str, str]:
+    """What makes two requests the same report: the mailbox, the item's canonical id, their key,
+    and the request's fingerprint (for a reused Idempotency-Key)."""
+    mailbox = (command.mailbox or caller.upn).lower()
+    item_id = canonical_item_id(command.item_id, command.id_format)
+    return mailbox, item_id, item_key(mailbox, item_id), command.fingerprint(mailbox)
+
+
+def item_key_of(caller: Caller, command: ReportCommand) -> str:
+    """The key under which :meth:`ReportFiler.file` claims and finds this request's item."""
+    return _identity(caller, command)[2]
 
 
 def _sender_address(captured: CapturedItem, facts: dict[str, Any]) -> str | None:
