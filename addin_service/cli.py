@@ -67,12 +67,20 @@ def run_command(host: str, port: int, threads: int) -> None:
     type=click.Path(path_type=Path),
     help="Where the demo keeps its SQLite database and evidence (the embedded defaults' folder).",
 )
+@click.option(
+    "--exchange",
+    type=click.Choice(["ews", "graph"]),
+    default="ews",
+    show_default=True,
+    help="How the service reaches the demo Exchange: EWS (Exchange Server), or Microsoft Graph "
+    "(Exchange Online: msal on behalf of the reporter, against the demo sign-in over TLS).",
+)
 @stops_cleanly
-def demo_command(host: str, port: int, data_dir: Path) -> None:
+def demo_command(host: str, port: int, data_dir: Path, exchange: str) -> None:
     """Run everything on this machine: the service, a demo Exchange mailbox and a demo sign-in."""
     from addin_service.demo.runner import run_demo
 
-    run_demo(host=host, port=port, data_dir=data_dir.resolve())
+    run_demo(host=host, port=port, data_dir=data_dir.resolve(), exchange=exchange)
 
 
 @cli.group("db", cls=click.Group)

@@ -22,6 +22,16 @@ DEMO_SUPERVISOR = "morgan@contoso.com"
 DEMO_SKIP_LEVEL = "sam.okafor@contoso.com"
 DEMO_NOTIFY_FROM = "report-harassment@contoso.com"
 
+# The demo directory, shared by the EWS and the Graph doubles: (address, display name, manager).
+# Routing finds real names and the next level up: the supervisor's own messages (and the spoofed
+# one) go to the skip-level manager.
+DEMO_PEOPLE: tuple[tuple[str, str, str | None], ...] = (
+    (DEMO_USER, "Alex Rivera", DEMO_SUPERVISOR),
+    (DEMO_SUPERVISOR, "Morgan Blake", DEMO_SKIP_LEVEL),
+    (DEMO_SKIP_LEVEL, "Sam Okafor", None),
+    ("riley.chen@contoso.com", "Riley Chen", DEMO_SUPERVISOR),
+)
+
 
 def sample_messages() -> dict[str, bytes]:
     """The sample messages by name (file name without ``.eml``), in file-name order, as raw bytes."""
@@ -44,12 +54,8 @@ def seed_demo(server: EwsServer) -> dict[str, str]:
     server.add_mailbox(DEMO_USER)
     server.add_mailbox(DEMO_SUPERVISOR)
     server.store.set_manager(DEMO_USER, DEMO_SUPERVISOR)
-    # The directory ResolveNames serves, so routing finds real names and the next level up: the
-    # supervisor's own messages (and the spoofed one) then go to the skip-level manager.
-    server.add_person(DEMO_USER, "Alex Rivera", manager=DEMO_SUPERVISOR)
-    server.add_person(DEMO_SUPERVISOR, "Morgan Blake", manager=DEMO_SKIP_LEVEL)
-    server.add_person(DEMO_SKIP_LEVEL, "Sam Okafor")
-    server.add_person("riley.chen@contoso.com", "Riley Chen", manager=DEMO_SUPERVISOR)
+    for address, name, manager in DEMO_PEOPLE:  # the directory ResolveNames serves
+        server.add_person(address, name, manager=manager)
     server.add_mailbox(DEMO_NOTIFY_FROM)  # sends the notifications (ADDIN_NOTIFY_TRANSPORT=ews)
     return {
         name: server.add_message(DEMO_USER, mime, received_at=_received_at(mime))

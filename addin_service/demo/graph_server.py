@@ -798,6 +798,19 @@ class GraphServer:
         with self._lock:
             self.requests.append(entry)
 
+    def sent_items(self, mailbox: str | None = None) -> list[GraphMessage]:
+        """The messages in Sent Items (of ``mailbox``, or of every mailbox), oldest first: what
+        ``sendMail`` with ``saveToSentItems`` and sent drafts left there."""
+        owner = self.state.find_user(mailbox) if mailbox else None
+        if mailbox and owner is None:
+            return []
+        with self.state.lock:
+            return [
+                m
+                for m in self.state.messages.values()
+                if m.folder == "sentitems" and (owner is None or m.owner_id == owner.id)
+            ]
+
     def operations(self) -> list[str]:
         """The operations requested so far, in order."""
         with self._lock:
@@ -1524,22 +1537,25 @@ def _message_filter(text: str) -> Callable[[GraphMessage], bool]:
 
 
 def seed_demo(server: GraphServer) -> dict[str, str]:
-    """The EWS demo's people and sample messages, in the Graph double: the demo user, her
-    supervisor (her manager in the directory) and the sample messages in her inbox.
+    """The EWS demo's people and sample messages, in the Graph double: the same directory (names
+    and managers, so ``/manager`` finds the supervisor and the next level up), the mailbox the
+    notifications are sent from, and the sample messages in the demo user's inbox.
 
     :returns: the EWS-format id of each sample message by name (what Outlook desktop sends).
     """
     from email.parser import BytesHeaderParser
     from email.utils import parsedate_to_datetime
 
-    from addin_service.demo.ews_seed import DEMO_SUPERVISOR, DEMO_USER, sample_messages
+    from addin_service.demo.ews_seed import DEMO_NOTIFY_FROM, DEMO_PEOPLE, DEMO_USER, sample_messages
 
     state = server.state
-    if state.find_user(DEMO_SUPERVISOR) is None:
-        state.add_user(DEMO_SUPERVISOR)
-    if state.find_user(DEMO_USER) is None:
-        state.add_user(DEMO_USER)
-    state.set_manager(DEMO_USER, DEMO_SUPERVISOR)
+    for address, name, _manager in DEMO_PEOPLE:
+        if state.find_user(address) is None:
+            state.add_user(address, name)
+    for address, _name, manager in DEMO_PEOPLE:
+        state.set_manager(address, manager)
+    if state.find_user(DEMO_NOTIFY_FROM) is None:
+        state.add_user(DEMO_NOTIFY_FROM, "Report Harassment")
     ids: dict[str, str] = {}
     for name, mime in sample_messages().items():
         date = BytesHeaderParser().parsebytes(mime)["Date"]

@@ -1,9 +1,17 @@
 """``addin-service demo``: the whole flow on one machine, without Microsoft 365.
 
-Starts the EWS server double (real EWS SOAP over HTTP on loopback) seeded with the sample
-messages, the Entra ID double (discovery, JWKS, token minting) as the demo sign-in, and the real
-service wired to both exactly as it would be to Exchange Server and Entra ID: the real
-``EwsMailbox`` (exchangelib), the real token validation (PyJWT), SQLite and a local evidence folder.
+Starts a demo Exchange seeded with the sample messages, the Entra ID double (discovery, JWKS,
+token endpoint) as the demo sign-in, and the real service wired to both exactly as it would be in
+production, with SQLite and a local evidence folder. Two kinds of Exchange:
+
+* ``ews`` (the default): the EWS server double (real EWS SOAP over HTTP on loopback), reached by
+  the real ``EwsMailbox`` (exchangelib) with a service account, as Exchange Server is.
+* ``graph``: the Microsoft Graph double, reached as Exchange Online is: the real ``GraphMailbox``
+  exchanges the reporter's sign-in for a Graph token with msal's on-behalf-of flow at the Entra
+  double, the directory (``/manager``) and the notifications (``sendMail``) use client-credentials
+  tokens limited to the sending mailbox. msal accepts only ``https://`` authorities, so both doubles
+  serve TLS with throw-away CAs, trusted through ``REQUESTS_CA_BUNDLE`` for as long as the demo runs
+  (:class:`DemoCaTrust`). The browser-facing side stays on plain http on loopback.
 """
 
 from __future__ import annotations
@@ -11,7 +19,12 @@ from __future__ import annotations
 import email.policy
 import html
 import logging
+import os
 import re
+import shutil
+import signal
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import parseaddr
@@ -20,14 +33,25 @@ from typing import Any
 
 from flask import Flask
 
-from addin_service.demo.ews_seed import DEMO_SUPERVISOR, DEMO_USER, sample_messages, seed_demo
+from addin_service.demo.ews_seed import DEMO_NOTIFY_FROM, DEMO_SUPERVISOR, DEMO_USER, sample_messages, seed_demo
 from addin_service.demo.ews_server import EwsServer
+from addin_service.demo.graph_server import GraphMessage, GraphServer, jwt_verifier
+from addin_service.demo.graph_server import seed_demo as seed_graph_demo
 from addin_service.demo.oidc import OidcIssuer
+from addin_service.demo.tls import make_throwaway_tls
 from addin_service.demo.web import DemoMail, DemoMessage
 from addin_service.settings import Settings
 
 log = logging.getLogger("addin_service.demo")
 PREVIEW_CHARS = 160
+EXCHANGES = ("ews", "graph")
+CA_BUNDLE_VARIABLE = "REQUESTS_CA_BUNDLE"
+
+# What the add-in's registration is granted in the Graph demo, on the Graph double's resource.
+# Delegated (on behalf of the reporter): read their own mail, and shared mail they may read.
+GRAPH_DELEGATED_SCOPES = ("Mail.Read", "Mail.Read.Shared", "User.ReadBasic.All")
+# Application: the directory, and sending; the access policy below keeps mail to the sending mailbox.
+GRAPH_APP_ROLES = ("Mail.Read", "Mail.Send", "User.Read.All")
 
 
 @dataclass
@@ -37,6 +61,7 @@ class DemoBackend:
     issuer: OidcIssuer
     items: list[DemoMessage]
     ews: EwsServer | None = None
+    graph: GraphServer | None = None
     notify_from: str = ""
     user: str = DEMO_USER
     users: frozenset[str] = field(default_factory=lambda: frozenset({DEMO_USER, DEMO_SUPERVISOR}))
@@ -50,7 +75,11 @@ class DemoBackend:
         return self.issuer.demo_token(upn.lower())
 
     def sent_mail(self) -> list[DemoMail]:
-        if self.ews is None or not self.notify_from:
+        if not self.notify_from:
+            return []
+        if self.graph is not None:
+            return [_graph_mail(sent) for sent in self.graph.sent_items(self.notify_from)]
+        if self.ews is None:
             return []
         return [
             DemoMail(
@@ -64,34 +93,86 @@ class DemoBackend:
         ]
 
 
+def _graph_mail(sent: GraphMessage) -> DemoMail:
+    """A message in the Graph double's Sent Items, as its recipient would read it."""
+    body = sent.body or {}
+    content = str(body.get("content") or "")
+    is_html = str(body.get("contentType", "")).lower() == "html"
+    return DemoMail(
+        to=tuple(str(r.get("emailAddress", {}).get("address", "")) for r in sent.to),
+        subject=sent.subject or "",
+        sent_at=sent.received,
+        html=content if is_html else f"<pre>{html.escape(content)}</pre>",
+        attachments=tuple(str(a.get("name", "")) for a in sent.attachments),
+    )
+
+
+class DemoCaTrust:
+    """``REQUESTS_CA_BUNDLE`` pointing at a bundle of only the demo's throw-away CAs, until closed.
+
+    requests, and therefore msal, the token validator and the Graph adapters, read it; nothing in
+    the demo service talks to anything but the doubles on loopback, so no other CA is needed, and
+    none is trusted. :meth:`close` puts back the variable as it was and deletes the bundle.
+    """
+
+    def __init__(self, directory: Path, *ca_files: Path) -> None:
+        self.directory = directory
+        self.bundle_path = directory / "demo-ca-bundle.pem"
+        self.bundle_path.write_bytes(b"".join(path.read_bytes() for path in ca_files))
+        self._previous = os.environ.get(CA_BUNDLE_VARIABLE)
+        os.environ[CA_BUNDLE_VARIABLE] = str(self.bundle_path)
+        self._closed = False
+
+    def close(self) -> None:
+        """Restore the variable (unless someone else changed it since) and delete the bundle."""
+        if self._closed:
+            return
+        self._closed = True
+        if os.environ.get(CA_BUNDLE_VARIABLE) == str(self.bundle_path):
+            if self._previous is None:
+                del os.environ[CA_BUNDLE_VARIABLE]
+            else:
+                os.environ[CA_BUNDLE_VARIABLE] = self._previous
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 @dataclass
 class DemoHandle:
-    """A running demo: the doubles, the settings and the app (not yet served)."""
+    """A running demo: the doubles, the settings and the app (not yet served).
 
-    ews: EwsServer
+    ``ews`` is set in the EWS demo; ``graph`` and ``ca_trust`` in the Graph demo.
+    """
+
     issuer: OidcIssuer
     settings: Settings
     app: Flask
     item_ids: dict[str, str]
+    ews: EwsServer | None = None
+    graph: GraphServer | None = None
+    ca_trust: DemoCaTrust | None = None
 
     def stop(self) -> None:
         container = self.app.extensions["addin"]
         container.close()
-        self.ews.stop()
-        self.issuer.stop()
+        _stop_doubles(self.issuer, self.ews, self.graph, self.ca_trust)
 
 
-def demo_settings(data_dir: Path, ews: EwsServer, issuer: OidcIssuer, public_url: str) -> Settings:
+def _stop_doubles(
+    issuer: OidcIssuer | None, ews: EwsServer | None, graph: GraphServer | None, ca_trust: DemoCaTrust | None
+) -> None:
+    for double in (ews, graph, issuer):
+        if double is not None:
+            double.stop()
+    if ca_trust is not None:
+        ca_trust.close()
+
+
+def demo_settings(data_dir: Path, exchange: EwsServer | GraphServer, issuer: OidcIssuer, public_url: str) -> Settings:
+    """The demo service's settings, for the EWS or the Graph double given."""
     env = {
         "ADDIN_DEMO": "true",
         "ADDIN_DATABASE_URL": f"sqlite:///{data_dir / 'addin.db'}",
         "ADDIN_EVIDENCE_URL": f"file://{data_dir / 'evidence'}",
-        "ADDIN_EXCHANGE": "ews",
-        "ADDIN_EWS_URL": ews.url,
-        "ADDIN_EWS_AUTH": "basic",
-        "ADDIN_EWS_USERNAME": ews.username,
-        "ADDIN_EWS_PASSWORD": ews.password,
-        "ADDIN_EWS_VERSION": "Exchange2016",
         "ADDIN_TENANT_ID": issuer.tenant_id,
         "ADDIN_CLIENT_ID": issuer.client_id,
         "ADDIN_AUTHORITY": issuer.authority,
@@ -101,13 +182,34 @@ def demo_settings(data_dir: Path, ews: EwsServer, issuer: OidcIssuer, public_url
         "ADDIN_FALLBACK_MAILBOX": "hr-desk@contoso.com",
         "ADDIN_INTERNAL_AFFAIRS_MAILBOX": "internal-affairs@contoso.com",
         "ADDIN_INVESTIGATIONS_MAILBOX": "investigations@contoso.com",
-        "ADDIN_NOTIFY_FROM": "report-harassment@contoso.com",
+        "ADDIN_NOTIFY_FROM": DEMO_NOTIFY_FROM,
         "ADDIN_EAP_PHONE": "+1 555 0100 (demo)",
         "ADDIN_EAP_URL": "https://eap.contoso.com",
         "ADDIN_SUPPORT_PHONE": "+1 555 0199 (demo, 24/7)",
         "ADDIN_INCIDENT_RESPONSE_PHONE": "+1 555 0142 (demo)",
         "ADDIN_OFFICE_JS_URL": "https://appsforoffice.microsoft.com/lib/1/hosted/office.js",
     }
+    if isinstance(exchange, GraphServer):
+        env.update(
+            {
+                "ADDIN_EXCHANGE": "graph",
+                "ADDIN_GRAPH_URL": exchange.graph_url,
+                "ADDIN_GRAPH_AUTH": "obo",
+                "ADDIN_CLIENT_SECRET": issuer.client_secret,
+                "ADDIN_NOTIFY_TRANSPORT": "graph",
+            }
+        )
+    else:
+        env.update(
+            {
+                "ADDIN_EXCHANGE": "ews",
+                "ADDIN_EWS_URL": exchange.url,
+                "ADDIN_EWS_AUTH": "basic",
+                "ADDIN_EWS_USERNAME": exchange.username,
+                "ADDIN_EWS_PASSWORD": exchange.password,
+                "ADDIN_EWS_VERSION": "Exchange2016",
+            }
+        )
     return Settings.from_env(env, cwd=data_dir)
 
 
@@ -144,39 +246,105 @@ def _utc_z(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def start_demo(data_dir: Path, public_url: str = "http://127.0.0.1:8000", **overrides: Any) -> DemoHandle:
-    """Start the doubles and build the app; the caller serves ``handle.app`` and calls ``stop``."""
+def start_demo(
+    data_dir: Path, public_url: str = "http://127.0.0.1:8000", *, exchange: str = "ews", **overrides: Any
+) -> DemoHandle:
+    """Start the doubles and build the app; the caller serves ``handle.app`` and calls ``stop``.
+
+    :param exchange: ``"ews"`` (the EWS double) or ``"graph"`` (the Graph double, msal on behalf of
+        the reporter against the Entra double over TLS).
+    :raises ValueError: ``exchange`` is neither.
+    """
     from addin_service.app import build_app
     from addin_service.bootstrap import build_container
 
+    if exchange not in EXCHANGES:
+        raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
     data_dir.mkdir(parents=True, exist_ok=True)
-    ews = EwsServer().start()
-    issuer = OidcIssuer().start()
+    issuer: OidcIssuer | None = None
+    ews: EwsServer | None = None
+    graph: GraphServer | None = None
+    ca_trust: DemoCaTrust | None = None
     try:
-        item_ids = seed_demo(ews)
-        settings = demo_settings(data_dir, ews, issuer, public_url)
+        if exchange == "graph":
+            graph, issuer, ca_trust = _start_graph()
+            item_ids = seed_graph_demo(graph)
+            settings = demo_settings(data_dir, graph, issuer, public_url)
+        else:
+            ews = EwsServer().start()
+            issuer = OidcIssuer().start()
+            item_ids = seed_demo(ews)
+            settings = demo_settings(data_dir, ews, issuer, public_url)
         if overrides:
             settings = settings.replace(**overrides)
         app = build_app(container=build_container(settings))
         app.extensions["addin_demo"] = DemoBackend(
-            issuer=issuer, items=_demo_messages(item_ids), ews=ews, notify_from=settings.notify_from or ""
+            issuer=issuer,
+            items=_demo_messages(item_ids),
+            ews=ews,
+            graph=graph,
+            notify_from=settings.notify_from or "",
         )
     except BaseException:
-        ews.stop()
-        issuer.stop()
+        _stop_doubles(issuer, ews, graph, ca_trust)
         raise
-    return DemoHandle(ews=ews, issuer=issuer, settings=settings, app=app, item_ids=item_ids)
+    return DemoHandle(
+        issuer=issuer, settings=settings, app=app, item_ids=item_ids, ews=ews, graph=graph, ca_trust=ca_trust
+    )
 
 
-def run_demo(host: str, port: int, data_dir: Path) -> None:
+def _start_graph() -> tuple[GraphServer, OidcIssuer, DemoCaTrust]:
+    """The Graph double and the Entra double, both over TLS, and the trust in their two CAs.
+
+    The Graph double accepts only tokens the Entra double signed for it, so every call the service
+    makes carries a token msal really acquired. The application may reach only the sending
+    mailbox's mail (an application access policy); reporters' mail is read on their behalf.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="addin-demo-tls-"))
+    graph: GraphServer | None = None
+    issuer: OidcIssuer | None = None
+    try:
+        graph_tls = make_throwaway_tls(directory / "graph", name="Report Harassment demo Graph")
+        graph = GraphServer(tls=graph_tls).start()
+        resource = graph.root_url
+        issuer = OidcIssuer(
+            tls=True,
+            app_roles={resource: GRAPH_APP_ROLES},
+            delegated_scopes={resource: GRAPH_DELEGATED_SCOPES},
+        ).start()
+        graph.verify_token = jwt_verifier(issuer.factory.jwks(), issuer=issuer.issuer, audience=resource)
+        graph.state.app_mailboxes = {DEMO_NOTIFY_FROM}
+        if issuer.ca_bundle_path is None:
+            raise RuntimeError("the Entra double did not start with TLS")
+        ca_trust = DemoCaTrust(directory, graph_tls.ca_bundle_path, issuer.ca_bundle_path)
+    except BaseException:
+        _stop_doubles(issuer, None, graph, None)
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return graph, issuer, ca_trust
+
+
+def run_demo(host: str, port: int, data_dir: Path, exchange: str = "ews") -> None:
     """Serve the demo until interrupted."""
     from addin_service.cli import waitress_server
 
+    if threading.current_thread() is threading.main_thread():
+        # `kill` stops the demo as Ctrl+C does: the doubles stop and their TLS material is deleted.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     public_url = f"http://{host}:{port}"
-    handle = start_demo(data_dir, public_url)
-    server = waitress_server(handle.app, host=host, port=port, threads=8, ident="addin-service-demo")
+    handle = start_demo(data_dir, public_url, exchange=exchange)
+    try:
+        server = waitress_server(handle.app, host=host, port=port, threads=8, ident="addin-service-demo")
+    except BaseException:
+        handle.stop()
+        raise
+    through = (
+        "the Graph double (msal on behalf of the reporter, Entra double over TLS)"
+        if exchange == "graph"
+        else "the EWS double"
+    )
     print(  # noqa: T201 - the demo talks to a person at a terminal
-        f"\n  Report Harassment for Outlook — demo\n\n"
+        f"\n  Report Harassment for Outlook — demo, Exchange through {through}\n\n"
         f"  Open {public_url}/demo and report one of the sample messages.\n"
         f"  Read what the service sent (receipt, supervisor, security) at {public_url}/demo/mail\n"
         f"  Evidence is kept in {data_dir / 'evidence'}; from this folder, check it with:\n"
