@@ -25,6 +25,7 @@ import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import parseaddr
@@ -167,8 +168,45 @@ def _stop_doubles(
         ca_trust.close()
 
 
-def demo_settings(data_dir: Path, exchange: EwsServer | GraphServer, issuer: OidcIssuer, public_url: str) -> Settings:
-    """The demo service's settings, for the EWS or the Graph double given."""
+# What wires the service to the doubles and the demo pages: the demo sets these, whatever the
+# environment says (a real Exchange URL or tenant would take the demo somewhere it cannot follow).
+DEMO_OWNED = frozenset(
+    {
+        "ADDIN_DEMO",
+        "ADDIN_EXCHANGE",
+        "ADDIN_TENANT_ID",
+        "ADDIN_CLIENT_ID",
+        "ADDIN_CLIENT_SECRET",
+        "ADDIN_CLIENT_CERTIFICATE",
+        "ADDIN_CLIENT_CERTIFICATE_PASSWORD",
+        "ADDIN_AUTHORITY",
+        "ADDIN_AUDIENCE",
+        "ADDIN_PUBLIC_URL",
+        "ADDIN_NOTIFY_FROM",
+        "ADDIN_NOTIFY_TRANSPORT",
+        "ADDIN_SMTP_URL",
+        "ADDIN_GRAPH_URL",
+        "ADDIN_GRAPH_AUTH",
+    }
+)
+DEMO_OWNED_PREFIXES = ("ADDIN_EWS_",)
+
+
+def demo_settings(
+    data_dir: Path,
+    exchange: EwsServer | GraphServer,
+    issuer: OidcIssuer,
+    public_url: str,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """The demo service's settings, for the EWS or the Graph double given.
+
+    ``environ``'s other ``ADDIN_*`` variables (rate limit, worker, size limit, mailboxes, contacts,
+    database, evidence folder ...) apply on top, validated as for ``run``; the ones in
+    :data:`DEMO_OWNED` are the demo's and are ignored with a warning.
+
+    :raises ConfigError: a variable from ``environ`` is invalid, naming it.
+    """
     env = {
         "ADDIN_DEMO": "true",
         "ADDIN_DATABASE_URL": f"sqlite:///{data_dir / 'addin.db'}",
@@ -210,6 +248,20 @@ def demo_settings(data_dir: Path, exchange: EwsServer | GraphServer, issuer: Oid
                 "ADDIN_EWS_VERSION": "Exchange2016",
             }
         )
+    ignored = []
+    for name, value in (environ or {}).items():
+        if not name.startswith("ADDIN_"):
+            continue
+        if name in DEMO_OWNED or name.startswith(DEMO_OWNED_PREFIXES):
+            ignored.append(name)
+        else:
+            env[name] = value
+    if ignored:
+        log.warning(
+            "the demo wires itself to its doubles; ignored: %s (use `addin-service run` to set them)",
+            ", ".join(sorted(ignored)),
+            extra={"event": "demo.variables_ignored"},
+        )
     return Settings.from_env(env, cwd=data_dir)
 
 
@@ -247,7 +299,12 @@ def _utc_z(iso: str) -> str:
 
 
 def start_demo(
-    data_dir: Path, public_url: str = "http://127.0.0.1:8000", *, exchange: str = "ews", **overrides: Any
+    data_dir: Path,
+    public_url: str = "http://127.0.0.1:8000",
+    *,
+    exchange: str = "ews",
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
 ) -> DemoHandle:
     """Start the doubles and build the app; the caller serves ``handle.app`` and calls ``stop``.
 
@@ -269,12 +326,12 @@ def start_demo(
         if exchange == "graph":
             graph, issuer, ca_trust = _start_graph()
             item_ids = seed_graph_demo(graph)
-            settings = demo_settings(data_dir, graph, issuer, public_url)
+            settings = demo_settings(data_dir, graph, issuer, public_url, environ)
         else:
             ews = EwsServer().start()
             issuer = OidcIssuer().start()
             item_ids = seed_demo(ews)
-            settings = demo_settings(data_dir, ews, issuer, public_url)
+            settings = demo_settings(data_dir, ews, issuer, public_url, environ)
         if overrides:
             settings = settings.replace(**overrides)
         app = build_app(container=build_container(settings))
@@ -332,7 +389,7 @@ def run_demo(host: str, port: int, data_dir: Path, exchange: str = "ews") -> Non
         # `kill` stops the demo as Ctrl+C does: the doubles stop and their TLS material is deleted.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     public_url = f"http://{host}:{port}"
-    handle = start_demo(data_dir, public_url, exchange=exchange)
+    handle = start_demo(data_dir, public_url, exchange=exchange, environ=os.environ)
     try:
         server = waitress_server(handle.app, host=host, port=port, threads=8, ident="addin-service-demo")
     except BaseException:
