@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from addin_service.auth.caller import Caller
     from addin_service.cases.related import RelatedFiler
     from addin_service.cases.service import ReportFiler
+    from addin_service.cases.submission import ReportSubmissions
     from addin_service.db.database import Database
     from addin_service.db.reports import ReportRepository
     from addin_service.evidence.ports import EvidenceStore
@@ -44,6 +45,7 @@ class Container:
     metrics: Metrics
     filer: ReportFiler
     related: RelatedFiler
+    submissions: ReportSubmissions
     notifications: Notifications | None = None
 
     def authenticate(self, authorization: str | None) -> Caller:
@@ -102,6 +104,7 @@ def build_container(
     from addin_service.auth.tokens import BearerAuthenticator
     from addin_service.cases.related import RelatedFiler
     from addin_service.cases.service import ReportFiler
+    from addin_service.cases.submission import ReportSubmissions
     from addin_service.db.database import Database
     from addin_service.db.reports import ReportRepository
     from addin_service.evidence.keys import check_configured_key
@@ -123,6 +126,7 @@ def build_container(
     notifications.register_metrics(metrics)  # before any worker is created
     metrics.add_scrape_time(LedgerHeadCollector(evidence))
     filer = ReportFiler(settings, repository, evidence, mailbox, notifications=notifications)
+    related = RelatedFiler(filer, mailbox, repository)
     return Container(
         settings=settings,
         database=database,
@@ -133,6 +137,7 @@ def build_container(
         rate_limiter=SlidingWindowLimiter(limit, window),
         metrics=metrics,
         filer=filer,
-        related=RelatedFiler(filer, mailbox, repository),
+        related=related,
+        submissions=ReportSubmissions(filer, related, repository),
         notifications=notifications,
     )

@@ -34,8 +34,8 @@ class MisconfiguredEvidence:
         raise ConfigError("ADDIN_SIGNING_KEY", f"cannot read {SECRET} (Permission denied)")
 
 
-class MisconfiguredFiler:
-    def file(self, *args: Any, **kwargs: Any) -> Any:
+class MisconfiguredSubmissions:
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError("ADDIN_SIGNING_KEY", f"cannot read {SECRET} (Permission denied)")
 
 
@@ -43,7 +43,7 @@ class MisconfiguredFiler:
 def bad_key_stack(stack: Stack) -> Stack:
     container = stack.app.extensions["addin"]
     container.evidence = MisconfiguredEvidence(container.evidence)
-    container.filer = MisconfiguredFiler()
+    container.submissions = MisconfiguredSubmissions()
     return stack
 
 

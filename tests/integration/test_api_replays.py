@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from addin_service.cases.submission import ReportSubmissions
 from addin_service.errors import DatabaseUnavailable
 from tests.fakes.stack import Stack, running_stack
 
@@ -112,6 +113,11 @@ def in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, out
 
 
+def use_related(container: Any, related: Any) -> None:
+    """File related messages through ``related`` (a wrapper of the real one) from now on."""
+    container.submissions = ReportSubmissions(container.filer, related, container.repository)
+
+
 @pytest.mark.parametrize(
     "retry",
     [
@@ -123,7 +129,7 @@ def in_thread(target: Any) -> tuple[threading.Thread, list[Any]]:
 def test_a_retry_while_related_messages_are_filed_answers_the_first_body(stack: Stack, retry: dict[str, Any]) -> None:
     container = stack.app.extensions["addin"]
     gated = GatedRelated(container.related)
-    container.related = gated
+    use_related(container, gated)
     reported = stack.add_message(mime(1))
     stack.add_message(mime(2))
     stack.add_message(mime(3))
@@ -144,7 +150,7 @@ def test_a_retry_while_related_messages_are_filed_answers_the_first_body(stack: 
 
 def test_a_retry_after_the_first_request_failed_midway_finishes_the_related_messages(stack: Stack) -> None:
     container = stack.app.extensions["addin"]
-    container.related = FailingOnce(container.related)
+    use_related(container, FailingOnce(container.related))
     reported = stack.add_message(mime(1))
     stack.add_message(mime(2))
     assert stack.report(reported, key="k", include_related=True).status_code == 503

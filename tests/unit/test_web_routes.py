@@ -37,6 +37,7 @@ def make_app(tmp_path: Path, **env: str) -> Flask:
         metrics=Metrics(),
         filer=None,  # type: ignore[arg-type]
         related=None,  # type: ignore[arg-type]
+        submissions=None,  # type: ignore[arg-type]
     )
     return build_app(settings, container=container)
 
