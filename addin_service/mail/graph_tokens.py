@@ -55,8 +55,9 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from addin_service.client_certificate import CLIENT_CERTIFICATE, load_client_certificate
 from addin_service.errors import ConfigError, MailboxUnavailable, Unauthenticated
-from addin_service.settings import CLIENT_CERTIFICATE, Settings, load_client_certificate
+from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,10 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from addin_service.client_certificate import load_client_certificate
 from addin_service.errors import ConfigError
 from addin_service.mail.graph_tokens import GraphTokens
-from addin_service.settings import Settings, load_client_certificate
+from addin_service.settings import Settings
 from tests.fakes.entra import AppCertificate, app_certificate
 from tests.fakes.graph import CLIENT_ID, CLIENT_SECRET, TENANT_ID, fixture, graph_settings
 
