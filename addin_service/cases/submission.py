@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,6 @@ from addin_service.errors import ReportInProgress
 RELATED_LEASE_SECONDS = 600.0
 # How long a retry waits for that request to finish before answering 503 (Retry-After) instead.
 RELATED_WAIT_SECONDS = 30.0
-RELATED_ATTEMPTS = 3
 
 
 class ReportSubmissions:
@@ -130,15 +130,19 @@ class _RelatedLease:
         :raises ReportInProgress: still held by another request after the wait (503, Retry-After).
         :raises DatabaseUnavailable: the database cannot be reached.
         """
-        for attempt in range(RELATED_ATTEMPTS):
-            if self._token is None:
-                self._token = self._repo.claim(self._reporter, self._key, RELATED_LEASE_SECONDS)
+        # Bounded by time, not by rounds: retries arriving together each take the lease in turn,
+        # briefly, so a waiter may lose several rounds without anyone being stuck.
+        deadline = time.monotonic() + RELATED_WAIT_SECONDS
+        while self._token is None:
+            self._token = self._repo.claim(self._reporter, self._key, RELATED_LEASE_SECONDS)
             if self._token is not None:
                 return
-            if attempt + 1 < RELATED_ATTEMPTS:
-                # Returns once the holder released the lease or it expired; raises at the timeout.
-                self._repo.wait_for_report(self._reporter, self._key, timeout=RELATED_WAIT_SECONDS)
-        raise ReportInProgress("This report is being filed right now. Try again in a moment.", 2)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReportInProgress("This report is being filed right now. Try again in a moment.", 2)
+            # Returns once the holder released the lease or it expired; raises ReportInProgress when
+            # ``remaining`` runs out first.
+            self._repo.wait_for_report(self._reporter, self._key, timeout=remaining)
 
     def release(self) -> None:
         """Give the lease up; nothing if not held. :raises DatabaseUnavailable: (it then expires)."""
