@@ -64,11 +64,22 @@ def waitress_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The stack's app served by ``waitress_server`` on loopback, as ``run`` serves it."""
     with running_stack(tmp_path_factory.mktemp("waitress")) as stack:
         server = waitress_server(stack.app, host="127.0.0.1", port=0, threads=4, ident="addin-service-test")
-        thread = threading.Thread(target=server.run, name="waitress-under-test", daemon=True)
+        closing = threading.Event()
+
+        def serve() -> None:
+            try:
+                server.run()
+            except (OSError, ValueError):
+                # Closing the listening socket under the loop's select() can end it with EBADF.
+                if not closing.is_set():
+                    raise
+
+        thread = threading.Thread(target=serve, name="waitress-under-test", daemon=True)
         thread.start()
         try:
             yield f"http://127.0.0.1:{server.effective_port}"
         finally:
+            closing.set()
             server.close()
             thread.join(timeout=10)
 
