@@ -7,7 +7,8 @@
   worker that died mid-send leaves the row to be claimed again after that moment, and the next
   worker first asks the transport whether the message already went out (``sent_check``).
   ``dedupe_key`` is unique: a row is queued at most once per (report, role, recipient), the
-  security team at most once per campaign, and an escalation at most once per case.
+  security team and the investigators at most once per campaign (and urgency), and an escalation
+  at most once per case.
 * ``campaigns`` — which case groups the reports of one ``Message-ID``. The key is the sha256 of the
   Message-ID (never the sender-chosen value itself, see ``db/models.py``), the primary key, so that
   concurrent first reports of one message agree on one case before their evidence is sealed.
