@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -307,6 +308,7 @@ def client_credential(settings: Settings) -> tuple[str | dict[str, str], str]:
         credential = {"private_key": certificate.private_key_pem, "public_certificate": certificate.certificate_pem}
         if settings.client_certificate_password:
             credential["passphrase"] = settings.client_certificate_password
+        _warn_if_expiring(certificate.not_valid_after)
         if not _msal_computes_sha256_thumbprint():
             der = x509.load_pem_x509_certificate(certificate.certificate_pem.encode("ascii")).public_bytes(
                 serialization.Encoding.DER
@@ -316,6 +318,23 @@ def client_credential(settings: Settings) -> tuple[str | dict[str, str], str]:
     if settings.client_secret:
         return settings.client_secret, "ADDIN_CLIENT_SECRET"
     raise ConfigError("ADDIN_CLIENT_SECRET", f"or {CLIENT_CERTIFICATE} is required for OAuth access to Exchange")
+
+
+CERTIFICATE_WARNING_DAYS = 30
+
+
+def _warn_if_expiring(not_valid_after: datetime, now: datetime | None = None) -> None:
+    """Say in the log, at start, when the certificate lapses within a month: once it has, every
+    token request is refused and reports answer 503 until a new one is uploaded and configured."""
+    left = not_valid_after - (now or datetime.now(UTC))
+    if left < timedelta(days=CERTIFICATE_WARNING_DAYS):
+        log.warning(
+            "the %s certificate expires on %s (in %d days); upload a new one to the app registration",
+            CLIENT_CERTIFICATE,
+            not_valid_after.strftime("%Y-%m-%d"),
+            max(0, left.days),
+            extra={"event": "graph.certificate_expiring", "days_left": max(0, left.days)},
+        )
 
 
 def _msal_computes_sha256_thumbprint() -> bool:

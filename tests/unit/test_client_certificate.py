@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from addin_service.client_certificate import load_client_certificate
 from addin_service.errors import ConfigError
-from addin_service.mail.graph_tokens import GraphTokens
+from addin_service.mail.graph_tokens import GraphTokens, _warn_if_expiring
 from addin_service.settings import Settings
 from tests.fakes.entra import AppCertificate, app_certificate
 from tests.fakes.graph import CLIENT_ID, CLIENT_SECRET, TENANT_ID, fixture, graph_settings
@@ -308,3 +309,15 @@ def test_the_certificate_is_preferred_when_a_secret_is_set_too(
     form = sent_form(entra)
     assert "client_secret" not in form
     assert "client_assertion" in form
+
+
+def test_a_certificate_that_lapses_within_a_month_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    with caplog.at_level(logging.WARNING, logger="addin_service.mail.graph_tokens"):
+        _warn_if_expiring(now + timedelta(days=90), now)
+        assert not caplog.records
+        _warn_if_expiring(now + timedelta(days=12, hours=3), now)
+
+    (record,) = caplog.records
+    assert "ADDIN_CLIENT_CERTIFICATE" in record.getMessage() and "in 12 days" in record.getMessage()
+    assert getattr(record, "days_left") == 12  # noqa: B009 - set through logging's extra
