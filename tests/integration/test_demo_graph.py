@@ -8,7 +8,6 @@ unknown ``--exchange`` is a usage error that names the choices.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from cryptography import x509
 from addin_service.cli import cli
 from addin_service.demo.ews_seed import DEMO_SUPERVISOR, DEMO_USER
 from addin_service.demo.runner import start_demo
+from tests.fakes.ports import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,17 +37,11 @@ def _session() -> requests.Session:
     return session
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _demo_process(tmp_path: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``addin-service demo ARGS`` in its own process, with its own temporary folder; yields its
     base URL once it answers ``/healthz``. Stopped with SIGTERM, as a service manager would."""
-    port = _free_port()
+    port = free_port()
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADDIN_")}

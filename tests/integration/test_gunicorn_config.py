@@ -9,7 +9,6 @@ answers the scrape. A configuration error stops start-up naming the variable, an
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,18 +25,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from addin_service.demo.ews_seed import sample_messages
 from addin_service.demo.ews_server import EwsServer
 from addin_service.demo.oidc import OidcIssuer
+from tests.fakes.ports import free_port
 from tests.fakes.stack import REPORTER, stack_env
 from tests.integration.test_api_concurrency import MIME, THREADS, race
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "infra" / "gunicorn.conf.py"
 pytestmark = pytest.mark.timeout(90)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[str]:
@@ -50,7 +44,7 @@ def _gunicorn(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[
 
 @contextmanager
 def served(env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     proc = _gunicorn(env, port, workers)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -122,7 +116,7 @@ def test_concurrent_retries_through_two_servers_make_one_report(tmp_path: Path, 
 def test_a_configuration_error_stops_start_up_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
     with EwsServer() as ews, OidcIssuer() as issuer:
         env = stack_env(tmp_path, ews, issuer, **{variable: value.format(tmp=tmp_path)})
-        proc = _gunicorn(env, _free_port(), 1)
+        proc = _gunicorn(env, free_port(), 1)
         try:
             output = proc.communicate(timeout=60)[0]
         finally:

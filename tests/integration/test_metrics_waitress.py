@@ -9,7 +9,6 @@ hands every header on), and through the commands themselves.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from addin_service.cli import waitress_server
+from tests.fakes.ports import free_port
 from tests.fakes.stack import running_stack
 
 pytestmark = pytest.mark.timeout(90)
@@ -51,12 +51,6 @@ def _get(url: str, **headers: str) -> requests.Response:
     with requests.Session() as session:
         session.trust_env = False
         return session.get(url, headers=headers, timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +101,7 @@ def test_a_direct_loopback_request_reads_metrics_under_waitress(waitress_base: s
 def _command(tmp_path: Path, *args: str) -> Iterator[str]:
     """``addin-service ARGS --port P`` in its own process, with only this test's ``ADDIN_*``
     variables; yields its base URL once it answers ``/healthz``, and stops it afterwards."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADDIN_")}
     env.update(UNUSED_EXCHANGE, ADDIN_WORKER="false", ADDIN_LOG_LEVEL="warning")
     proc = subprocess.Popen(

@@ -10,7 +10,6 @@ to the private key and then fails (exit 1) rather than claim the evidence is int
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from addin_service.errors import ConfigError
 from addin_service.evidence import signing
 from addin_service.evidence.files import FileEvidenceStore
 from tests.fakes.evidence import file_report, sample_message
+from tests.fakes.ports import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -185,16 +185,10 @@ def _command(tmp: Path, key: Path, *argv: str) -> subprocess.CompletedProcess[st
         pytest.fail(f"{argv[-1]} started with an unusable ADDIN_SIGNING_KEY: {exc.stderr!r}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("argv", [["run", "--port", "{port}"], ["worker"]], ids=["run", "worker"])
 def test_the_service_commands_stop_with_status_2_naming_the_variable(tmp_path: Path, argv: list[str]) -> None:
     key = not_pem(tmp_path)
-    argv = [arg.format(port=_free_port()) for arg in argv]
+    argv = [arg.format(port=free_port()) for arg in argv]
 
     done = _command(tmp_path, key, sys.executable, "-c", "from addin_service.cli import main; main()", *argv)
 
