@@ -64,7 +64,7 @@ ROLE_ORDER: tuple[Role, ...] = (
     "fallback",
 )
 # People in the reporter's management chain: never sent the message content.
-_MANAGER_ROLES: frozenset[str] = frozenset({"supervisor", "skip-level"})
+MANAGER_ROLES: frozenset[str] = frozenset({"supervisor", "skip-level"})
 _INVESTIGATOR_ROLES: frozenset[str] = frozenset({"internal-affairs", "investigations"})
 # Told once per campaign: what they learn is about the message, not about one reporter.
 CAMPAIGN_ROLES: frozenset[str] = frozenset({"security", *_INVESTIGATOR_ROLES})
@@ -553,7 +553,7 @@ def _once_per_campaign(
 
 def _attach(a: PlannedNotification, b: PlannedNotification) -> bool:
     roles = {a.role, b.role, *a.also_as}
-    if roles & _MANAGER_ROLES or "reporter" in roles:
+    if roles & MANAGER_ROLES or "reporter" in roles:
         return False
     return a.attach_message or b.attach_message
 

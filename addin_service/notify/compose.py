@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from addin_service.cases.origin import OriginAnalysis, verdict_words
 from addin_service.cases.origin_headers import normalise_address
-from addin_service.cases.routing import ROLE_ORDER, PlannedNotification, RoutingPlan
+from addin_service.cases.routing import MANAGER_ROLES, ROLE_ORDER, PlannedNotification, RoutingPlan
 from addin_service.settings import Settings
 
 DEFAULT_MESSAGE_ID_DOMAIN = "report-harassment.invalid"
@@ -345,7 +345,7 @@ class Composer:
             told=_told_labels(plan, self._settings) if role == "reporter" else [],
             # The fallback mailbox stands in for a manager when no manager is told, else for the
             # security team (none configured, or the sender is in it).
-            for_manager=not any(n.role in ("supervisor", "skip-level") for n in plan.notifications),
+            for_manager=not any(n.role in MANAGER_ROLES for n in plan.notifications),
         )
         return context
 
@@ -357,7 +357,7 @@ def _told_labels(plan: RoutingPlan, settings: Settings) -> list[str]:
     count as told; the reporter is not listed."""
     told = {role for n in plan.notifications for role in (n.role, *n.also_as)}
     told.update(plan.already_told)
-    manager_told = bool(told & {"supervisor", "skip-level"})
+    manager_told = bool(told & MANAGER_ROLES)
     labels = {
         "supervisor": "Your supervisor",
         "skip-level": "The next manager up (instead of your supervisor)",
