@@ -15,8 +15,7 @@ This service proves who it is with ``ADDIN_CLIENT_CERTIFICATE`` when set (prefer
 ``ADDIN_CLIENT_SECRET``. A certificate goes to msal in its documented PEM form (``private_key``,
 ``public_certificate``, ``passphrase``) without a ``thumbprint``: msal 1.35 and later then sign the
 client assertion with PS256 and an ``x5t#S256`` (SHA-256) header, and send the certificate as
-``x5c`` so Subject Name/Issuer authentication works too; older msal gets the SHA-1 thumbprint
-(RS256, ``x5t``).
+``x5c`` so Subject Name/Issuer authentication works too (hence ``msal>=1.35`` in pyproject.toml).
 
 Scopes name the Graph resource of ``ADDIN_GRAPH_URL`` (scheme and host), so national clouds
 (``graph.microsoft.us``, ``microsoftgraph.chinacloudapi.cn`` ...) get tokens for their own Graph.
@@ -53,8 +52,6 @@ from urllib.parse import urlsplit
 
 import msal
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from addin_service.client_certificate import CLIENT_CERTIFICATE, load_client_certificate
 from addin_service.errors import ConfigError, MailboxUnavailable, Unauthenticated
@@ -309,11 +306,6 @@ def client_credential(settings: Settings) -> tuple[str | dict[str, str], str]:
         if settings.client_certificate_password:
             credential["passphrase"] = settings.client_certificate_password
         _warn_if_expiring(certificate.not_valid_after)
-        if not _msal_computes_sha256_thumbprint():
-            der = x509.load_pem_x509_certificate(certificate.certificate_pem.encode("ascii")).public_bytes(
-                serialization.Encoding.DER
-            )
-            credential["thumbprint"] = hashlib.sha1(der, usedforsecurity=False).hexdigest()
         return credential, CLIENT_CERTIFICATE
     if settings.client_secret:
         return settings.client_secret, "ADDIN_CLIENT_SECRET"
@@ -335,15 +327,6 @@ def _warn_if_expiring(not_valid_after: datetime, now: datetime | None = None) ->
             max(0, left.days),
             extra={"event": "graph.certificate_expiring", "days_left": max(0, left.days)},
         )
-
-
-def _msal_computes_sha256_thumbprint() -> bool:
-    """msal 1.35 added: no ``thumbprint`` but a ``public_certificate`` → SHA-256 thumbprint, PS256."""
-    numbers = []
-    for part in str(getattr(msal, "__version__", "0")).split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        numbers.append(int(digits or 0))
-    return tuple(numbers) >= (1, 35)
 
 
 def _expires_in(result: dict[str, Any]) -> float:
