@@ -36,7 +36,7 @@ from addin_service.mail.ews_connection import (
 from addin_service.mail.ews_response import EwsResponse, EwsResponseReader, MalformedResponse, ResponseMessage
 from addin_service.mail.ews_retry import Retrier, RetryPolicy, TransientFailure
 from addin_service.mail.graph_tokens import GraphTokens, TokenSource
-from addin_service.mail.ports import ITEM_ID_MAX_LENGTH, CapturedItem, ItemRef, MimeSink
+from addin_service.mail.ports import ITEM_ID_MAX_LENGTH, NO_MIME_DETAIL, CapturedItem, ItemRef, MimeSink
 from addin_service.settings import Settings
 
 T = TypeVar("T")
@@ -224,10 +224,7 @@ class EwsMailbox:
                 raise TransientFailure(failure.reason, detail=PARTIAL_DETAIL, retryable=False) from None
             raise
         if len(message.items) != 1 or not message.items[0].has_mime or not sink.written:
-            raise MailboxUnavailable(
-                "Exchange returned the message without its MIME content, so it could not be preserved. "
-                "Nothing was filed."
-            )
+            raise MailboxUnavailable(NO_MIME_DETAIL)
         item = message.items[0]
         size = item.size.strip() if item.size else ""
         return CapturedItem(

@@ -62,7 +62,7 @@ from addin_service.errors import (
 from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
 from addin_service.mail.graph_tokens import CAPTURE_SCOPES, SHARED_CAPTURE_SCOPES, GraphTokens, TokenSource
 from addin_service.mail.http_env import pinned_session
-from addin_service.mail.ports import CapturedItem, ItemRef, MimeSink, canonical_item_id
+from addin_service.mail.ports import NO_MIME_DETAIL, CapturedItem, ItemRef, MimeSink, canonical_item_id
 from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,9 +94,6 @@ _CREDENTIALS_REFUSED = (
 _BUSY = "Exchange is busy right now. Nothing was filed; please try again in {seconds} seconds."
 _UNREACHABLE = "Exchange could not be reached. Nothing was filed; please try again in a few minutes."
 _INTERRUPTED = "The download from Exchange was interrupted. Nothing was filed; please try again."
-_EMPTY = (
-    "Exchange returned the message without its MIME content, so it could not be preserved. Nothing was filed."
-)
 _REFUSED = "Exchange refused the request. Nothing was filed; your administrator has been alerted."
 
 K = TypeVar("K")
@@ -407,7 +404,7 @@ class GraphMailbox:
             if declared is not None and received != declared:
                 raise MailboxUnavailable(_INTERRUPTED, retry_after=5)
             if received == 0:  # a message always has headers: an empty body is not the message
-                raise MailboxUnavailable(_EMPTY)
+                raise MailboxUnavailable(NO_MIME_DETAIL)
         except requests.RequestException as exc:
             log.warning("graph MIME download interrupted", extra={"error_type": type(exc).__name__})
             raise MailboxUnavailable(_INTERRUPTED, retry_after=5) from None

@@ -12,6 +12,10 @@ from typing import Protocol
 # An item id as the client may send it: EWS ids are base64 ('+', '/'); REST ids are the same
 # bytes in URL-safe form ('-', '_'), the form Outlook mobile and the REST/Graph APIs use.
 ITEM_ID_MAX_LENGTH = 1024
+# When Exchange answers for the item but gives no MIME (or an empty one): said alike by every adapter.
+NO_MIME_DETAIL = (
+    "Exchange returned the message without its MIME content, so it could not be preserved. Nothing was filed."
+)
 
 
 def canonical_item_id(item_id: str, id_format: str) -> str:
