@@ -166,6 +166,20 @@ class _Add(Protocol):
     def __call__(self, role: Role, to: str | None, reason: str, attach: bool = False) -> None: ...
 
 
+def reporter_role_labels(internal_affairs_name: str, investigations_name: str) -> dict[Role, str]:
+    """Who was told, by role, as the reporter reads it: in the task pane's receipt and in the emailed
+    one alike. Never an address or a person's name; the investigators by their configured names."""
+    return {
+        "reporter": "You, with a copy of this receipt by email",
+        "supervisor": "Your supervisor",
+        "skip-level": "The next manager up (instead of your supervisor)",
+        "internal-affairs": internal_affairs_name,
+        "investigations": investigations_name,
+        "security": "The security team (network administrator and incident response)",
+        "fallback": "The team that handles these reports",
+    }
+
+
 def describe_for_reporter(plan: RoutingPlan) -> list[dict[str, str]]:
     """The plan as the reporter may see it in the API response: roles and status only.
 

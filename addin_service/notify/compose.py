@@ -23,7 +23,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from addin_service.cases.origin import OriginAnalysis, verdict_words
 from addin_service.cases.origin_headers import normalise_address
-from addin_service.cases.routing import MANAGER_ROLES, ROLE_ORDER, PlannedNotification, RoutingPlan
+from addin_service.cases.routing import (
+    MANAGER_ROLES,
+    ROLE_ORDER,
+    PlannedNotification,
+    RoutingPlan,
+    reporter_role_labels,
+)
 from addin_service.settings import Settings
 
 DEFAULT_MESSAGE_ID_DOMAIN = "report-harassment.invalid"
@@ -352,25 +358,14 @@ class Composer:
 
 def _told_labels(plan: RoutingPlan, settings: Settings) -> list[str]:
     """Who was told about the report, by role, as the reporter's receipt says it: in ROLE_ORDER,
-    once each, never an address or a name (see ``describe_for_reporter``). Roles merged into one
-    notification (``also_as``) and roles an earlier report of the campaign told (``already_told``)
-    count as told; the reporter is not listed."""
+    once each, never an address or a name. Roles merged into one notification (``also_as``) and
+    roles an earlier report of the campaign told (``already_told``) count as told; the reporter is
+    not listed."""
     told = {role for n in plan.notifications for role in (n.role, *n.also_as)}
     told.update(plan.already_told)
-    manager_told = bool(told & MANAGER_ROLES)
-    labels = {
-        "supervisor": "Your supervisor",
-        "skip-level": "The next manager up (instead of your supervisor)",
-        "internal-affairs": settings.internal_affairs_name,
-        "investigations": settings.investigations_name,
-        "security": "The security team (network administrator and incident response)",
-        "fallback": (
-            "The team that handles reports when the usual contacts cannot be told"
-            if manager_told
-            else "The team that handles reports in place of a manager"
-        ),
-    }
-    return [labels[role] for role in ROLE_ORDER if role in told and role in labels]
+    told.discard("reporter")
+    labels = reporter_role_labels(settings.internal_affairs_name, settings.investigations_name)
+    return [labels[role] for role in ROLE_ORDER if role in told]
 
 
 def _above(chain: Sequence[str], told: str, is_sender: Callable[[str], bool]) -> list[str]:

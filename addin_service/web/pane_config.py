@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, fields
 
 from addin_service.api.schemas import CATEGORIES, NOTE_MAX_LENGTH, SupportSchema
+from addin_service.cases.routing import reporter_role_labels
 from addin_service.cases.support import support_contacts
 from addin_service.settings import Settings
 
@@ -22,17 +23,6 @@ CATEGORY_LABELS: dict[str, str] = {
     "hate-or-bias": "Hate or bias",
     "bullying": "Bullying",
     "other": "Something else",
-}
-
-# Who a notification went to, as the reporter should read it.
-ROLE_LABELS: dict[str, str] = {
-    "supervisor": "Your supervisor",
-    "skip-level": "Your supervisor's manager",
-    "fallback": "The team that handles these reports",
-    "security": "The security team",
-    "internal-affairs": "Internal Affairs",
-    "investigations": "The Office of Investigations",
-    "reporter": "You, with a copy of this receipt by email",
 }
 
 # The one civil reply the guidance recommends. The reporter sees it in Outlook's reply form and
@@ -104,7 +94,7 @@ def build_pane_config(settings: Settings, msal: dict[str, str] | None) -> dict[s
         "api_scope": api_scope(settings),
         "msal": msal,
         "categories": [{"value": c, "label": CATEGORY_LABELS[c]} for c in CATEGORIES],
-        "roles": dict(ROLE_LABELS),
+        "roles": reporter_role_labels(settings.internal_affairs_name, settings.investigations_name),
         "support": support_contacts(settings),
         "reply_text": REPLY_TEXT,
         "note_max_length": NOTE_MAX_LENGTH,

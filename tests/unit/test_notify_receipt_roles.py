@@ -30,6 +30,7 @@ OI = "oi@contoso.com"
 CASE = "HR-2026-7K3M9Q2X"
 SECURITY_LABEL = "The security team (network administrator and incident response)"
 SKIP_LEVEL_LABEL = "The next manager up (instead of your supervisor)"
+FALLBACK_LABEL = "The team that handles these reports"
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
@@ -149,7 +150,7 @@ def test_the_list_follows_role_order_whatever_order_the_plan_has() -> None:
 def test_a_fallback_only_plan_never_says_the_supervisor_was_told() -> None:
     n = receipt(plan_of(told("fallback", FALLBACK)))
 
-    assert told_list(n) == ["The team that handles reports in place of a manager"]
+    assert told_list(n) == [FALLBACK_LABEL]
     for body in (n.text, n.html):
         assert "supervisor" not in body.lower()
 
@@ -160,7 +161,7 @@ def test_with_no_supervisor_found_the_receipt_names_the_fallback_team_not_a_supe
     assert told_list(n) == [
         "Office of Investigations",
         SECURITY_LABEL,
-        "The team that handles reports in place of a manager",
+        FALLBACK_LABEL,
     ]
     assert "Your supervisor" not in n.text and "Your supervisor" not in n.html
 
@@ -197,7 +198,7 @@ def test_roles_merged_into_one_notification_are_each_listed_once() -> None:
         "Your supervisor",
         "Internal Affairs",
         SECURITY_LABEL,
-        "The team that handles reports when the usual contacts cannot be told",
+        FALLBACK_LABEL,
     ]
 
 

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from addin_service.api.schemas import CATEGORIES, SupportSchema
 from addin_service.app import build_app
 from addin_service.bootstrap import Container
+from addin_service.cases.routing import reporter_role_labels
 from addin_service.observability.metrics import Metrics
 from addin_service.ratelimit import SlidingWindowLimiter
 from addin_service.web import assets
@@ -66,6 +67,17 @@ def test_pane_config_offers_every_category_in_order_with_a_human_label(productio
     assert [c["value"] for c in body["categories"]] == list(CATEGORIES)
     assert body["categories"][0] == {"value": "threat-or-violence", "label": "Threat or violence"}
     assert all(c["label"] == CATEGORY_LABELS[c["value"]] for c in body["categories"])
+
+
+def test_pane_config_names_the_investigators_as_configured_like_the_emailed_receipt(tmp_path: Path) -> None:
+    client = make_app(
+        tmp_path, ADDIN_INTERNAL_AFFAIRS_NAME="Professional Standards", ADDIN_INVESTIGATIONS_NAME="Fraud & Threats Unit"
+    ).test_client()
+
+    roles = _config(client)["roles"]
+
+    assert roles == reporter_role_labels("Professional Standards", "Fraud & Threats Unit")
+    assert (roles["internal-affairs"], roles["investigations"]) == ("Professional Standards", "Fraud & Threats Unit")
 
 
 def test_pane_config_carries_what_nested_app_auth_needs(production: FlaskClient) -> None:
