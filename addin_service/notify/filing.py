@@ -136,6 +136,7 @@ class NotificationPlanner:
         self._composer = composer
         self._mailboxes = mailboxes(settings)
         self._security_team = frozenset(settings.security_team)
+        self._security_ids = tuple(a for a in (settings.security_mailbox, *settings.security_team) if a)
         told_once = (settings.security_mailbox, settings.internal_affairs_mailbox, settings.investigations_mailbox)
         self._campaign_recipients = tuple(a for a in told_once if a)
 
@@ -167,7 +168,7 @@ class NotificationPlanner:
         :raises DatabaseUnavailable: the campaign lookup could not be made.
         """
         claimed = (*origin.claimed_senders, *origin.display_name_addresses, *also_claimed)
-        resolution = self._resolver.resolve(reporter, claimed)
+        resolution = self._resolver.resolve(reporter, claimed, watched=self._security_ids)
         told = (
             self._outbox.campaign_told(campaign_key, case_id, self._campaign_recipients, urgent=feels_unsafe)
             if campaign_key

@@ -177,9 +177,18 @@ class SupervisorResolver:
                 self._prefetcher.shutdown(wait=False, cancel_futures=True)
                 self._prefetcher = None
 
-    def resolve(self, reporter: str, claimed_senders: Iterable[str] = ()) -> SupervisorResolution:
+    def resolve(
+        self, reporter: str, claimed_senders: Iterable[str] = (), watched: Iterable[str] = ()
+    ) -> SupervisorResolution:
         """Find the reporter's chain and learn the aliases of the people involved. Never raises for
-        a directory problem: the outcome, and why, is in ``decisions``."""
+        a directory problem: the outcome, and why, is in ``decisions``.
+
+        ``watched`` names the other people whose aliases the sender check needs (the security mailbox
+        and team). Their aliases, and those of a chain taken from the mapping file, are asked for by
+        their own address: the message decides how many claimed senders there are, so looking those
+        up (bounded by ``MAX_CLAIMED_LOOKUPS``) cannot be what recognises a manager writing from an
+        alias.
+        """
         decisions: list[str] = []
         aliases: dict[str, frozenset[str]] = {}
         names: dict[str, str] = {}
@@ -217,6 +226,8 @@ class SupervisorResolver:
                 decisions.append("The supervisor mapping file (ADDIN_SUPERVISOR_MAP) names the reporter's supervisor.")
             elif len(self._map):
                 decisions.append("The supervisor mapping file (ADDIN_SUPERVISOR_MAP) does not list the reporter.")
+        if available:
+            self._learn_watched((*chain, *watched), aliases, names, decisions)
         return SupervisorResolution(
             chain=chain,
             source=source,
@@ -239,6 +250,31 @@ class SupervisorResolver:
             normal = normalise_address(reporter)
             if person.address != normal and person.display_name:
                 names[normal] = person.display_name
+
+    def _learn_watched(
+        self,
+        people: Iterable[str],
+        aliases: dict[str, frozenset[str]],
+        names: dict[str, str],
+        decisions: list[str],
+    ) -> None:
+        """Ask the directory for the aliases of each of ``people`` it has not described yet."""
+        assert self._directory is not None
+        for address in dict.fromkeys(normalise_address(p) for p in people):
+            if not address or address in aliases:
+                continue
+            try:
+                person = self._directory.person(address)
+            except DirectoryUnavailable:
+                decisions.append(
+                    "The directory could not say what other addresses the managers or the security team use; "
+                    "only the addresses in the message were compared."
+                )
+                return
+            if person is not None:
+                _learn(person, aliases, names)
+                if person.address != address:
+                    aliases[address] = frozenset({person.address, *person.aliases})
 
     def _learn_claimed(
         self,

@@ -397,3 +397,48 @@ def test_a_sender_in_the_security_team_is_never_told_through_the_security_mailbo
         assert recipients["fallback"] == FALLBACK
         supervisor_row = next(row for row in rows(stack) if row.role == "supervisor")
         assert SECURITY not in (supervisor_row.escalate_to or "")
+
+
+def many_from(*addresses: str) -> bytes:
+    """A message whose From header lists several addresses (the last one the one that matters)."""
+    listed = ", ".join(addresses)
+    return (
+        "Received: from mail.contoso.com (10.0.0.5) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
+        "X-MS-Exchange-Organization-AuthAs: Internal\r\n"
+        f"From: {listed}\r\nTo: {REPORTER}\r\nSubject: Hello\r\n"
+        "Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <many-1@contoso.com>\r\n\r\nhi\r\n"
+    ).encode()
+
+
+def test_a_mapped_supervisor_writing_from_an_alias_behind_other_senders_is_never_told(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    mapping = tmp_path / "supervisors.csv"
+    mapping.write_text(f"reporter,supervisor\n{REPORTER},{SUPERVISOR}\n")
+    with notifying_stack(tmp_path, smtp, worker=False, ADDIN_SUPERVISOR_MAP=str(mapping)) as stack:
+        stack.ews.add_person(REPORTER, "Alex Wilber")  # no manager in the directory: the map names Morgan
+        stack.ews.add_person(SUPERVISOR, "Morgan Lee", aliases=["m.lee@contoso.com"])
+        decoys = [f"a{n}@contoso.com" for n in range(1, 4)]
+        item = stack.add_message(many_from(*decoys, "m.lee@contoso.com"))
+
+        assert stack.report(item, note=NOTE).status_code == 201
+
+        assert SUPERVISOR not in {row.recipient for row in rows(stack)}
+        assert told(stack)["fallback"] == FALLBACK  # nobody above Morgan is known
+
+
+def test_a_security_team_member_writing_from_an_alias_behind_other_senders_is_recognised(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    with notifying_stack(tmp_path, smtp, worker=False, ADDIN_SECURITY_TEAM="jsmith@contoso.com") as stack:
+        stack.ews.add_person(REPORTER, "Alex Wilber", manager=SUPERVISOR)
+        stack.ews.add_person(SUPERVISOR, "Morgan Lee")
+        stack.ews.add_person("jsmith@contoso.com", "J Smith", aliases=["j.smith@contoso.com"])
+        decoys = [f"a{n}@example.net" for n in range(1, 4)]
+        item = stack.add_message(many_from(*decoys, "j.smith@contoso.com"))
+
+        assert stack.report(item, note=NOTE).status_code == 201
+
+        recipients = told(stack)
+        assert SECURITY not in recipients.values()
+        assert recipients["fallback"] == FALLBACK

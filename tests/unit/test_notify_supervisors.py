@@ -104,6 +104,42 @@ def test_the_claimed_sender_is_looked_up_so_an_alias_is_recognised(directory: Fa
     assert MORGAN.address in found.aliases["m.lee@contoso.com"]
 
 
+def test_a_mapped_supervisor_is_recognised_behind_three_other_claimed_senders(directory: FakeDirectory) -> None:
+    """The message decides how many claimed senders there are: the mapped supervisor's aliases are
+    asked for by their own address, not found by looking up the first few claimed ones."""
+    directory.add(Person("riley@contoso.com"))
+    claimed = ["a1@contoso.com", "a2@contoso.com", "a3@contoso.com", "m.lee@contoso.com"]
+
+    found = SupervisorResolver(directory, MAP).resolve("riley@contoso.com", claimed_senders=claimed)
+
+    assert (found.chain, found.source) == ((MORGAN.address,), "map")
+    assert found.aliases[MORGAN.address] == {"m.lee@contoso.com"}
+    assert found.names[MORGAN.address] == "Morgan Lee"
+
+
+def test_watched_people_have_their_aliases_learned(directory: FakeDirectory) -> None:
+    directory.add(Person("jsmith@contoso.com", "J Smith", frozenset({"j.smith@contoso.com"})))
+
+    found = SupervisorResolver(directory, MAP).resolve(ALEX, watched=["JSmith@contoso.com"])
+
+    assert found.aliases["jsmith@contoso.com"] == {"j.smith@contoso.com"}
+
+
+def test_a_directory_that_fails_on_watched_people_says_so(directory: FakeDirectory) -> None:
+    class FailsOnWatched(FakeDirectory):
+        def person(self, address: str) -> Person | None:
+            if address == "security@contoso.com":
+                raise DirectoryUnavailable("down")
+            return super().person(address)
+
+    flaky = FailsOnWatched(people=directory.people, managers=directory.managers)
+
+    found = SupervisorResolver(flaky, MAP).resolve(ALEX, watched=["security@contoso.com"])
+
+    assert found.chain == (MORGAN.address, SAM.address)
+    assert any("other addresses the managers or the security team use" in d for d in found.decisions)
+
+
 def test_answers_are_cached_and_an_outage_is_remembered(directory: FakeDirectory) -> None:
     now = [0.0]
     cached = CachingDirectory(directory, ttl=60, outage_seconds=30, clock=lambda: now[0])
