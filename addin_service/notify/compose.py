@@ -232,8 +232,14 @@ class Composer:
         urgent: bool,
         hours: float,
     ) -> NewNotification:
-        """The notice to the next level (and the security team) that nobody acknowledged a case."""
-        key = dedupe_key("escalation", case_id, normalise_address(recipient))
+        """The notice to the next level (and the security team) that nobody acknowledged a case.
+
+        Once per case and recipient, and once more when urgent: in a campaign case each reporter's
+        managers are escalated on their own, and a later reporter who feels unsafe must still reach
+        someone an earlier, calmer escalation already told.
+        """
+        role = "escalation-urgent" if urgent else "escalation"
+        key = dedupe_key(role, case_id, normalise_address(recipient))
         context = self._base_context(case_id, urgent)
         context.update(
             first_role=first_role,
@@ -249,7 +255,7 @@ class Composer:
             urgent=urgent,
             attach_message=False,
             ack_required=False,
-            message_id=message_id_for(case_id, "escalation", recipient, self._domain),
+            message_id=message_id_for(case_id, role, recipient, self._domain),
             key=key,
             escalate_to=(),
             context=context,

@@ -287,6 +287,29 @@ def test_the_escalation_names_the_case_and_how_long_it_waited() -> None:
     assert "within 24 hours" in escalation.text
 
 
+def test_an_urgent_escalation_is_not_taken_for_an_earlier_calm_one_of_the_same_case() -> None:
+    """In a campaign case each reporter's report escalates on its own; the security team told once
+    that nobody confirmed must still hear, urgently, about a later reporter who feels unsafe."""
+    composer = Composer(settings(), lambda key: "https://reports.contoso.com/ack/x")
+
+    def escalate(urgent: bool) -> NewNotification:
+        return composer.escalation(
+            case_id=CASE,
+            recipient="security@contoso.com",
+            first_role="supervisor",
+            first_sent_at=datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+            urgent=urgent,
+            hours=24,
+        )
+
+    calm, calm_again, urgent = escalate(False), escalate(False), escalate(True)
+
+    assert calm.dedupe_key == calm_again.dedupe_key  # told once per case...
+    assert urgent.dedupe_key != calm.dedupe_key  # ...and once more when urgent
+    assert urgent.message_id != calm.message_id  # or the Sent Items check would take it as sent
+    assert urgent.urgent and urgent.subject.startswith("[URGENT]")
+
+
 def test_the_fallback_mailbox_is_told_what_it_stands_in_for() -> None:
     for_manager = render(chain=())["fallback"]
     for_security = render(ADDIN_SECURITY_MAILBOX="")["fallback"]
