@@ -198,11 +198,11 @@ def analyze_origin(
     auth_headers = _read_authentication_results(block, by_key, accepted, trusted_ids, notes)
     arc = _read_arc(by_key, notes)
 
-    claims_internal = any(in_domains(domain_of(a), accepted) for a in senders.claimed)
+    internal_claim = next((a for a in senders.claimed if in_domains(domain_of(a), accepted)), None)
     from_internal = bool(in_domains(senders.from_domain, accepted))
     evidence = _Evidence.collect(auth_headers, senders.from_domain)
     verdict, authenticated, verdict_reasons = _decide(
-        claims_internal=claims_internal,
+        internal_claim=internal_claim,
         from_internal=from_internal,
         senders=senders,
         exchange=exchange,
@@ -220,7 +220,7 @@ def analyze_origin(
         return_path=senders.return_path,
         reply_to=senders.reply_to,
         from_domain=senders.from_domain,
-        claims_internal_domain=claims_internal,
+        claims_internal_domain=internal_claim is not None,
         claimed_senders=senders.claimed,
         display_name_addresses=senders.display_name_addresses,
         received=hops,
@@ -236,6 +236,7 @@ def analyze_origin(
 @dataclass(frozen=True)
 class _Senders:
     from_address: str | None
+    from_addresses: tuple[str, ...]
     from_display: str | None
     from_domain: str | None
     sender_address: str | None
@@ -301,6 +302,7 @@ def _read_senders(by_key: dict[str, list[Header]], notes: list[str]) -> _Senders
         notes.append(f"The Sender ({sender_address}) differs from the From address ({first.address}).")
     return _Senders(
         from_address=first.address if first else None,
+        from_addresses=tuple(dict.fromkeys(m.address for m in from_boxes)),
         from_display=(first.display or None) if first else None,
         from_domain=domain_of(first.address) if first else None,
         sender_address=sender_address,
@@ -625,14 +627,16 @@ class _Evidence:
 
 def _decide(
     *,
-    claims_internal: bool,
+    internal_claim: str | None,
     from_internal: bool,
     senders: _Senders,
     exchange: ExchangeAuth,
     evidence: _Evidence,
 ) -> tuple[Verdict, bool | None, list[str]]:
+    """``internal_claim`` is the first From or Sender address in one of our domains, if any."""
+    claims_internal = internal_claim is not None
     auth_as = exchange.auth_as
-    claimed = senders.from_address if from_internal else senders.sender_address
+    claimed = senders.from_address if from_internal else internal_claim
     where = f"AuthAs={auth_as}"
     if exchange.auth_source:
         where += f", AuthSource={exchange.auth_source}"
@@ -689,14 +693,16 @@ def _decide(
         return "internal", True, reasons
 
     if not from_internal:
-        # Only the Sender header claims our domain, and DMARC never checks Sender.
+        # Only Sender, or a From address after the first, claims our domain: DMARC checks neither.
         why = f"Exchange did not mark it as internal ({where})" if auth_as else "nothing authenticates it"
+        later_from = internal_claim in senders.from_addresses
+        which = "A later address in the From header" if later_from else "The Sender header"
         return (
             "spoofed-internal",
             False,
             [
-                f"The Sender header ({senders.sender_address}) claims one of our domains but the From "
-                f"address ({senders.from_address or 'none'}) does not, and {why}. {spoof}"
+                f"{which} ({internal_claim}) claims one of our domains but the first From address "
+                f"({senders.from_address or 'none'}) does not, and {why}. {spoof}"
             ],
         )
 

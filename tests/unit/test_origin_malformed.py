@@ -32,6 +32,27 @@ def test_every_address_of_multiple_from_headers_is_a_claimed_sender() -> None:
     assert any("2 From headers" in r for r in analysis.reasons)
 
 
+def test_a_later_from_address_claiming_our_domain_is_named_in_the_verdict() -> None:
+    headers = [("From", "a1@example.net, a2@example.net, Jordan <jordan.reyes@contoso.com>")]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.verdict == "spoofed-internal"
+    assert analysis.reasons[0].startswith(
+        "A later address in the From header (jordan.reyes@contoso.com) claims one of our domains but the "
+        "first From address (a1@example.net) does not"
+    )
+
+
+def test_a_sender_header_claiming_our_domain_is_named_in_the_verdict() -> None:
+    headers = [("From", "a1@example.net"), ("Sender", "jordan.reyes@contoso.com")]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert analysis.verdict == "spoofed-internal"
+    assert analysis.reasons[0].startswith("The Sender header (jordan.reyes@contoso.com) claims one of our domains")
+
+
 def test_encoded_word_display_name_is_decoded() -> None:
     analysis = analyze_origin(
         [("From", "=?utf-8?Q?J=C3=B6rg_M=C3=BCller?= <Jorg.Muller@Contoso.com>")], ACCEPTED
