@@ -24,6 +24,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,7 @@ log = logging.getLogger("addin_service.notify.ack")
 DEFAULT_VALID_SECONDS = 30 * 24 * 3600
 HKDF_INFO = b"addin-service acknowledgement links v1"
 MAC_BYTES = 16
+_EXPIRY = re.compile(r"[1-9][0-9]{0,11}")  # seconds since the epoch, ASCII digits only
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
@@ -105,7 +107,7 @@ class AckLinks:
         :raises InvalidAckToken: anything else wrong.
         """
         parts = token.split(".")
-        if len(parts) != 4 or parts[0] != "v1" or not parts[2].isdigit() or len(parts[2]) > 12:
+        if len(parts) != 4 or parts[0] != "v1" or _EXPIRY.fullmatch(parts[2]) is None:
             raise InvalidAckToken("malformed")
         _, row, expiry_text, mac_text = parts
         try:
@@ -113,6 +115,8 @@ class AckLinks:
             mac = _unb64(mac_text)
         except (ValueError, binascii.Error):
             raise InvalidAckToken("malformed") from None
+        if _b64(raw) != row or _b64(mac) != mac_text:
+            raise InvalidAckToken("malformed")  # one token per link: no padding, spare bits or other spellings
         expiry = int(expiry_text)
         if len(raw) != 32 or not hmac.compare_digest(mac, self._mac(row, expiry)):
             raise InvalidAckToken("forged")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,44 @@ def test_changing_any_part_of_a_token_breaks_it(part: int) -> None:
 def test_garbage_is_not_a_token(token: str) -> None:
     with pytest.raises(InvalidAckToken):
         links().verify(token)
+
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def spare_bit_flipped(text: str) -> str:
+    """The same bytes with a different last character: its lowest bit is padding, not data."""
+    return text[:-1] + ALPHABET[ALPHABET.index(text[-1]) ^ 1]
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        lambda p: [p[0], p[1] + "=", p[2], p[3]],
+        lambda p: [p[0], p[1], p[2], p[3] + "=="],
+        lambda p: [p[0], p[1], "0" + p[2], p[3]],
+        lambda p: [p[0], p[1], p[2], spare_bit_flipped(p[3])],
+    ],
+    ids=["padded row", "padded signature", "leading zero", "spare bits"],
+)
+def test_a_genuine_token_spelled_another_way_is_refused(respell: Callable[[list[str]], list[str]]) -> None:
+    """One link per notification: equivalent spellings of a token are not tokens."""
+    maker = links()
+    pieces = maker.token(KEY).split(".")
+
+    with pytest.raises(InvalidAckToken):
+        maker.verify(".".join(respell(pieces)))
+
+
+@pytest.mark.parametrize(
+    "expiry", ["\N{SUPERSCRIPT TWO}", "\N{ARABIC-INDIC DIGIT ONE}" * 10, "\N{FULLWIDTH DIGIT ONE}" * 10]
+)
+def test_an_expiry_in_other_digits_is_malformed_not_an_error(expiry: str) -> None:
+    pieces = links().token(KEY).split(".")
+    pieces[2] = expiry
+
+    with pytest.raises(InvalidAckToken):
+        links().verify(".".join(pieces))
 
 
 def test_a_token_from_another_key_is_refused() -> None:
