@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from addin_service.errors import MailboxUnavailable, MessageNotFound, NotYourMailbox, ServiceError, Unauthenticated
 from addin_service.mail import ews_requests
+from addin_service.mail.download import DownloadFailed, body_chunks
 from addin_service.mail.ews_codes import NOT_FOUND_DETAIL, NOT_YOURS_DETAIL, failure_for
 from addin_service.mail.ews_connection import (
     DEFAULT_MAX_CONNECTIONS,
@@ -251,15 +252,23 @@ class EwsMailbox:
         mime_write: Callable[[bytes], object] | None = None,
         bearer: str | None = None,
     ) -> EwsResponse:
-        """POST ``envelope`` and parse the answer while it streams in; raise for a SOAP fault."""
+        """POST ``envelope`` and parse the answer while it streams in; raise for a SOAP fault.
+
+        ``ADDIN_EWS_TIMEOUT`` bounds each read; the whole answer must come within the waiting budget
+        (``ADDIN_EXCHANGE_MAX_WAIT``), extended by the bytes received at a floor rate, so that an
+        Exchange sending a byte at a time cannot hold a report (and a server thread) for hours.
+        """
         reader = EwsResponseReader(operation, mime_write)
+        deadline = self._clock() + self._retrier.policy.max_wait
         try:
             with self._connection.post(envelope, anchor_mailbox=anchor, bearer=bearer) as response:
-                for chunk in response.iter_content(chunk_size=READ_CHUNK):
+                for chunk in body_chunks(response, chunk_size=READ_CHUNK, deadline=deadline, clock=self._clock):
                     reader.feed(chunk)
                 result = reader.close()
         except MalformedResponse as exc:
             raise TransientFailure(f"{operation}: malformed response ({exc})") from None
+        except DownloadFailed as exc:
+            raise TransientFailure(f"{operation}: the answer did not arrive whole ({exc.reason})") from None
         if result.fault is not None:
             raise failure_for(result.fault.code, result.fault.back_off_ms)
         return result

@@ -56,9 +56,9 @@ from addin_service.errors import (
     MessageNotFound,
     MessageTooLarge,
     NotYourMailbox,
-    ServiceError,
     Unauthenticated,
 )
+from addin_service.mail.download import DownloadFailed, body_chunks, declared_length
 from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
 from addin_service.mail.graph_tokens import CAPTURE_SCOPES, SHARED_CAPTURE_SCOPES, GraphTokens, TokenSource
 from addin_service.mail.http_env import pinned_session
@@ -288,6 +288,14 @@ class GraphMailbox:
     # -- steps of a capture -------------------------------------------------------------------
 
     def _bearer(self, ref: ItemRef) -> Bearer:
+        """How to get the token for ``ref``; first, the mailbox must be one Graph can address.
+
+        :raises NotYourMailbox: an address with ``/`` or ``\\``, which Graph reads as a path separator
+            even when escaped (it answers 400 "Resource not found for the segment"): no Entra user
+            has such an address, so it is nobody's mailbox the reporter may read.
+        """
+        if "/" in ref.mailbox or "\\" in ref.mailbox:
+            raise NotYourMailbox(_NO_MAILBOX)
         if not self._obo:
             return Bearer(get=self._tokens.app_token, forget=self._tokens.forget)
         assertion = ref.user_token
@@ -386,27 +394,25 @@ class GraphMailbox:
                 bearer=bearer,
                 operation="getMimeContent",
                 stream=True,
-                headers={"Accept": "*/*"},
+                # Uncompressed, so that Content-Length counts exactly the bytes that are stored.
+                headers={"Accept": "*/*", "Accept-Encoding": "identity"},
                 deadline=deadline,
             )
         except (GraphHttpError, GraphUnreachable) as exc:
             self._raise_for(exc)
         try:
-            declared = _declared_length(response)
+            declared = declared_length(response)
             limit = self._settings.max_message_bytes
             if declared is not None and declared > limit:
                 raise MessageTooLarge(limit, declared)
             received = 0
-            for chunk in response.iter_content(CHUNK_SIZE):
-                if chunk:
-                    sink.write(chunk)
-                    received += len(chunk)
-            if declared is not None and received != declared:
-                raise MailboxUnavailable(_INTERRUPTED, retry_after=5)
+            for chunk in body_chunks(response, chunk_size=CHUNK_SIZE, deadline=deadline, clock=self._clock):
+                sink.write(chunk)
+                received += len(chunk)
             if received == 0:  # a message always has headers: an empty body is not the message
                 raise MailboxUnavailable(NO_MIME_DETAIL)
-        except requests.RequestException as exc:
-            log.warning("graph MIME download interrupted", extra={"error_type": type(exc).__name__})
+        except DownloadFailed as exc:
+            log.warning("graph MIME download failed", extra={"reason": exc.reason})
             raise MailboxUnavailable(_INTERRUPTED, retry_after=5) from None
         finally:
             response.close()
@@ -465,8 +471,10 @@ class GraphMailbox:
         if exc.status in (429, 502, 503, 504) or exc.status >= 500:
             seconds = exc.retry_after or 30
             raise MailboxUnavailable(_BUSY.format(seconds=seconds), retry_after=seconds) from None
+        # Anything else (a redirect, a 4xx Graph does not document here) is this service's problem
+        # to look into, and the reporter can only try again later.
         log.error("graph refused a capture request", extra={"status": exc.status, "graph_code": exc.code})
-        raise ServiceError(_REFUSED) from None
+        raise MailboxUnavailable(_REFUSED, retry_after=60) from None
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -493,13 +501,6 @@ def _json(response: requests.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MailboxUnavailable(_UNREACHABLE, retry_after=30)
     return data
-
-
-def _declared_length(response: requests.Response) -> int | None:
-    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return None  # Content-Length counts compressed bytes; the sink counts what it stores
-    value = response.headers.get("Content-Length", "")
-    return int(value) if value.isdigit() else None
 
 
 def _text(value: Any) -> str | None:

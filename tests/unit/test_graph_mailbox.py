@@ -486,6 +486,31 @@ def test_an_unavailable_graph_is_retried_with_backoff_within_the_allowed_wait(
     assert len(calls_to(graph, TRANSLATE)) == 4
 
 
+@pytest.mark.parametrize("status", [302, 307, 409])
+def test_an_answer_graph_does_not_document_here_is_unavailability_not_an_internal_error(
+    graph: responses.RequestsMock, status: int
+) -> None:
+    """A redirect is never followed (it would carry the token elsewhere); the reporter is told to
+    try again later, as for any other trouble on Exchange's side."""
+    graph.add(responses.POST, TRANSLATE, status=status, headers={"Location": "https://elsewhere.example/x"})
+
+    with pytest.raises(MailboxUnavailable) as raised:
+        mailbox().capture(ref(), BytesSink())
+
+    assert raised.value.retry_after == 60
+    assert len(graph.calls) == 1
+
+
+@pytest.mark.parametrize("address", ["a/b@contoso.com", "a\\b@contoso.com"])
+def test_a_mailbox_graph_cannot_address_is_nobodys_the_reporter_may_read(
+    graph: responses.RequestsMock, address: str
+) -> None:
+    with pytest.raises(NotYourMailbox):
+        mailbox().capture(ref(mailbox=address), BytesSink())
+
+    assert len(graph.calls) == 0  # Graph would read the escaped "/" as a path separator
+
+
 def test_an_unreachable_graph_is_unavailable(graph: responses.RequestsMock) -> None:
     graph.add(responses.POST, TRANSLATE, body=requests.ConnectionError("connection refused"))
     time = FakeTime()
