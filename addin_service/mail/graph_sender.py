@@ -23,9 +23,10 @@ single-value extended property, which ``already_sent`` looks for in Sent Items �
 works even if Exchange were to replace the Message-ID.
 
 Outcomes: 202 → sent. 429, 408 and 5xx → :class:`DeliveryFailed` with ``retry_after``; other
-4xx → permanent, except 401 (token refused even after renewal — the service's credentials, which
-an administrator can fix, so retried). Sends are never retried here on an uncertain outcome
-(5xx, connection lost): the outbox asks ``already_sent`` first.
+4xx → permanent, except 401 and 403 (a token refused even after renewal, or a permission or
+access policy missing — the service's own set-up, which an administrator can fix, so retried).
+Sends are never retried here on an uncertain outcome (5xx, connection lost): the outbox asks
+``already_sent`` first.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Graph's 4 MB request limit, w
 UPLOAD_CHUNK = 3 * 1024 * 1024  # "keep each byte range less than 4 MB"
 NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name ReportNotificationId"
 SENT_ITEMS = "sentitems"
+CONFIG_RETRY_AFTER = 300  # seconds: a permission an administrator has to grant
 
 
 class GraphSender(GraphAppClient):
@@ -256,6 +258,17 @@ def _delivery_failed(exc: Exception, *, permanent_4xx: bool = True) -> DeliveryF
         return DeliveryFailed(f"Graph could not be reached ({exc.reason}).", retry_after=exc.retry_after)
     if isinstance(exc, GraphHttpError):
         detail = f"Graph answered {exc.status} {exc.code or ''} to {exc.operation}.".replace("  ", " ")
+        if exc.status == 403:
+            # The application lacks a permission (Mail.Send, or Mail.ReadWrite for a large copy) or
+            # an access policy leaves ADDIN_NOTIFY_FROM out: an administrator can fix that.
+            log.error(
+                "graph refused to send as ADDIN_NOTIFY_FROM", extra={"operation": exc.operation, "graph_code": exc.code}
+            )
+            return DeliveryFailed(
+                detail + " Check the application's Graph permissions (Mail.Send; Mail.ReadWrite for copies "
+                "over 3 MB) and its access policy for ADDIN_NOTIFY_FROM.",
+                retry_after=CONFIG_RETRY_AFTER,
+            )
         if exc.status in (401, 408, 429) or exc.status >= 500 or not permanent_4xx:
             return DeliveryFailed(detail, retry_after=exc.retry_after)
         log.error("graph refused a notification", extra={"status": exc.status, "graph_code": exc.code})

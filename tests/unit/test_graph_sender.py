@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from addin_service.mail.graph_sender import NOTIFICATION_ID_PROPERTY, UPLOAD_CHUNK, GraphSender
+from addin_service.mail.graph_sender import CONFIG_RETRY_AFTER, NOTIFICATION_ID_PROPERTY, UPLOAD_CHUNK, GraphSender
 from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage
 from tests.fakes.graph import FakeTime, StaticTokens, fixture, graph_settings
 
@@ -155,6 +155,19 @@ def test_a_token_refused_twice_is_retried_later_not_dropped(graph: responses.Req
 
     assert not raised.value.permanent
     assert len(graph.calls) == 2
+
+
+def test_a_missing_permission_is_retried_after_the_admin_had_time_to_grant_it(graph: responses.RequestsMock) -> None:
+    """A large copy needs Mail.ReadWrite for its draft; without it the security team must still be
+    told once the permission is granted, not find the notification given up."""
+    graph.add(responses.POST, DRAFTS, status=403, json=fixture("error_access_denied.json"))
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message(Attachment("reported.eml", "message/rfc822", b"x" * (4 * 1024 * 1024))))
+
+    assert not raised.value.permanent
+    assert raised.value.retry_after == CONFIG_RETRY_AFTER
+    assert "Mail.ReadWrite" in raised.value.detail
 
 
 def test_a_large_attachment_goes_through_a_draft_and_an_upload_session(graph: responses.RequestsMock) -> None:
