@@ -26,6 +26,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,7 @@ from addin_service.db.reports import (
 from addin_service.errors import ReportInProgress
 from addin_service.evidence.facts import message_facts
 from addin_service.evidence.ports import EvidenceStore, SealedPackage
+from addin_service.mail.download import MIN_BYTES_PER_SECOND
 from addin_service.mail.ports import CapturedItem, ItemRef, Mailbox, canonical_item_id
 from addin_service.notify.filing import PreparedNotifications
 from addin_service.notify.outbox import Outbox
@@ -58,6 +60,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("addin_service.cases")
 METADATA_FORMAT = 1
 CLAIM_ATTEMPTS = 3
+CLAIM_MARGIN_SECONDS = 60.0
+
+
+def claim_lease_seconds(settings: Settings) -> float:
+    """How long a request's claim on an item lasts: longer than its capture can possibly take
+    (retries within the waiting budget, a last attempt that may start at its end and read the
+    largest allowed message at the floor rate, a last read's timeout), so that a retry never
+    captures the same item beside a request that is still capturing it. A process that died
+    mid-capture frees the item after this long."""
+    largest_download = settings.max_message_bytes / MIN_BYTES_PER_SECOND
+    return 2 * settings.exchange_max_wait + settings.ews_timeout + largest_download + CLAIM_MARGIN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -114,11 +127,18 @@ class ReportFiler:
         self._evidence = evidence
         self._mailbox = mailbox
         self._claim_wait = claim_wait_seconds
+        self._claim_lease = claim_lease_seconds(settings)
         self._notifications = notifications
         self._campaigns = notifications.outbox if notifications is not None else Outbox(repository.db)
 
     def file(
-        self, caller: Caller, command: ReportCommand, idempotency_key: str | None, *, notify: bool = True
+        self,
+        caller: Caller,
+        command: ReportCommand,
+        idempotency_key: str | None,
+        *,
+        notify: bool = True,
+        charge: Callable[[], None] | None = None,
     ) -> FiledReport:
         """File one report, or replay the first answer for a retry.
 
@@ -126,12 +146,19 @@ class ReportFiler:
         empty ``notifications`` list, and the audit entry says so): for the reporter's related
         messages, whose case's people were told with the report that asked for them.
 
+        ``charge`` (the rate limit) is called only by the request that is about to reach Exchange,
+        once it holds the item's claim: never for a replay, nor for a retry that waits for the
+        request filing the same report.
+
         :raises MessageNotFound, NotYourMailbox, MailboxUnavailable, MessageTooLarge,
             EvidenceStoreUnavailable, DatabaseUnavailable, IdempotencyKeyReused, ReportInProgress
+        :raises RateLimited: from ``charge``; the claim is given up again.
         """
         mailbox, item_id, key, fingerprint = _identity(caller, command)
         for _ in range(CLAIM_ATTEMPTS):
-            lookup = self._repo.lookup_or_claim(caller.upn, key, idempotency_key, fingerprint)
+            lookup = self._repo.lookup_or_claim(
+                caller.upn, key, idempotency_key, fingerprint, lease_seconds=self._claim_lease
+            )
             if lookup.existing is not None:
                 return self._replay(
                     caller,
@@ -142,6 +169,14 @@ class ReportFiler:
                     fingerprint,
                 )
             if lookup.token is not None:
+                if charge is not None:
+                    try:
+                        charge()
+                    except BaseException:
+                        self._repo.release(
+                            caller.upn, key, lookup.token, idem_key=idempotency_key, fingerprint=fingerprint
+                        )
+                        raise
                 return self._capture_and_file(
                     caller, command, mailbox, item_id, key, fingerprint, idempotency_key, lookup.token, notify
                 )
@@ -228,7 +263,7 @@ class ReportFiler:
         except BaseException:
             if pending is not None:
                 pending.abort()
-            self._repo.release(caller.upn, key, token)
+            self._repo.release(caller.upn, key, token, idem_key=idem_key, fingerprint=fingerprint)
             raise
 
         body = self._response(sealed, mailbox, command, prepared)
@@ -281,9 +316,10 @@ class ReportFiler:
                 report, case, claim_token=token, idem_key=idem_key, fingerprint=fingerprint, audit=audit, extra=extra
             )
         except AlreadyFiled as already:
+            self._repo.release(caller.upn, key, token)  # the report exists: the claim has no more use
             return self._replay(caller, already.existing.id, already.existing.response_json, idem_key, key, fingerprint)
         except BaseException:
-            self._repo.release(caller.upn, key, token)
+            self._repo.release(caller.upn, key, token, idem_key=idem_key, fingerprint=fingerprint)
             raise
         if self._notifications is not None:
             self._notifications.wake()

@@ -1,9 +1,10 @@
 """One report request, from the validated command to the answer: a replay or a new report, the rate
-limit charged only for new work, and "also save my other messages" filed so that every retry gets
-the first answer.
+limit charged only for the request that reaches Exchange, and "also save my other messages" filed so
+that every retry gets the first answer.
 
 * A replay of a filed report is answered from the database and never charged (DESIGN: the same
-  request "returns the first report"), so a client retrying after a timeout is not refused.
+  request "returns the first report"), so a client retrying after a timeout is not refused; nor
+  is a retry that arrives while the first request is still filing (it waits for that report).
 * The related messages are filed after the report is committed, so a retry can see the report
   before its ``related`` is stored. The request that files them holds a lease (a claim in the
   repository under a key no Exchange item has) from before its report can be seen until their
@@ -43,8 +44,9 @@ class ReportSubmissions:
     def submit(
         self, caller: Caller, command: ReportCommand, idempotency_key: str | None, *, charge: Callable[[], None]
     ) -> FiledReport:
-        """File the report (or replay the first answer); ``charge`` is called first, and only when
-        the request is not a replay of a filed report.
+        """File the report (or replay the first answer); ``charge`` is called only by the request
+        that goes on to reach Exchange (see :meth:`ReportFiler.file`): never for a replay, nor for
+        a retry that arrives while the first request is still filing.
 
         :raises RateLimited: from ``charge``.
         :raises IdempotencyKeyReused: the key was used for a different request (nothing charged).
@@ -53,13 +55,11 @@ class ReportSubmissions:
             EvidenceStoreUnavailable, DatabaseUnavailable: as :meth:`ReportFiler.file`.
         """
         first = self._filer.find_existing(caller, command, idempotency_key)
-        if first is None:
-            charge()
         lease = _RelatedLease(self._repo, caller.upn, item_key_of(caller, command))
         try:
             if command.include_related and (first is None or _related_pending(first)):
                 lease.acquire()  # before the report can be seen: a retry then waits for its related messages
-            filed = self._filer.file(caller, command, idempotency_key)
+            filed = self._filer.file(caller, command, idempotency_key, charge=charge)
             body = filed.body
             if filed.created and command.include_related:  # the lease is held: first was None
                 body = self._file_related(caller, command, body)

@@ -286,6 +286,13 @@ _BIND_KEY = (
     .where(_KEYS.c.reporter == bindparam("b_reporter"), _KEYS.c.key == bindparam("b_key"), _KEYS.c.report_id.is_(None))
     .values(report_id=bindparam("b_report_id"))
 )
+_UNRESERVE_KEY = delete(_KEYS).where(
+    _KEYS.c.reporter == bindparam("reporter"),
+    _KEYS.c.key == bindparam("key"),
+    _KEYS.c.fingerprint == bindparam("fingerprint"),
+    _KEYS.c.item_key == bindparam("item_key"),
+    _KEYS.c.report_id.is_(None),
+)
 _CLAIM_ITEM = _for_each_dialect(_claim_item)
 _CLAIM_EXPIRY = select(_CLAIMS.c.expires_at).where(
     _CLAIMS.c.reporter == bindparam("reporter"), _CLAIMS.c.item_key == bindparam("item_key")
@@ -377,6 +384,11 @@ class ReportRepository:
         report if there is one, else this request's claim token, else neither (another request is
         filing the item: :meth:`wait_for_report` is the next step).
 
+        A new ``idem_key`` is stored in the same transaction, bound to this request but not yet to
+        a report, so that a concurrent request reusing it for something else is refused before it
+        reaches Exchange — never after its evidence was sealed. :meth:`release` frees it again
+        when the request files nothing.
+
         :raises IdempotencyKeyReused: ``idem_key`` was stored for a different request.
         :raises InvalidRequest: ``idem_key`` is longer than 255 characters.
         :raises ValueError: a malformed key, a key without fingerprint, or a lease that is not positive.
@@ -387,10 +399,13 @@ class ReportRepository:
         _check_idempotency(idem_key, fingerprint)
         _check_lease(lease_seconds)
         with self.db.connection(durable=False) as connection:
-            if idem_key is not None and _check_stored_key(connection, reporter, idem_key, fingerprint, item_key):
-                existing = _report_for_item(connection, reporter, item_key)  # a retry of a filed request
-                if existing is not None:
-                    return Lookup(existing)
+            if idem_key is not None and fingerprint is not None:  # both, or neither: checked above
+                if _check_stored_key(connection, reporter, idem_key, fingerprint, item_key):
+                    existing = _report_for_item(connection, reporter, item_key)  # a retry of a filed request
+                    if existing is not None:
+                        return Lookup(existing)
+                else:
+                    _reserve_idempotency_key(connection, reporter, idem_key, fingerprint, item_key, self._clock())
             return self._claim(connection, reporter, item_key, lease_seconds)
 
     def claim(self, reporter: str, item_key: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> str | None:
@@ -584,15 +599,25 @@ class ReportRepository:
         with self.db.connection() as connection:
             _save_idempotency_key(connection, reporter, idem_key, fingerprint, item_key, report_id, self._clock())
 
-    def release(self, reporter: str, item_key: str, token: str) -> None:
-        """Give up a claim after a failed capture, so a retry need not wait for the lease.
+    def release(
+        self, reporter: str, item_key: str, token: str, *, idem_key: str | None = None, fingerprint: str | None = None
+    ) -> None:
+        """Give up a claim after a failed capture, so a retry need not wait for the lease; with
+        ``idem_key``, also the key's reservation for this request if no report was bound to it, so
+        that a request that filed nothing leaves its key free (as if it had never been sent).
 
         Does nothing if the claim was taken over meanwhile.
 
         :raises DatabaseUnavailable: the database cannot be reached (the lease then expires).
         """
+        reporter = reporter.lower()
         with self.db.connection(durable=False) as connection:
-            connection.execute(_RELEASE_CLAIM, {"reporter": reporter.lower(), "item_key": item_key, "token": token})
+            connection.execute(_RELEASE_CLAIM, {"reporter": reporter, "item_key": item_key, "token": token})
+            if idem_key is not None and fingerprint is not None:
+                connection.execute(
+                    _UNRESERVE_KEY,
+                    {"reporter": reporter, "key": idem_key, "fingerprint": fingerprint, "item_key": item_key},
+                )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -873,6 +898,27 @@ def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, 
         "mime_source": report.mime_source,
         "response_json": report.response_json,
     }
+
+
+def _reserve_idempotency_key(
+    connection: Connection, reporter: str, idem_key: str, fingerprint: str, key: str, now: datetime
+) -> None:
+    """Store the key for this request, with no report yet (filing binds it); a concurrent
+    reservation for the same request is fine.
+
+    :raises IdempotencyKeyReused: the key is stored for another fingerprint or item.
+    """
+    values = {
+        "reporter": reporter,
+        "key": idem_key,
+        "fingerprint": fingerprint,
+        "item_key": key,
+        "report_id": None,
+        "created_at": now,
+    }
+    if connection.execute(_INSERT_KEY[connection.dialect.name], values).first() is None:
+        stored = connection.execute(_STORED_KEY, {"reporter": reporter, "key": idem_key}).one()
+        _check_same_request(stored, fingerprint, key)
 
 
 def _save_idempotency_key(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from addin_service.cases.submission import ReportSubmissions
+from addin_service.demo.ews_faults import Delay
 from addin_service.errors import DatabaseUnavailable
 from tests.fakes.stack import Stack, running_stack
 
@@ -73,6 +74,60 @@ def test_a_reused_idempotency_key_is_refused_without_charging(tmp_path: Path) ->
         assert stack.report(stack.add_message(mime(2)), key="k").status_code == 422
 
         assert stack.report(stack.add_message(mime(3))).status_code == 201
+
+
+def at_once(count: int, request: Callable[[int], Any]) -> list[int]:
+    """``request(n)`` for n in range(count), all released together; their status codes, sorted."""
+    barrier = threading.Barrier(count)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one(n: int) -> None:
+        barrier.wait()
+        status = request(n).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(statuses)
+
+
+def test_retries_arriving_while_the_first_request_files_are_not_charged(tmp_path: Path) -> None:
+    with running_stack(tmp_path, ADDIN_RATE_LIMIT="2/1h") as stack:
+        item = stack.add_message(mime(1))
+        stack.ews.inject(Delay(0.5), operation="GetItem")  # the first request is still filing...
+
+        statuses = at_once(8, lambda _: stack.report(item, key="k-1"))  # ...when the retries arrive
+
+        assert statuses == [200] * 7 + [201]
+        assert stack.report(stack.add_message(mime(2))).status_code == 201  # one charge left, not none
+        assert stack.report(stack.add_message(mime(3))).status_code == 429
+
+
+def test_a_key_reused_for_another_message_in_flight_is_refused_before_exchange_is_read(tmp_path: Path) -> None:
+    """The refused request must not be captured and sealed: the evidence store would hold a
+    report that the API said was never filed."""
+    with running_stack(tmp_path) as stack:
+        items = [stack.add_message(mime(1)), stack.add_message(mime(2))]
+        stack.ews.inject(Delay(0.5), operation="GetItem")
+
+        statuses = at_once(2, lambda n: stack.report(items[n], key="shared-key"))
+
+        assert statuses == [201, 422]
+        assert stack.ews.count("GetItem") == 1
+        assert len(list(stack.evidence_root.glob("HR-*/R-*"))) == 1
+        assert reports_in_db(stack) == 1
+
+
+def test_a_request_that_filed_nothing_leaves_its_key_free(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        assert stack.report(MISSING, key="k-404").status_code == 404
+
+        assert stack.report(stack.add_message(mime(1)), key="k-404").status_code == 201
 
 
 # --- include_related: the replay answers the first body ------------------------------------------
