@@ -56,7 +56,26 @@ def message_facts(
             block, truncated = _header_block(fh, limit)
     else:
         block, truncated = _header_block(source, limit)
-    return _facts(block, truncated, limit)
+    try:
+        return _facts(block, truncated, limit)
+    except Exception as exc:  # noqa: BLE001 - the sender wrote these bytes: never a reason not to file
+        return _unparsed(type(exc).__name__)
+
+
+def _unparsed(error: str) -> dict[str, Any]:
+    """The facts of a header block the parser failed on: none, and why."""
+    facts: dict[str, Any] = dict.fromkeys((*_ADDRESS_HEADERS, *_TEXT_HEADERS, *_ID_HEADERS))
+    facts.update(
+        header_count=0,
+        addresses={key: [] for key in _ADDRESS_HEADERS},
+        from_address=None,
+        sender_address=None,
+        date_utc=None,
+        content_type=None,
+        has_attachments=False,
+        parse_errors=[f"the header block could not be parsed ({error}); the message is stored as received"],
+    )
+    return facts
 
 
 def _header_block(stream: IO[bytes], limit: int) -> tuple[bytes, bool]:
@@ -194,13 +213,13 @@ def _date_utc(date: str | None, errors: list[str]) -> str | None:
         return None
     try:
         parsed = parsedate_to_datetime(date)
-    except (TypeError, ValueError, IndexError, OverflowError):
+        if parsed.tzinfo is None:
+            errors.append("Date: no time zone (read as UTC)")
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. 31 Dec 9999 23:59 -0100 is past year 9999
         errors.append("Date: not a date this parser understands")
         return None
-    if parsed.tzinfo is None:
-        errors.append("Date: no time zone (read as UTC)")
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _content_type(message: Message, raw: dict[str, list[str]], errors: list[str]) -> tuple[str, bool]:

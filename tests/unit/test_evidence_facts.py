@@ -55,6 +55,34 @@ def test_date_is_kept_as_given_and_converted_to_utc() -> None:
     assert facts["date_utc"] == "2026-11-25T09:00:00Z"
 
 
+@pytest.mark.parametrize("date", ["Fri, 31 Dec 9999 23:59:59 -0100", "31 Dec 9999 23:59:59 -0001"])
+def test_a_date_past_the_last_year_python_knows_is_recorded_not_raised(date: str) -> None:
+    """A sender chooses the Date header: it must never make their message impossible to report."""
+    facts = facts_of(f"From: x@example.net\r\nDate: {date}\r\n\r\n".encode())
+
+    assert facts["date"] == date and facts["date_utc"] is None
+    assert "Date: not a date this parser understands" in facts["parse_errors"]
+    assert facts["from_address"] == "x@example.net"
+
+
+def test_a_parser_failure_gives_empty_facts_that_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import addin_service.evidence.facts as module
+
+    def broken(*_: object) -> object:
+        raise RuntimeError("a parser bug")
+
+    usual_keys = set(facts_of(GOOD))
+    monkeypatch.setattr(module, "_raw_headers", broken)
+
+    facts = facts_of(GOOD)
+
+    assert set(facts) == usual_keys  # metadata.json keeps its shape
+    assert facts["from_address"] is None and facts["addresses"]["from"] == []
+    assert facts["parse_errors"] == [
+        "the header block could not be parsed (RuntimeError); the message is stored as received"
+    ]
+
+
 def test_message_ids_are_unfolded() -> None:
     facts = facts_of(GOOD)
     assert facts["message_id"] == "<threat-1@example.net>"
