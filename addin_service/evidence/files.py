@@ -7,6 +7,11 @@ Layout under the root::
     ledger/signing-key.pub.pem     the public key that verifies it
     ledger/signing-key.pem         the private key, only when ADDIN_SIGNING_KEY is not set (0600)
     .tmp/                          packages being written (same filesystem, so sealing is a rename)
+
+A work folder in ``.tmp`` untouched for :data:`STALE_WORK_SECONDS` belongs to a capture whose
+process died: it was never sealed nor recorded (the reporter was not told it was filed), and it
+holds a partial copy of someone's message. It is removed, and counted in the log, the next time
+this store starts a package (at most every :data:`SWEEP_INTERVAL_SECONDS`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from addin_service.errors import EvidenceStoreUnavailable
@@ -32,6 +38,9 @@ from addin_service.evidence.verify import Verifier
 from addin_service.ids import is_report_id
 
 log = logging.getLogger("addin_service.evidence")
+
+STALE_WORK_SECONDS = 24 * 3600.0  # far longer than any capture may last (see cases.service)
+SWEEP_INTERVAL_SECONDS = 3600.0
 
 
 class FileEvidenceStore:
@@ -52,6 +61,8 @@ class FileEvidenceStore:
         self._sealer = Sealer(self._layout, self._ledger, self._keys)
         self._verifier = Verifier(self._layout, self._ledger, self._keys)
         self._probe_lock = threading.Lock()
+        self._sweep_lock = threading.Lock()
+        self._next_sweep = float("-inf")
 
     @property
     def root(self) -> Path:
@@ -74,6 +85,7 @@ class FileEvidenceStore:
             work = Path(tempfile.mkdtemp(prefix=f"{report_id}.", dir=self._layout.tmp_dir))
         except OSError as exc:
             raise unavailable(exc, "start an evidence package") from exc
+        self._sweep_if_due()
         try:
             self._keys.signer()
             return FilePendingPackage(report_id, max_message_bytes, work, self._sealer)
@@ -83,6 +95,19 @@ class FileEvidenceStore:
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
+
+    def _sweep_if_due(self) -> None:
+        now = time.monotonic()
+        with self._sweep_lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_INTERVAL_SECONDS
+        removed = sweep_stale_work(self._layout.tmp_dir, time.time() - STALE_WORK_SECONDS)
+        if removed:
+            log.warning(
+                "removed unsealed work folders left by captures that never finished",
+                extra={"event": "evidence.tmp_swept", "count": removed},
+            )
 
     def read_file(self, case_id: str, report_id: str, name: str) -> bytes:
         """One sealed file's bytes.
@@ -155,3 +180,34 @@ class FileEvidenceStore:
         :raises OSError: the zip could not be written.
         """
         return export_case(self._layout, self._ledger, self._keys, case_id, out)
+
+
+def sweep_stale_work(tmp_dir: Path, older_than: float) -> int:
+    """Remove the entries of ``tmp_dir`` in which nothing changed since ``older_than`` (a Unix
+    time); the number removed. Never raises: what cannot be removed now is tried next time."""
+    removed = 0
+    try:
+        entries = list(os.scandir(tmp_dir))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if _newest_change(entry) >= older_than:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _newest_change(entry: os.DirEntry[str]) -> float:
+    """The latest modification time of the entry or, for a folder, of anything directly in it."""
+    newest = entry.stat(follow_symlinks=False).st_mtime
+    if entry.is_dir(follow_symlinks=False):
+        for inner in os.scandir(entry.path):
+            newest = max(newest, inner.stat(follow_symlinks=False).st_mtime)
+    return newest

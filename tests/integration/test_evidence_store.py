@@ -384,3 +384,30 @@ def test_a_small_message_starts_no_writeback(store: FileEvidenceStore, monkeypat
     monkeypatch.setattr(package, "start_writeback", lambda fd, offset, length: started.append(length))
     file_report(store, b"x" * 50_000)
     assert started == []
+
+
+def test_work_left_by_a_capture_that_died_is_swept_and_a_live_one_kept(
+    root: Path, store: FileEvidenceStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A partial copy of someone's message must not sit in .tmp forever; a capture still running
+    in another process must not lose its work."""
+    tmp = root / ".tmp"
+    tmp.mkdir(parents=True)
+    dead = tmp / "R-AAAAAAAAAAAAAAAA.dead1234"
+    dead.mkdir()
+    (dead / "message.eml").write_bytes(b"From: half of a message")
+    day_and_more = os.stat(dead).st_mtime - 25 * 3600
+    for path in (dead / "message.eml", dead):
+        os.utime(path, (day_and_more, day_and_more))
+    live = tmp / "R-BBBBBBBBBBBBBBBB.live5678"
+    live.mkdir()
+    (live / "message.eml").write_bytes(b"still arriving")
+    os.utime(live, (day_and_more, day_and_more))  # the folder is old, its file was written just now
+
+    with caplog.at_level(logging.WARNING, logger="addin_service.evidence"):
+        pending = store.open_package(ids.new_report_id(), 1024)
+    pending.abort()
+
+    assert not dead.exists()
+    assert (live / "message.eml").read_bytes() == b"still arriving"
+    assert [r.__dict__.get("count") for r in caplog.records if r.__dict__.get("event") == "evidence.tmp_swept"] == [1]
