@@ -31,6 +31,10 @@ def build_app(config: Settings | Mapping[str, Any] | None = None, *, container: 
     logs.configure(settings.log_level)
     app = Flask("addin_service", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    # No implicit OPTIONS answers (an empty text/html 200 that no schema describes): the pane is
+    # served from this origin and needs no CORS preflight, so OPTIONS is a 405 problem like any
+    # other method a route does not take.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["addin"] = container or build_container(settings)
 

@@ -19,6 +19,7 @@ bp = Blueprint("reports", __name__, url_prefix="/api/v1")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _JSON = "application/json"
 _UTF8 = {"utf-8", "utf8"}
+_MAX_SHOWN_NAME = 64
 # Built once: a schema holds no per-call state, and building one (with its nested schemas) costs
 # more than loading a request with it.
 _REQUEST_SCHEMA = ReportRequestSchema()
@@ -63,8 +64,14 @@ def _require_json_body() -> None:
 
 
 def _request_json() -> dict[str, object]:
+    """The body as a JSON object: UTF-8 only (an initial byte order mark is ignored), since JSON
+    exchanged between systems is UTF-8 and the charset said so; any nesting the parser cannot
+    follow is malformed, not an error of the service."""
     _require_json_body()
-    data = request.get_json(silent=True)
+    try:
+        data = json.loads(request.get_data(cache=True).decode("utf-8").removeprefix("\ufeff"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        data = None
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.", {"_body": ["Malformed JSON or not an object."]})
     return data
@@ -113,18 +120,27 @@ def get_report(report_id: str) -> Response:
     return _json_response(_RESPONSE_SCHEMA.dump(json.loads(report.response_json)), 200)
 
 
+def _shown_name(name: str) -> str:
+    """``name`` with lone surrogates and control characters replaced, at most 64 characters."""
+    text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF or not ch.isprintable() else ch for ch in name)
+    return text if len(text) <= _MAX_SHOWN_NAME else text[: _MAX_SHOWN_NAME - 1] + "\u2026"
+
+
 def _flatten(messages: object) -> dict[str, list[str]]:
-    """marshmallow's nested messages → {field: [messages]}, the one error shape."""
+    """marshmallow's nested messages → {field: [messages]}, the one error shape. An unknown member's
+    name is the caller's own text: it comes back shortened and as Unicode text, like every string
+    this service sends."""
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for field, value in messages.items():
+            name = _shown_name(str(field))
             if isinstance(value, list):
-                out[str(field)] = [str(v) for v in value]
+                out[name] = [str(v) for v in value]
             elif isinstance(value, dict):
                 for sub, msgs in _flatten(value).items():
-                    out[f"{field}.{sub}"] = msgs
+                    out[f"{name}.{sub}"] = msgs
             else:
-                out[str(field)] = [str(value)]
+                out[name] = [str(value)]
     elif isinstance(messages, list):
         out["_body"] = [str(m) for m in messages]
     return out

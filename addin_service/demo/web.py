@@ -129,7 +129,10 @@ def token() -> Response:
     Only JSON bodies are accepted, so a page on another site cannot ask for a token with a plain
     form post.
     """
-    data = request.get_json(silent=True) if request.is_json else None
+    try:
+        data = request.get_json(silent=True) if request.is_json else None
+    except RecursionError:  # nested deeper than the parser follows: malformed, like any bad JSON
+        data = None
     upn = data.get("upn") if isinstance(data, dict) else None
     if not isinstance(upn, str) or not _UPN.fullmatch(upn):
         return problem(

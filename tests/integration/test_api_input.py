@@ -66,6 +66,16 @@ def test_a_lone_surrogate_in_an_unknown_member_name_is_a_400(stack: Stack) -> No
     problem(post_raw(stack, raw, **{"Content-Type": "application/json"}), 400)
 
 
+def test_an_unknown_member_name_comes_back_short_and_as_text(stack: Stack) -> None:
+    raw = b'{"item_id": "AAMk", "category": "other", "\\ud800\\u0000<b>' + b"x" * 5000 + b'": 1}'
+
+    body = problem(post_raw(stack, raw, **{"Content-Type": "application/json"}), 400)
+
+    [name] = [n for n in body["errors"] if n not in ("item_id", "category")]
+    assert name.startswith("\ufffd\ufffd<b>x") and len(name) == 64 and name.endswith("\u2026")
+    json.dumps(body, ensure_ascii=False).encode("utf-8")  # no lone surrogate left to trip a strict client
+
+
 def test_an_idempotency_key_that_is_not_ascii_is_a_400(stack: Stack) -> None:
     # Header values reach the app as Latin-1 text (PEP 3333): never a surrogate, but never ASCII either.
     item = stack.add_message(MIME)
@@ -147,9 +157,38 @@ def test_json_that_does_not_parse_is_still_a_400(stack: Stack) -> None:
     problem(post_raw(stack, b'{"item_id": ', **{"Content-Type": "application/json"}), 400)
 
 
+def test_json_nested_deeper_than_the_parser_follows_is_a_400_not_a_crash(stack: Stack) -> None:
+    depth = 20_000  # 40 KB: under the body limit, far over Python's recursion limit
+    raw = b'{"item_id": ' + b"[" * depth + b"]" * depth + b"}"
+
+    problem(post_raw(stack, raw, **{"Content-Type": "application/json"}), 400)
+
+
+def test_a_body_that_is_not_utf8_is_a_400_whatever_json_it_spells(stack: Stack) -> None:
+    item = stack.add_message(MIME)
+    payload = json.dumps({"item_id": item, "category": "other"})
+
+    for encoded in (payload.encode("utf-16"), payload.encode("utf-32-le"), payload.encode("latin-1") + b"\xff"):
+        problem(post_raw(stack, encoded, **{"Content-Type": "application/json"}), 400)
+    assert nothing_sealed(stack)
+    with_bom = post_raw(stack, b"\xef\xbb\xbf" + payload.encode(), **{"Content-Type": "application/json"})
+    assert with_bom.status_code == 201
+
+
 def test_the_openapi_document_lists_the_415(stack: Stack) -> None:
     spec = stack.client.get("/openapi.json").get_json()
     answer = spec["paths"]["/api/v1/reports"]["post"]["responses"]["415"]
 
     assert "Content-Encoding" in answer["description"]
     assert "Accept-Encoding" in answer["headers"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reports", "/healthz", "/openapi.json"])
+def test_options_is_a_method_the_routes_do_not_take_not_an_empty_html_page(stack: Stack, path: str) -> None:
+    preflight = {"Origin": "https://elsewhere.example", "Access-Control-Request-Method": "POST"}
+
+    response = stack.client.open(path, method="OPTIONS", headers=preflight)
+
+    problem(response, 405)
+    assert "OPTIONS" not in response.headers["Allow"]
+    assert "Access-Control-Allow-Origin" not in response.headers
