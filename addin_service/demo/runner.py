@@ -21,8 +21,10 @@ import html
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -381,6 +383,18 @@ def _start_graph() -> tuple[GraphServer, OidcIssuer, DemoCaTrust]:
     return graph, issuer, ca_trust
 
 
+def verify_command(data_dir: Path) -> str:
+    """The command that checks the demo's evidence: the defaults' own when ``data_dir`` is the
+    working directory's ``var``, else one naming the demo's database and evidence folder."""
+    data = data_dir.resolve()
+    if data == (Path.cwd() / "var").resolve():
+        return ".venv/bin/addin-service evidence verify"
+    database = shlex.quote(f"sqlite:///{data / 'addin.db'}")
+    evidence = shlex.quote(f"file://{data / 'evidence'}")  # as the defaults spell it: not percent-encoded
+    program = shlex.quote(str(Path(sys.executable).parent / "addin-service"))
+    return f"ADDIN_DATABASE_URL={database} ADDIN_EVIDENCE_URL={evidence} {program} evidence verify"
+
+
 def run_demo(host: str, port: int, data_dir: Path, exchange: str = "ews") -> None:
     """Serve the demo until interrupted."""
     from addin_service.cli import waitress_server
@@ -404,8 +418,8 @@ def run_demo(host: str, port: int, data_dir: Path, exchange: str = "ews") -> Non
         f"\n  Report Harassment for Outlook — demo, Exchange through {through}\n\n"
         f"  Open {public_url}/demo and report one of the sample messages.\n"
         f"  Read what the service sent (receipt, supervisor, security) at {public_url}/demo/mail\n"
-        f"  Evidence is kept in {data_dir / 'evidence'}; from this folder, check it with:\n"
-        f"    .venv/bin/addin-service evidence verify\n\n"
+        f"  Evidence is kept in {data_dir / 'evidence'}; check it with:\n"
+        f"    {verify_command(data_dir)}\n\n"
         f"  Press Ctrl+C to stop.\n",
         flush=True,
     )
