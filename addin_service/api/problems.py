@@ -19,6 +19,7 @@ from addin_service.errors import (
 
 log = logging.getLogger("addin_service.api")
 PROBLEM_JSON = "application/problem+json"
+MAX_INSTANCE = 256  # characters of the request path a problem repeats
 
 INTERNAL_DETAIL = (
     "Something went wrong on our side and nothing was filed. Please try again; "
@@ -47,6 +48,13 @@ class UnsupportedMediaType(ServiceError):
         self.headers = headers or {}
 
 
+def shown_text(text: str, limit: int) -> str:
+    """Text from a request, fit to send back: lone surrogates and control characters replaced,
+    at most ``limit`` characters."""
+    shown = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF or not ch.isprintable() else ch for ch in text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
+
+
 def problem(
     status: int,
     title: str,
@@ -63,7 +71,7 @@ def problem(
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.path if request else "",
+        "instance": shown_text(request.path, MAX_INSTANCE) if request else "",
         "request_id": getattr(g, "request_id", ""),
     }
     if errors:

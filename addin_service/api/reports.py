@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, g, json, request
 from marshmallow import ValidationError
 
-from addin_service.api.problems import UnsupportedMediaType
+from addin_service.api.problems import UnsupportedMediaType, shown_text
 from addin_service.api.schemas import ReportRequestSchema, ReportResponseSchema
 from addin_service.bootstrap import Container
 from addin_service.cases.service import ReportCommand
@@ -120,12 +120,6 @@ def get_report(report_id: str) -> Response:
     return _json_response(_RESPONSE_SCHEMA.dump(json.loads(report.response_json)), 200)
 
 
-def _shown_name(name: str) -> str:
-    """``name`` with lone surrogates and control characters replaced, at most 64 characters."""
-    text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF or not ch.isprintable() else ch for ch in name)
-    return text if len(text) <= _MAX_SHOWN_NAME else text[: _MAX_SHOWN_NAME - 1] + "\u2026"
-
-
 def _flatten(messages: object) -> dict[str, list[str]]:
     """marshmallow's nested messages → {field: [messages]}, the one error shape. An unknown member's
     name is the caller's own text: it comes back shortened and as Unicode text, like every string
@@ -133,7 +127,7 @@ def _flatten(messages: object) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for field, value in messages.items():
-            name = _shown_name(str(field))
+            name = shown_text(str(field), _MAX_SHOWN_NAME)
             if isinstance(value, list):
                 out[name] = [str(v) for v in value]
             elif isinstance(value, dict):

@@ -192,3 +192,12 @@ def test_options_is_a_method_the_routes_do_not_take_not_an_empty_html_page(stack
     problem(response, 405)
     assert "OPTIONS" not in response.headers["Allow"]
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_a_problem_repeats_a_long_or_odd_path_only_shortened_and_as_text(stack: Stack) -> None:
+    response = stack.client.get("/api/v1/reports/R-%00" + "R" * 10_000, headers=stack.auth())
+
+    body = problem(response, 404)
+
+    assert len(body["instance"]) == 256 and body["instance"].endswith("\u2026")
+    assert body["instance"].startswith("/api/v1/reports/R-\ufffdRRR")
