@@ -405,7 +405,7 @@ class ReportRepository:
                     if existing is not None:
                         return Lookup(existing)
                 else:
-                    _reserve_idempotency_key(connection, reporter, idem_key, fingerprint, item_key, self._clock())
+                    _save_idempotency_key(connection, reporter, idem_key, fingerprint, item_key, None, self._clock())
             return self._claim(connection, reporter, item_key, lease_seconds)
 
     def claim(self, reporter: str, item_key: str, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> str | None:
@@ -900,37 +900,17 @@ def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, 
     }
 
 
-def _reserve_idempotency_key(
-    connection: Connection, reporter: str, idem_key: str, fingerprint: str, key: str, now: datetime
-) -> None:
-    """Store the key for this request, with no report yet (filing binds it); a concurrent
-    reservation for the same request is fine.
-
-    :raises IdempotencyKeyReused: the key is stored for another fingerprint or item.
-    """
-    values = {
-        "reporter": reporter,
-        "key": idem_key,
-        "fingerprint": fingerprint,
-        "item_key": key,
-        "report_id": None,
-        "created_at": now,
-    }
-    if connection.execute(_INSERT_KEY[connection.dialect.name], values).first() is None:
-        stored = connection.execute(_STORED_KEY, {"reporter": reporter, "key": idem_key}).one()
-        _check_same_request(stored, fingerprint, key)
-
-
 def _save_idempotency_key(
     connection: Connection,
     reporter: str,
     idem_key: str,
     fingerprint: str,
     key: str,
-    report_id: str,
+    report_id: str | None,
     now: datetime,
 ) -> None:
-    """Insert the key; a concurrent insert of the same key for the same request is fine.
+    """Insert the key, bound to ``report_id`` (None: reserved for this request, not yet bound);
+    a concurrent insert of the same key for the same request is fine.
 
     :raises IdempotencyKeyReused: the key is stored for another fingerprint or item.
     """
@@ -946,7 +926,7 @@ def _save_idempotency_key(
         return
     stored = connection.execute(_STORED_KEY, {"reporter": reporter, "key": idem_key}).one()
     _check_same_request(stored, fingerprint, key)
-    if stored.report_id is None:
+    if stored.report_id is None and report_id is not None:
         connection.execute(_BIND_KEY, {"b_reporter": reporter, "b_key": idem_key, "b_report_id": report_id})
 
 

@@ -32,6 +32,13 @@ log = logging.getLogger("addin_service.notify.supervisors")
 CHAIN_DEPTH = 3
 PREFETCH_THREADS = 8
 MAX_CLAIMED_LOOKUPS = 3
+_CLAIMED_UNKNOWN = (
+    "The directory could not say who the claimed sender is; only the addresses in the message were compared."
+)
+_WATCHED_UNKNOWN = (
+    "The directory could not say what other addresses the managers or the security team use; only the "
+    "addresses in the message were compared."
+)
 T = TypeVar("T")
 
 
@@ -218,7 +225,7 @@ class SupervisorResolver:
                     decisions.append(f"The directory ({self._directory.name}) lists no manager for the reporter.")
             if available:
                 self._learn_reporter(reporter, aliases, names)
-                self._learn_claimed(claimed_senders, aliases, names, decisions)
+                self._ask_about(claimed_senders, MAX_CLAIMED_LOOKUPS, aliases, names, decisions, _CLAIMED_UNKNOWN)
         if not chain:
             mapped = self._map.chain(reporter)
             if mapped:
@@ -227,7 +234,7 @@ class SupervisorResolver:
             elif len(self._map):
                 decisions.append("The supervisor mapping file (ADDIN_SUPERVISOR_MAP) does not list the reporter.")
         if available:
-            self._learn_watched((*chain, *watched), aliases, names, decisions)
+            self._ask_about((*chain, *watched), None, aliases, names, decisions, _WATCHED_UNKNOWN)
         return SupervisorResolution(
             chain=chain,
             source=source,
@@ -251,55 +258,29 @@ class SupervisorResolver:
             if person.address != normal and person.display_name:
                 names[normal] = person.display_name
 
-    def _learn_watched(
+    def _ask_about(
         self,
-        people: Iterable[str],
+        addresses: Iterable[str],
+        most: int | None,
         aliases: dict[str, frozenset[str]],
         names: dict[str, str],
         decisions: list[str],
+        when_unavailable: str,
     ) -> None:
-        """Ask the directory for the aliases of each of ``people`` it has not described yet."""
+        """Look up the first ``most`` (all, if None) of ``addresses`` not described yet; an alias
+        that resolves to someone is remembered as that person's. Stops at the first outage."""
         assert self._directory is not None
-        for address in dict.fromkeys(normalise_address(p) for p in people):
-            if not address or address in aliases:
-                continue
+        wanted = [a for a in dict.fromkeys(normalise_address(x) for x in addresses) if a and a not in aliases]
+        for address in wanted[:most]:
             try:
                 person = self._directory.person(address)
             except DirectoryUnavailable:
-                decisions.append(
-                    "The directory could not say what other addresses the managers or the security team use; "
-                    "only the addresses in the message were compared."
-                )
+                decisions.append(when_unavailable)
                 return
             if person is not None:
                 _learn(person, aliases, names)
                 if person.address != address:
                     aliases[address] = frozenset({person.address, *person.aliases})
-
-    def _learn_claimed(
-        self,
-        claimed_senders: Iterable[str],
-        aliases: dict[str, frozenset[str]],
-        names: dict[str, str],
-        decisions: list[str],
-    ) -> None:
-        """Ask who the claimed senders are, so that a manager writing from an alias is recognised."""
-        assert self._directory is not None
-        wanted = [a for a in dict.fromkeys(normalise_address(c) for c in claimed_senders) if a and a not in aliases]
-        for address in wanted[:MAX_CLAIMED_LOOKUPS]:
-            try:
-                person = self._directory.person(address)
-            except DirectoryUnavailable:
-                decisions.append(
-                    "The directory could not say who the claimed sender is; only the addresses in the message "
-                    "were compared."
-                )
-                return
-            if person is not None:
-                _learn(person, aliases, names)
-                if person.address != address:
-                    aliases[address] = frozenset({person.address, *person.aliases})
-
 
 def _learn(person: Person, aliases: dict[str, frozenset[str]], names: dict[str, str]) -> None:
     address = normalise_address(person.address)
