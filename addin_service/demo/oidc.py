@@ -40,7 +40,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -51,9 +51,8 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
-from addin_service.demo.tls import ThrowawayTls, make_throwaway_tls
+from addin_service.demo.tls import ThrowawayTls, make_throwaway_tls, self_signed_certificate
 
 log = logging.getLogger(__name__)
 
@@ -102,18 +101,7 @@ class _KeyPair:
     def create(cls, private_key: rsa.RSAPrivateKey | None = None) -> _KeyPair:
         """Wrap a key in a self-signed certificate; ``kid`` is its SHA-1 thumbprint, as in Entra."""
         key = private_key or new_signing_key()
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "accounts.entra-double.invalid")])
-        now = datetime.now(UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=365))
-            .sign(key, hashes.SHA256())
-        )
+        cert = self_signed_certificate(key, "accounts.entra-double.invalid")
         der = cert.public_bytes(serialization.Encoding.DER)
         thumbprint = hashlib.sha1(der, usedforsecurity=False).digest()
         return cls(kid=_b64url(thumbprint), private_key=key, certificate_der=der)

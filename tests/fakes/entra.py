@@ -15,18 +15,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 import responses
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from addin_service.demo.oidc import EntraTokenFactory, OidcIssuer
+from addin_service.demo.tls import self_signed_certificate
 from addin_service.settings import Settings
 
 ENTRA = "https://login.microsoftonline.com"
@@ -109,17 +109,8 @@ def app_certificate(
 ) -> AppCertificate:
     """A fresh RSA key and a self-signed certificate for it (valid from yesterday for a year)."""
     private = key or rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "report-harassment-addin.test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or now - timedelta(days=1))
-        .not_valid_after(not_after or now + timedelta(days=365))
-        .sign(private, hashes.SHA256())
+    certificate = self_signed_certificate(
+        private, "report-harassment-addin.test", not_before=not_before, not_after=not_after
     )
     return AppCertificate(private, certificate)
 

@@ -13,10 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from addin_service.demo.graph_server import GraphServer
+import pytest
+
+from addin_service.demo.graph_server import GraphServer, jwt_verifier
+from addin_service.demo.oidc import OidcIssuer
+from addin_service.demo.runner import GRAPH_APP_ROLES, GRAPH_DELEGATED_SCOPES
 from addin_service.errors import MessageTooLarge
 from addin_service.settings import Settings
 
@@ -224,3 +229,18 @@ class FakeTime:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@contextmanager
+def entra_for_graph(graph: GraphServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[OidcIssuer]:
+    """An Entra double over TLS that grants this service's Graph permissions (as the demo's does),
+    trusted through ``REQUESTS_CA_BUNDLE``, whose tokens ``graph`` then verifies."""
+    resource = graph.root_url
+    with OidcIssuer(
+        tls=True,
+        app_roles={resource: GRAPH_APP_ROLES},
+        delegated_scopes={resource: GRAPH_DELEGATED_SCOPES},
+    ) as running:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_bundle_path))
+        graph.verify_token = jwt_verifier(running.factory.jwks(), issuer=running.issuer, audience=resource)
+        yield running

@@ -16,9 +16,10 @@ from flask.testing import FlaskClient
 
 from addin_service.app import build_app
 from addin_service.bootstrap import build_container
-from addin_service.demo.graph_server import GraphServer, jwt_verifier, throttled
+from addin_service.demo.graph_server import GraphServer, throttled
 from addin_service.demo.oidc import OidcIssuer
 from addin_service.settings import Settings
+from tests.fakes.graph import entra_for_graph
 
 ALEX = "alex@contoso.com"
 ROBIN = "robin@contoso.com"
@@ -42,14 +43,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GraphStac
     with GraphServer() as graph:
         graph.state.add_user(ALEX, "Alex Wilber")
         graph.state.add_user(ROBIN, "Robin Kline")
-        resource = graph.root_url
-        with OidcIssuer(
-            tls=True,
-            app_roles={resource: ("Mail.Read", "Mail.Send", "User.Read.All")},
-            delegated_scopes={resource: ("Mail.Read", "Mail.Read.Shared", "User.ReadBasic.All")},
-        ) as issuer:
-            monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(issuer.ca_bundle_path))
-            graph.verify_token = jwt_verifier(issuer.factory.jwks(), issuer=issuer.issuer, audience=resource)
+        with entra_for_graph(graph, monkeypatch) as issuer:
             settings = Settings.from_env(
                 {
                     "ADDIN_EXCHANGE": "graph",

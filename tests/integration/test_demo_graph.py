@@ -16,25 +16,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner
 from cryptography import x509
 
 from addin_service.cli import cli
 from addin_service.demo.ews_seed import DEMO_SUPERVISOR, DEMO_USER
 from addin_service.demo.runner import start_demo
+from tests.fakes.commands import loopback_session, wait_until_healthy
 from tests.fakes.ports import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
 SECURITY = "security@contoso.com"
-
-
-def _session() -> requests.Session:
-    """Straight to the demo on loopback: never through a proxy from the environment."""
-    session = requests.Session()
-    session.trust_env = False
-    return session
 
 
 @contextmanager
@@ -52,17 +45,7 @@ def _demo_process(tmp_path: Path, *args: str) -> Iterator[tuple[str, subprocess.
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 45
-        with _session() as http:
-            while True:
-                assert proc.poll() is None, proc.communicate()[0]
-                try:
-                    if http.get(f"{base}/healthz", timeout=5).ok:
-                        break
-                except (requests.ConnectionError, requests.Timeout):  # still starting
-                    pass
-                assert time.monotonic() < deadline, "addin-service demo did not answer /healthz"
-                time.sleep(0.1)
+        wait_until_healthy(proc, base, "addin-service demo")
         yield base, proc
     finally:
         if proc.poll() is None:
@@ -71,7 +54,8 @@ def _demo_process(tmp_path: Path, *args: str) -> Iterator[tuple[str, subprocess.
 
 
 def test_the_graph_demo_command_files_a_report_and_sends_its_notifications_through_graph(tmp_path: Path) -> None:
-    with _demo_process(tmp_path, "--exchange", "graph", "--data", "demo-data") as (base, proc), _session() as http:
+    demo = _demo_process(tmp_path, "--exchange", "graph", "--data", "demo-data")
+    with demo as (base, proc), loopback_session() as http:
         messages = http.get(f"{base}/demo/api/messages", timeout=30).json()["messages"]
         item = next(m for m in messages if m["subject"] == "You were warned")
         token = http.post(f"{base}/demo/api/token", json={"upn": DEMO_USER}, timeout=30).json()["access_token"]

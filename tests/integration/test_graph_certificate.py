@@ -25,14 +25,14 @@ from flask.testing import FlaskClient
 
 from addin_service.app import build_app
 from addin_service.bootstrap import build_container
-from addin_service.demo.graph_server import GraphServer, jwt_verifier
+from addin_service.demo.graph_server import GraphServer
 from addin_service.demo.oidc import CLIENT_ASSERTION_TYPE, OidcIssuer
 from addin_service.mail.graph import GraphMailbox
 from addin_service.mail.graph_tokens import GraphTokens
 from addin_service.mail.ports import ItemRef
 from addin_service.settings import Settings
 from tests.fakes.entra import AppCertificate, app_certificate
-from tests.fakes.graph import BytesSink, nasty_mime
+from tests.fakes.graph import BytesSink, entra_for_graph, nasty_mime
 
 ALEX = "alex@contoso.com"
 MIME = b"From: Sam <sam@fabrikam.example>\r\nTo: alex@contoso.com\r\nSubject: hi\r\n\r\nbody \x00\xff\r\n.\n"
@@ -57,15 +57,8 @@ def graph() -> Iterator[GraphServer]:
 
 @pytest.fixture
 def issuer(graph: GraphServer, registered: AppCertificate, monkeypatch: pytest.MonkeyPatch) -> Iterator[OidcIssuer]:
-    resource = graph.root_url
-    with OidcIssuer(
-        tls=True,
-        app_roles={resource: ("Mail.Read", "Mail.Send", "User.Read.All")},
-        delegated_scopes={resource: ("Mail.Read", "Mail.Read.Shared", "User.ReadBasic.All")},
-    ) as running:
+    with entra_for_graph(graph, monkeypatch) as running:
         running.register_certificate(registered.certificate_pem)
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_bundle_path))
-        graph.verify_token = jwt_verifier(running.factory.jwks(), issuer=running.issuer, audience=resource)
         yield running
 
 

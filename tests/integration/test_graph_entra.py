@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from addin_service.demo.graph_server import GraphServer, jwt_verifier
+from addin_service.demo.graph_server import GraphServer
 from addin_service.demo.oidc import OidcIssuer
 from addin_service.errors import NotYourMailbox, Unauthenticated
 from addin_service.mail.graph import GraphMailbox
@@ -19,7 +19,7 @@ from addin_service.mail.graph_directory import GraphDirectory
 from addin_service.mail.graph_tokens import GraphTokens
 from addin_service.mail.ports import ItemRef
 from addin_service.settings import Settings
-from tests.fakes.graph import BytesSink, graph_settings, nasty_mime
+from tests.fakes.graph import BytesSink, entra_for_graph, graph_settings, nasty_mime
 
 ALEX = "alex@contoso.com"
 ROBIN = "robin@contoso.com"
@@ -37,14 +37,7 @@ def graph() -> Iterator[GraphServer]:
 
 @pytest.fixture
 def issuer(graph: GraphServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[OidcIssuer]:
-    resource = graph.root_url
-    with OidcIssuer(
-        tls=True,
-        app_roles={resource: ("Mail.Read", "Mail.Send", "User.Read.All")},
-        delegated_scopes={resource: ("Mail.Read", "Mail.Read.Shared", "User.ReadBasic.All")},
-    ) as running:
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.ca_bundle_path))
-        graph.verify_token = jwt_verifier(running.factory.jwks(), issuer=running.issuer, audience=resource)
+    with entra_for_graph(graph, monkeypatch) as running:
         yield running
 
 

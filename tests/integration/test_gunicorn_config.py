@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from addin_service.demo.ews_seed import sample_messages
 from addin_service.demo.ews_server import EwsServer
 from addin_service.demo.oidc import OidcIssuer
+from tests.fakes.commands import wait_until_healthy
 from tests.fakes.ports import free_port
 from tests.fakes.stack import REPORTER, stack_env
 from tests.integration.test_api_concurrency import MIME, THREADS, race
@@ -48,16 +48,7 @@ def served(env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, subproc
     proc = _gunicorn(env, port, workers)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 45
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if requests.get(f"{base}/healthz", timeout=5).ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # still booting
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not answer /healthz"
-            time.sleep(0.1)
+        wait_until_healthy(proc, base, "gunicorn")
         yield base, proc
     finally:
         proc.terminate()

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import requests
 
 from addin_service.cli import waitress_server
+from tests.fakes.commands import UNUSED_EXCHANGE, loopback_session, wait_until_healthy
 from tests.fakes.ports import free_port
 from tests.fakes.stack import running_stack
 
@@ -35,21 +35,10 @@ PROXY_HEADERS = [
     ("X-Real-IP", "203.0.113.9"),
 ]
 FORBIDDEN = "urn:report-harassment:problem:metrics-forbidden"
-# Enough for the service to start; nothing here reaches Exchange or Entra ID.
-UNUSED_EXCHANGE = {
-    "ADDIN_EXCHANGE": "ews",
-    "ADDIN_EWS_URL": "https://unused.invalid/EWS/Exchange.asmx",
-    "ADDIN_EWS_AUTH": "oauth-app",
-    "ADDIN_CLIENT_SECRET": "unused",
-    "ADDIN_TENANT_ID": "00000000-0000-0000-0000-000000000001",
-    "ADDIN_CLIENT_ID": "00000000-0000-0000-0000-000000000002",
-}
 
 
 def _get(url: str, **headers: str) -> requests.Response:
-    """Straight to the service: never through a proxy from the environment."""
-    with requests.Session() as session:
-        session.trust_env = False
+    with loopback_session() as session:
         return session.get(url, headers=headers, timeout=30)
 
 
@@ -110,16 +99,7 @@ def _command(tmp_path: Path, *args: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 45
-        while True:
-            assert proc.poll() is None, proc.communicate()[0]
-            try:
-                if _get(f"{base}/healthz").ok:
-                    break
-            except (requests.ConnectionError, requests.Timeout):  # still starting
-                pass
-            assert time.monotonic() < deadline, f"addin-service {args[0]} did not answer /healthz"
-            time.sleep(0.1)
+        wait_until_healthy(proc, base, f"addin-service {args[0]}")
         yield base
     finally:
         proc.terminate()

@@ -25,20 +25,15 @@ from addin_service.cli import cli
 from addin_service.errors import ConfigError
 from addin_service.evidence import signing
 from addin_service.evidence.files import FileEvidenceStore
+from tests.fakes.commands import UNUSED_EXCHANGE
 from tests.fakes.evidence import file_report, sample_message
 from tests.fakes.ports import free_port
 
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
-# Enough for the service to start; nothing here reaches Exchange or Entra ID.
-UNUSED_EXCHANGE = {
-    "ADDIN_EXCHANGE": "ews",
-    "ADDIN_EWS_URL": "https://unused.invalid/EWS/Exchange.asmx",
-    "ADDIN_EWS_AUTH": "oauth-app",
-    "ADDIN_CLIENT_SECRET": "unused",
-    "ADDIN_TENANT_ID": "00000000-0000-0000-0000-000000000001",
-    "ADDIN_CLIENT_ID": "00000000-0000-0000-0000-000000000002",
+QUIET_SERVICE = {
+    **UNUSED_EXCHANGE,
     "ADDIN_NOTIFY_FROM": "report-harassment@contoso.com",
     "ADDIN_WORKER": "false",
     "ADDIN_LOG_LEVEL": "warning",
@@ -47,7 +42,7 @@ UNUSED_EXCHANGE = {
 
 def _env(tmp: Path, key: Path) -> dict[str, str]:
     return {
-        **UNUSED_EXCHANGE,
+        **QUIET_SERVICE,
         "ADDIN_DATABASE_URL": f"sqlite:///{tmp / 'addin.db'}",
         "ADDIN_EVIDENCE_URL": f"file://{tmp / 'evidence'}",
         "ADDIN_SIGNING_KEY": str(key),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html as html_lib
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from addin_service.cases.origin import analyze_origin
 from addin_service.cases.routing import (
@@ -18,43 +17,19 @@ from addin_service.cases.routing import (
 )
 from addin_service.notify.compose import Composer, NewNotification, ReportFacts
 from addin_service.notify.filing import mailboxes
-from addin_service.settings import Settings
+from tests.fakes.notify_settings import FALLBACK, SECURITY
+from tests.fakes.notify_settings import INTERNAL_AFFAIRS as IA
+from tests.fakes.notify_settings import INVESTIGATIONS as OI
+from tests.fakes.notify_settings import notify_settings as settings
 
 REPORTER = "alex@contoso.com"
 SUPERVISOR = "morgan@contoso.com"
 SKIP_LEVEL = "sam@contoso.com"
-SECURITY = "security@contoso.com"
-FALLBACK = "hr-desk@contoso.com"
-IA = "ia@contoso.com"
-OI = "oi@contoso.com"
 CASE = "HR-2026-7K3M9Q2X"
 SECURITY_LABEL = "The security team (network administrator and incident response)"
 SKIP_LEVEL_LABEL = "The next manager up (instead of your supervisor)"
 FALLBACK_LABEL = "The team that handles these reports"
 _ADDRESS = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-
-
-def settings(**env: str) -> Settings:
-    values = {
-        "ADDIN_EXCHANGE": "ews",
-        "ADDIN_EWS_URL": "https://mail.contoso.com/EWS/Exchange.asmx",
-        "ADDIN_EWS_AUTH": "basic",
-        "ADDIN_EWS_USERNAME": "svc",
-        "ADDIN_EWS_PASSWORD": "pw",
-        "ADDIN_TENANT_ID": "contoso.com",
-        "ADDIN_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
-        "ADDIN_ACCEPTED_DOMAINS": "contoso.com",
-        "ADDIN_SECURITY_MAILBOX": SECURITY,
-        "ADDIN_FALLBACK_MAILBOX": FALLBACK,
-        "ADDIN_INTERNAL_AFFAIRS_MAILBOX": IA,
-        "ADDIN_INVESTIGATIONS_MAILBOX": OI,
-        "ADDIN_NOTIFY_FROM": "report-harassment@contoso.com",
-        "ADDIN_PUBLIC_URL": "https://reports.contoso.com",
-        "ADDIN_EAP_PHONE": "+1 555 0100",
-        "ADDIN_SUPPORT_PHONE": "+1 555 0199",
-    }
-    values.update(env)
-    return Settings.from_env(values, cwd=Path("/nonexistent"))
 
 
 def external_headers() -> list[tuple[str, str]]:

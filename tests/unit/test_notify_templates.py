@@ -12,7 +12,7 @@ from addin_service.cases.origin import analyze_origin
 from addin_service.cases.routing import RoutingContext, plan_notifications
 from addin_service.notify.compose import TEMPLATES, Composer, NewNotification, ReportFacts, message_id_for
 from addin_service.notify.filing import mailboxes
-from addin_service.settings import Settings
+from tests.fakes.notify_settings import notify_settings as settings
 
 REPORTER = "alex@contoso.com"
 SUPERVISOR = "morgan@contoso.com"
@@ -20,30 +20,6 @@ SKIP_LEVEL = "sam@contoso.com"
 CASE = "HR-2026-7K3M9Q2X"
 REPORT = "R-0123456789ABCDEF"
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
-
-
-def settings(**env: str) -> Settings:
-    values = {
-        "ADDIN_EXCHANGE": "ews",
-        "ADDIN_EWS_URL": "https://mail.contoso.com/EWS/Exchange.asmx",
-        "ADDIN_EWS_AUTH": "basic",
-        "ADDIN_EWS_USERNAME": "svc",
-        "ADDIN_EWS_PASSWORD": "pw",
-        "ADDIN_TENANT_ID": "contoso.com",
-        "ADDIN_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
-        "ADDIN_ACCEPTED_DOMAINS": "contoso.com",
-        "ADDIN_SECURITY_MAILBOX": "security@contoso.com",
-        "ADDIN_FALLBACK_MAILBOX": "hr-desk@contoso.com",
-        "ADDIN_INTERNAL_AFFAIRS_MAILBOX": "ia@contoso.com",
-        "ADDIN_INVESTIGATIONS_MAILBOX": "oi@contoso.com",
-        "ADDIN_NOTIFY_FROM": "report-harassment@contoso.com",
-        "ADDIN_PUBLIC_URL": "https://reports.contoso.com",
-        "ADDIN_EAP_PHONE": "+1 555 0100",
-        "ADDIN_SUPPORT_PHONE": "+1 555 0199",
-        "ADDIN_INCIDENT_RESPONSE_PHONE": "+1 555 0142",
-    }
-    values.update(env)
-    return Settings.from_env(values, cwd=Path("/nonexistent"))
 
 
 # The sending side's own hop: below it, nothing our mail system wrote can be.
