@@ -54,7 +54,9 @@ class ReportSubmissions:
         :raises MessageNotFound, NotYourMailbox, MailboxUnavailable, MessageTooLarge,
             EvidenceStoreUnavailable, DatabaseUnavailable: as :meth:`ReportFiler.file`.
         """
-        first = self._filer.find_existing(caller, command, idempotency_key)
+        # Only a request for related messages must know before filing whether it replays (to take
+        # their lease first); for the others, file() finds out in its own claim transaction.
+        first = self._filer.find_existing(caller, command, idempotency_key) if command.include_related else None
         lease = _RelatedLease(self._repo, caller.upn, item_key_of(caller, command))
         try:
             if command.include_related and (first is None or _related_pending(first)):
