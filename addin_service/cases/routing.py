@@ -190,7 +190,7 @@ def describe_for_reporter(plan: RoutingPlan) -> list[dict[str, str]]:
     return [{"role": n.role, "status": "queued"} for n in plan.notifications]
 
 
-class _People:
+class People:
     """Who is who: two addresses are the same person when they share an alias group."""
 
     def __init__(self, aliases: Mapping[str, Collection[str]]) -> None:
@@ -236,7 +236,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
 
     Pure and total: bad or missing inputs become decisions, never exceptions.
     """
-    people = _People(ctx.aliases)
+    people = People(ctx.aliases)
     origin = ctx.origin
     mailboxes = ctx.mailboxes
     claimed = tuple(
@@ -419,7 +419,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     )
 
 
-def _clean_chain(chain: Iterable[str], reporter: str, people: _People, decisions: list[str]) -> list[str]:
+def _clean_chain(chain: Iterable[str], reporter: str, people: People, decisions: list[str]) -> list[str]:
     """The chain without blanks, repeats and the reporter themselves (directory loops)."""
     cleaned: list[str] = []
     for level, entry in enumerate(chain, start=1):
@@ -506,7 +506,7 @@ def _plan_investigators(
 
 
 def _merge_same_person(
-    planned: list[PlannedNotification], people: _People, decisions: list[str]
+    planned: list[PlannedNotification], people: People, decisions: list[str]
 ) -> tuple[PlannedNotification, ...]:
     """One notification per person: the most specific role wins, the others are folded in."""
     ordered = sorted(planned, key=lambda n: ROLE_ORDER.index(n.role))
@@ -541,7 +541,7 @@ def _once_per_campaign(
     notifications: tuple[PlannedNotification, ...],
     ctx: RoutingContext,
     conflict: bool,
-    people: _People,
+    people: People,
     decisions: list[str],
 ) -> tuple[tuple[PlannedNotification, ...], tuple[Role, ...]]:
     """Mark the notices told once per campaign, and drop those already told (rule 5)."""

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from addin_service.cases.origin import OriginAnalysis
 from addin_service.cases.origin_headers import normalise_address
-from addin_service.cases.routing import RoutingContext, RoutingMailboxes, RoutingPlan, plan_notifications
+from addin_service.cases.routing import People, RoutingContext, RoutingMailboxes, RoutingPlan, plan_notifications
 from addin_service.db.models import AuditRow, ReportRow
 from addin_service.evidence.ports import SealedPackage
 from addin_service.notify.compose import Composer, NewNotification, ReportFacts
@@ -188,13 +188,12 @@ class NotificationPlanner:
             also_claimed=also_claimed,
         )
         plan = plan_notifications(context)
-        claimed_set = {normalise_address(c) for c in claimed if normalise_address(c)}
-        groups = [{a, *resolution.aliases.get(a, ())} for a in resolution.aliases]
+        people = People(resolution.aliases)
+        claimed_addresses = [a for a in (normalise_address(c) for c in claimed) if a]
 
         def is_sender(address: str) -> bool:
-            normal = normalise_address(address)
-            ids = {normal}.union(*(g for g in groups if normal in g))
-            return bool(ids & claimed_set) or any(ids & g and g & claimed_set for g in groups)
+            """The routing policy's own test (who is who by alias), for the escalation targets."""
+            return people.matches_any(address, claimed_addresses)
 
         extra: list[str] = []
         security = self._settings.security_mailbox
