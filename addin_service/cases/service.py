@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Any
 from addin_service import ids
 from addin_service.auth.caller import Caller
 from addin_service.cases.capture_tee import HeaderTee
+from addin_service.cases.claim_keeper import ClaimKeeper
 from addin_service.cases.origin import OriginAnalysis, analyze_origin
 from addin_service.cases.support import support_contacts
 from addin_service.db.reports import (
     AlreadyFiled,
+    HeldClaim,
     NewCase,
     NewReport,
     Report,
@@ -63,12 +65,11 @@ CLAIM_ATTEMPTS = 3
 CLAIM_MARGIN_SECONDS = 60.0
 
 
-def claim_lease_seconds(settings: Settings) -> float:
-    """How long a request's claim on an item lasts: longer than its capture can possibly take
-    (retries within the waiting budget, a last attempt that may start at its end and read the
-    largest allowed message at the floor rate, a last read's timeout), so that a retry never
-    captures the same item beside a request that is still capturing it. A process that died
-    mid-capture frees the item after this long."""
+def claim_hold_seconds(settings: Settings) -> float:
+    """How long a request may keep its claim on an item alive (see ``claim_keeper``): longer than
+    its capture can possibly take (retries within the waiting budget, a last attempt that may start
+    at its end and read the largest allowed message at the floor rate, a last read's timeout), so
+    that a retry never captures the same item beside a request that is still capturing it."""
     largest_download = settings.max_message_bytes / MIN_BYTES_PER_SECOND
     return 2 * settings.exchange_max_wait + settings.ews_timeout + largest_download + CLAIM_MARGIN_SECONDS
 
@@ -121,13 +122,14 @@ class ReportFiler:
         *,
         claim_wait_seconds: float = 30.0,
         notifications: Notifications | None = None,
+        claims: ClaimKeeper | None = None,
     ) -> None:
         self._settings = settings
         self._repo = repository
         self._evidence = evidence
         self._mailbox = mailbox
         self._claim_wait = claim_wait_seconds
-        self._claim_lease = claim_lease_seconds(settings)
+        self._claims = claims or ClaimKeeper(repository, max_hold_seconds=claim_hold_seconds(settings))
         self._notifications = notifications
         self._campaigns = notifications.outbox if notifications is not None else Outbox(repository.db)
 
@@ -157,7 +159,7 @@ class ReportFiler:
         mailbox, item_id, key, fingerprint = _identity(caller, command)
         for _ in range(CLAIM_ATTEMPTS):
             lookup = self._repo.lookup_or_claim(
-                caller.upn, key, idempotency_key, fingerprint, lease_seconds=self._claim_lease
+                caller.upn, key, idempotency_key, fingerprint, lease_seconds=self._claims.lease_seconds
             )
             if lookup.existing is not None:
                 return self._replay(
@@ -169,17 +171,18 @@ class ReportFiler:
                     fingerprint,
                 )
             if lookup.token is not None:
-                if charge is not None:
-                    try:
-                        charge()
-                    except BaseException:
-                        self._repo.release(
-                            caller.upn, key, lookup.token, idem_key=idempotency_key, fingerprint=fingerprint
-                        )
-                        raise
-                return self._capture_and_file(
-                    caller, command, mailbox, item_id, key, fingerprint, idempotency_key, lookup.token, notify
-                )
+                with self._claims.holding(HeldClaim(caller.upn, key, lookup.token)):
+                    if charge is not None:
+                        try:
+                            charge()
+                        except BaseException:
+                            self._repo.release(
+                                caller.upn, key, lookup.token, idem_key=idempotency_key, fingerprint=fingerprint
+                            )
+                            raise
+                    return self._capture_and_file(
+                        caller, command, mailbox, item_id, key, fingerprint, idempotency_key, lookup.token, notify
+                    )
             existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
             if existing is not None:
                 return self._replay(caller, existing.id, existing.response_json, idempotency_key, key, fingerprint)

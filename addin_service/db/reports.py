@@ -30,7 +30,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -173,6 +173,15 @@ class Report:
 
 
 @dataclass(frozen=True)
+class HeldClaim:
+    """A claim on a reporter's item, as its holder knows it."""
+
+    reporter: str
+    item_key: str
+    token: str
+
+
+@dataclass(frozen=True)
 class Lookup:
     """The answer of :meth:`ReportRepository.lookup` and :meth:`~ReportRepository.lookup_or_claim`:
     the first report, if there is one; else, from the latter, the claim's token if it is ours
@@ -301,6 +310,15 @@ _RELEASE_CLAIM = delete(_CLAIMS).where(
     _CLAIMS.c.reporter == bindparam("reporter"),
     _CLAIMS.c.item_key == bindparam("item_key"),
     _CLAIMS.c.token == bindparam("token"),
+)
+_RENEW_CLAIM = (
+    update(_CLAIMS)
+    .where(
+        _CLAIMS.c.reporter == bindparam("b_reporter"),
+        _CLAIMS.c.item_key == bindparam("b_item_key"),
+        _CLAIMS.c.token == bindparam("b_token"),
+    )
+    .values(expires_at=bindparam("b_expires_at"))
 )
 _OWN_OPEN_CASE = (
     select(_CASES.c.id)
@@ -618,6 +636,31 @@ class ReportRepository:
                     _UNRESERVE_KEY,
                     {"reporter": reporter, "key": idem_key, "fingerprint": fingerprint, "item_key": item_key},
                 )
+
+    def renew(self, claims: Iterable[HeldClaim], lease_seconds: float) -> int:
+        """Extend claims this process still holds to ``lease_seconds`` from now, in one
+        transaction; return how many were still held (a claim taken over after it expired is left
+        to its new holder).
+
+        :raises ValueError: the lease is not positive.
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        _check_lease(lease_seconds)
+        expires_at = self._clock() + timedelta(seconds=lease_seconds)
+        claims = list(claims)
+        if not claims:
+            return 0
+        renewed = 0
+        with self.db.connection(durable=False) as connection:
+            for claim in claims:  # one by one: an executemany's rowcount is not reliable on every driver
+                params = {
+                    "b_reporter": claim.reporter.lower(),
+                    "b_item_key": claim.item_key,
+                    "b_token": claim.token,
+                    "b_expires_at": expires_at,
+                }
+                renewed += connection.execute(_RENEW_CLAIM, params).rowcount
+        return renewed
 
     # -- reads ------------------------------------------------------------------------------
 

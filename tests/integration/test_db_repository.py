@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select, update
 
 from addin_service.db import AlreadyFiled, CaseReserver, ChosenCase, Database, ReportRepository, item_key
 from addin_service.db.models import AuditRow, CaseRow, IdempotencyKeyRow, ItemClaimRow, ReportRow
+from addin_service.db.reports import HeldClaim
 from addin_service.errors import IdempotencyKeyReused, InvalidRequest, ReportInProgress
 from addin_service.mail.ports import canonical_item_id
 from tests.fakes.db import make_case, make_report
@@ -214,6 +215,40 @@ def test_an_expired_claim_is_taken_over(repo: ReportRepository, clock: FakeClock
 
     assert second is not None and second != first
     assert repo.claim(REPORTER, key) is None  # the new lease is live
+
+
+def test_a_renewed_claim_outlives_its_first_lease(repo: ReportRepository, clock: FakeClock) -> None:
+    key = item_key(REPORTER, "AAMk1")
+    token = repo.claim(REPORTER, key, lease_seconds=60)
+    assert token is not None
+    clock.advance(45)
+
+    assert repo.renew([HeldClaim(REPORTER.upper(), key, token)], lease_seconds=60) == 1
+    clock.advance(45)  # 90 s after the claim, 45 s after the renewal
+
+    assert repo.claim(REPORTER, key) is None
+
+
+def test_a_claim_taken_over_after_it_lapsed_is_not_renewed_by_its_old_holder(
+    repo: ReportRepository, clock: FakeClock
+) -> None:
+    key = item_key(REPORTER, "AAMk1")
+    stale = repo.claim(REPORTER, key, lease_seconds=60)
+    assert stale is not None
+    clock.advance(61)
+    fresh = repo.claim(REPORTER, key, lease_seconds=60)
+    assert fresh is not None
+
+    assert repo.renew([HeldClaim(REPORTER, key, stale)], lease_seconds=600) == 0
+    clock.advance(61)
+
+    assert repo.claim(REPORTER, key) is not None  # the new holder's lease ran out; nothing kept it
+
+
+def test_renewing_nothing_touches_nothing(repo: ReportRepository) -> None:
+    assert repo.renew([], lease_seconds=60) == 0
+    with pytest.raises(ValueError):
+        repo.renew([HeldClaim(REPORTER, item_key(REPORTER, "AAMk1"), "t")], lease_seconds=0)
 
 
 def test_releasing_with_a_stale_token_leaves_the_new_claim(repo: ReportRepository, clock: FakeClock) -> None:
