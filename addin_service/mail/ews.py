@@ -50,6 +50,11 @@ DELEGATED_SCOPES = ("EWS.AccessAsUser.All",)
 SIGN_IN_AGAIN = (
     "Exchange did not accept your sign-in for reading this message. Close the add-in, open it again and retry."
 )
+UNREADABLE_DETAIL = (
+    "Exchange's answer could not be read (something between the service and Exchange may be answering "
+    "in its place), so the message could not be preserved yet. Nothing was filed. Please try again in a "
+    "few minutes."
+)
 PARTIAL_DETAIL = (
     "Exchange failed while the message was being copied, so the copy may be incomplete. "
     "Nothing was filed. Please try again."
@@ -266,7 +271,7 @@ class EwsMailbox:
                     reader.feed(chunk)
                 result = reader.close()
         except MalformedResponse as exc:
-            raise TransientFailure(f"{operation}: malformed response ({exc})") from None
+            raise TransientFailure(f"{operation}: malformed response ({exc})", detail=UNREADABLE_DETAIL) from None
         except DownloadFailed as exc:
             raise TransientFailure(f"{operation}: the answer did not arrive whole ({exc.reason})") from None
         if result.fault is not None:

@@ -97,9 +97,10 @@ def test_a_429_with_retry_after_is_unavailable_with_that_retry_after(
 
 def test_garbage_instead_of_xml_is_retried_then_unavailable(http: responses.RequestsMock, mailbox: EwsMailbox) -> None:
     http.post(URL, body="<html><body>Proxy error</body>", content_type="text/xml")
-    with pytest.raises(MailboxUnavailable):
+    with pytest.raises(MailboxUnavailable) as raised:
         capture(mailbox)
     assert len(http.calls) == FAST_RETRY.max_attempts
+    assert "could not be read" in str(raised.value)  # not "busy": it is not throttling
 
 
 def test_a_connection_error_is_retried(http: responses.RequestsMock, mailbox: EwsMailbox) -> None:
