@@ -208,11 +208,33 @@ def _addresses(name: str, value: str, errors: list[str]) -> list[str]:
     return found
 
 
+_YEAR = re.compile(r"\b\d{1,2}\s+[A-Za-z]{3}\s+(\d{2,})(?!\d)")
+
+
+def _rfc5322_year(date: str) -> int | None:
+    """The year as RFC 5322 section 4.3 reads it, where the standard library reads it otherwise:
+    it takes any year below 100 as two digits ("0001" as 2001) and splits two-digit years at 68,
+    not at 50; three-digit years are 1900 + the number."""
+    match = _YEAR.search(date)
+    if match is None:
+        return None
+    digits = match.group(1)
+    year = int(digits)
+    if len(digits) == 2:
+        return year + (2000 if year < 50 else 1900)
+    if len(digits) == 3:
+        return year + 1900
+    return year
+
+
 def _date_utc(date: str | None, errors: list[str]) -> str | None:
     if not date:
         return None
     try:
         parsed = parsedate_to_datetime(date)
+        year = _rfc5322_year(date)
+        if year is not None and year != parsed.year:
+            parsed = parsed.replace(year=year)
         if parsed.tzinfo is None:
             errors.append("Date: no time zone (read as UTC)")
             parsed = parsed.replace(tzinfo=UTC)

@@ -55,6 +55,30 @@ def test_date_is_kept_as_given_and_converted_to_utc() -> None:
     assert facts["date_utc"] == "2026-11-25T09:00:00Z"
 
 
+@pytest.mark.parametrize(
+    ("date", "utc"),
+    [
+        ("Mon, 1 Jan 0001 10:00:00 +0000", "0001-01-01T10:00:00Z"),  # the standard library says 2001
+        ("1 Jan 0099 10:00:00 +0000", "0099-01-01T10:00:00Z"),
+        ("Sat, 1 Jan 55 10:00:00 +0000", "1955-01-01T10:00:00Z"),  # RFC 5322 4.3: 50-99 are 19xx
+        ("1 Jan 49 10:00:00 +0000", "2049-01-01T10:00:00Z"),
+        ("1 Jan 101 10:00:00 +0000", "2001-01-01T10:00:00Z"),  # three digits: 1900 + the number
+        ("25 Nov 2026 10:00:00 +0100", "2026-11-25T09:00:00Z"),
+    ],
+)
+def test_the_year_is_read_as_rfc_5322_says(date: str, utc: str) -> None:
+    facts = facts_of(f"From: x@example.net\r\nDate: {date}\r\n\r\n".encode())
+
+    assert facts["date_utc"] == utc
+
+
+def test_a_year_one_date_east_of_greenwich_is_recorded_not_raised() -> None:
+    facts = facts_of(b"From: x@example.net\r\nDate: 1 Jan 0001 00:30:00 +0100\r\n\r\n")
+
+    assert facts["date_utc"] is None
+    assert "Date: not a date this parser understands" in facts["parse_errors"]
+
+
 @pytest.mark.parametrize("date", ["Fri, 31 Dec 9999 23:59:59 -0100", "31 Dec 9999 23:59:59 -0001"])
 def test_a_date_past_the_last_year_python_knows_is_recorded_not_raised(date: str) -> None:
     """A sender chooses the Date header: it must never make their message impossible to report."""
