@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from addin_service.errors import ServiceError
 from addin_service.evidence.ports import EvidenceStore
@@ -30,8 +31,13 @@ from addin_service.notify.outbox import ClaimedNotification, DueEscalation, Outb
 from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage, Sender
 
 log = logging.getLogger("addin_service.notify.worker")
+T = TypeVar("T")
 
 EVIDENCE_FILE = "message.eml"
+# How long to keep trying to record an outcome through a database blip (a failover, a pooler
+# restart) before leaving the row to its lease: about 18 s. A sent message left unrecorded is sent
+# again once the lease runs out, and over SMTP nothing can tell that it already arrived.
+RECORD_RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0, 10.0)
 
 
 class _Recorder:
@@ -88,6 +94,7 @@ class OutboxWorker:
         metrics: OutboxMetrics | None = None,
         wake: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._outbox = outbox
         self._sender = sender
@@ -98,6 +105,7 @@ class OutboxWorker:
         self._metrics = metrics
         self._wake = wake or threading.Event()
         self._clock = clock
+        self._sleep = sleep
         self._next_escalation = 0.0
         self._recorder: _Recorder | None = None
 
@@ -211,9 +219,26 @@ class OutboxWorker:
         else:
             self._recorder.submit(outcome)
 
+    def _retrying(self, record: Callable[[], T]) -> T:
+        """``record()``, tried again through a short database outage.
+
+        :raises ServiceError: still failing after the last of ``RECORD_RETRY_DELAYS``.
+        """
+        for delay in RECORD_RETRY_DELAYS:
+            try:
+                return record()
+            except ServiceError as exc:
+                log.warning(
+                    "could not record an outcome; trying again in %.1f s",
+                    delay,
+                    extra={"event": "outbox.record_retry", "error": type(exc).__name__},
+                )
+                self._sleep(delay)
+        return record()
+
     def _record_sent(self, row: ClaimedNotification, note: str | None) -> None:
         try:
-            self._outbox.mark_sent(row, note)
+            self._retrying(lambda: self._outbox.mark_sent(row, note))
         except ServiceError:
             log.error("sent, but could not record it; the lease will expire", extra={"outbox_id": row.id})
             return
@@ -223,12 +248,14 @@ class OutboxWorker:
 
     def _record_failed(self, row: ClaimedNotification, failure: DeliveryFailed) -> None:
         try:
-            state = self._outbox.mark_failed(
-                row,
-                failure.detail,
-                permanent=failure.permanent,
-                backoff=self.config.backoff,
-                retry_after=failure.retry_after,
+            state = self._retrying(
+                lambda: self._outbox.mark_failed(
+                    row,
+                    failure.detail,
+                    permanent=failure.permanent,
+                    backoff=self.config.backoff,
+                    retry_after=failure.retry_after,
+                )
             )
         except ServiceError:
             log.error("could not record a failed attempt; the lease will expire", extra={"outbox_id": row.id})

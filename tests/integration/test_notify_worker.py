@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy.orm import Session
 
 from addin_service.db import Database, ReportRepository
+from addin_service.errors import DatabaseUnavailable
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, dedupe_key
 from addin_service.notify.metrics import register_outbox_metrics
-from addin_service.notify.outbox import Outbox
+from addin_service.notify.outbox import ClaimedNotification, Outbox
 from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
-from addin_service.notify.worker import OutboxWorker, WorkerConfig
+from addin_service.notify.worker import RECORD_RETRY_DELAYS, OutboxWorker, WorkerConfig
 from addin_service.observability.metrics import Metrics
 from tests.fakes.db import make_case, make_report
 from tests.fakes.evidence import InMemoryEvidenceStore, file_report
@@ -204,6 +205,43 @@ def test_a_sender_bug_does_not_stop_the_worker(
 
     assert [m.to for m in sender.sent] == [("b@contoso.com",)]
     assert outbox.entries("queued")[0].last_error == "Sending failed unexpectedly (KeyError)."
+
+
+class BlinkingOutbox(Outbox):
+    """An outbox whose database drops the first ``failures`` attempts to record a send."""
+
+    def __init__(self, db: Database, failures: int) -> None:
+        super().__init__(db)
+        self.failures = failures
+
+    def mark_sent(self, row: ClaimedNotification, note: str | None = None) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise DatabaseUnavailable("The database is not reachable.", retry_after=5)
+        return super().mark_sent(row, note)
+
+
+@pytest.mark.parametrize(
+    ("failures", "recorded"), [(2, True), (len(RECORD_RETRY_DELAYS) + 1, False)], ids=["blip", "outage"]
+)
+def test_a_send_is_recorded_through_a_database_blip_and_not_sent_again(
+    any_database: Database, sender: RecordingSender, evidence: InMemoryEvidenceStore, failures: int, recorded: bool
+) -> None:
+    """Left unrecorded, the row would be sent again when its lease ran out: a second email."""
+    outbox = BlinkingOutbox(any_database, failures)
+    queue(outbox, notification("a@contoso.com"))
+    waits: list[float] = []
+    loop = OutboxWorker(outbox, sender, evidence, from_address=FROM, sleep=waits.append)  # type: ignore[arg-type]
+
+    assert loop.run_once() == 1
+
+    assert len(sender.sent) == 1
+    if recorded:
+        assert outbox.counts()["sent"] == 1
+        assert waits == list(RECORD_RETRY_DELAYS[:failures])
+    else:  # a longer outage: the lease decides, as before
+        assert outbox.counts()["sending"] == 1
+        assert waits == list(RECORD_RETRY_DELAYS)
 
 
 def test_a_batch_that_outlives_half_its_lease_hands_the_rest_back(
