@@ -9,7 +9,9 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
+from addin_service.cases.records_check import compare_records
 from addin_service.cli_support import stops_cleanly, storage_only_settings
+from addin_service.evidence.ports import VerifyProblem
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
@@ -108,6 +110,29 @@ def evidence_group() -> None:
     """Verify and export evidence."""
 
 
+def _recorded_packages(settings: Settings) -> tuple[dict[tuple[str, str], str] | None, str]:
+    """The case database's reports (→ manifest sha256), or None and why they could not be read."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from addin_service.db import Database, ReportRepository
+    from addin_service.errors import ServiceError
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return None, f"there is no case database at {url.database} (set ADDIN_DATABASE_URL to the service's)"
+    try:
+        database = Database(settings.database_url)
+    except (ValueError, SQLAlchemyError) as exc:
+        return None, f"ADDIN_DATABASE_URL cannot be used ({type(exc).__name__})"
+    try:
+        return ReportRepository(database).recorded_packages(), ""
+    except (ServiceError, SQLAlchemyError) as exc:
+        return None, f"the case database could not be read ({type(exc).__name__}; run 'addin-service db upgrade'?)"
+    finally:
+        database.dispose()
+
+
 def _evidence_store(settings: Settings) -> Any:
     """The store for ``verify`` and ``export``, which never sign: they check and ship the public key
     published beside the ledger, so a bad ``ADDIN_SIGNING_KEY`` cannot change what they report (when
@@ -161,13 +186,32 @@ def evidence_verify(expected: dict[int, str]) -> None:
             sys.exit(1)
         click.echo(f"no reports have been filed in {root} yet")
         return
+    # The database first: every report it holds was sealed into the ledger before it was recorded,
+    # so a verify running beside a filing service never finds a report missing from the ledger.
+    recorded, not_compared = _recorded_packages(settings)
     result = _evidence_store(settings).verify()
     result.problems += result.expectation_problems(expected)
+    records = compare_records(result.ledgered, recorded) if recorded is not None else None
+    if records is not None:
+        result.problems += [VerifyProblem(case, report, None, why) for (case, report), why in records.problems]
+        if records.unrecorded:
+            click.echo(
+                f"note: {len(records.unrecorded)} sealed package(s) were never filed as reports: the request that "
+                "sealed each one failed before it could record it and was answered with an error (a retry files "
+                "the message again). They are kept as evidence and are not reports: "
+                + ", ".join(f"{case_id}/{report_id}" for case_id, report_id in records.unrecorded)
+            )
+    else:
+        click.echo(f"note: the case database was not compared with the ledger: {not_compared}")
     if result.ok:
         click.echo(
             f"evidence intact: {result.reports_checked} report(s) in {root}; "
             "every file hash, manifest signature and the ledger chain are valid"
         )
+        if records is not None:
+            click.echo(
+                f"the case database records {len(recorded or {})} report(s), each with the manifest the ledger sealed"
+            )
         if expected:
             click.echo(f"the expected ledger entr{'y is' if len(expected) == 1 else 'ies are'} present and unchanged")
         if result.head is not None:
@@ -196,8 +240,11 @@ def evidence_export(case_id: str, output: Path) -> None:
     if not is_case_id(case_id):
         click.echo(f"error: {case_id!r} is not a case number (like HR-2026-7K3M9Q2X)", err=True)
         sys.exit(1)
+    settings = storage_only_settings()
+    recorded, not_compared = _recorded_packages(settings)
+    filed = {report for case, report in recorded or {} if case == case_id} if recorded is not None else None
     try:
-        count = _evidence_store(storage_only_settings()).export_case(case_id, output)
+        count = _evidence_store(settings).export_case(case_id, output, recorded=filed)
     except KeyError:
         click.echo(f"error: no evidence for case {case_id}", err=True)
         sys.exit(1)
@@ -205,6 +252,15 @@ def evidence_export(case_id: str, output: Path) -> None:
         click.echo(f"error: cannot export {case_id}: {exc}", err=True)
         sys.exit(1)
     click.echo(f"exported {count} report(s) of {case_id} to {output}")
+    if filed is None:
+        click.echo(f"note: not compared with the case database: {not_compared}")
+    elif count > len(filed):
+        click.echo(
+            f"note: {count - len(filed)} of them were sealed but never filed as reports (a request failed after "
+            "sealing; REPORT.html marks them)"
+        )
+    elif count < len(filed):
+        click.echo(f"warning: the case database records {len(filed)} report(s) for {case_id}: run evidence verify")
 
 
 cli.add_command(manifest_cli)

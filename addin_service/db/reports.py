@@ -664,6 +664,16 @@ class ReportRepository:
 
     # -- reads ------------------------------------------------------------------------------
 
+    def recorded_packages(self) -> dict[tuple[str, str], str]:
+        """Every filed report's (case id, report id) and the sha256 of its sealed manifest: what
+        ``evidence verify`` compares the ledger with.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        query = select(_REPORTS.c.case_id, _REPORTS.c.id, _REPORTS.c.manifest_sha256)
+        with self.db.connection(write=False) as connection:
+            return {(row.case_id, row.id): row.manifest_sha256 for row in connection.execute(query)}
+
     def get_report(self, report_id: str) -> Report | None:
         """:raises DatabaseUnavailable: the database cannot be reached."""
         with self.db.connection(write=False) as connection:

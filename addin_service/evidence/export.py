@@ -9,6 +9,8 @@ import stat
 import tempfile
 import time
 import zipfile
+from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 
 from addin_service.evidence import signing
@@ -68,12 +70,21 @@ class _Zip:
         return "".join(f"{digest}  {name}\n" for digest, name in self.sums).encode("utf-8")
 
 
-def export_case(layout: StoreLayout, ledger: Ledger, keys: LedgerKeys, case_id: str, out: Path) -> int:
+def export_case(
+    layout: StoreLayout,
+    ledger: Ledger,
+    keys: LedgerKeys,
+    case_id: str,
+    out: Path,
+    *,
+    recorded: Collection[str] | None = None,
+) -> int:
     """Write ``case_id``'s ledgered packages, their ledger lines, the public key, SHA256SUMS and
     VERIFY.txt to the zip ``out`` (written to a temporary name, then renamed). Packages that
     are missing from disk are left out; their ledger lines stay in, so the gap shows.
 
-    Returns the number of reports exported.
+    Returns the number of packages exported. With ``recorded`` (the report ids the case database
+    holds), REPORT.html marks each other package as sealed by a request that failed before filing it.
 
     :raises KeyError: no ledger entry belongs to ``case_id``.
     :raises ValueError: there is no public key to include.
@@ -99,6 +110,8 @@ def export_case(layout: StoreLayout, ledger: Ledger, keys: LedgerKeys, case_id: 
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 members = _Zip(zf)
                 views = _add_packages(members, layout, lines)
+                if recorded is not None:
+                    views = [replace(view, filed=view.report_id in recorded) for view in views]
                 count = len(views)
                 exported_at = utc_now_iso()
                 fingerprint = signing.fingerprint(public_key)

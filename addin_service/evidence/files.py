@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from addin_service.errors import EvidenceStoreUnavailable
@@ -173,13 +174,13 @@ class FileEvidenceStore:
             ) from exc
         return (entry.sequence, entry.hash) if entry is not None else None
 
-    def export_case(self, case_id: str, out: Path) -> int:
-        """Write the case's evidence as a zip verifiable by hand; returns the number of reports.
+    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
+        """Write the case's evidence as a zip verifiable by hand; returns the number of packages.
 
         :raises KeyError: unknown case.
         :raises OSError: the zip could not be written.
         """
-        return export_case(self._layout, self._ledger, self._keys, case_id, out)
+        return export_case(self._layout, self._ledger, self._keys, case_id, out, recorded=recorded)
 
 
 def sweep_stale_work(tmp_dir: Path, older_than: float) -> int:

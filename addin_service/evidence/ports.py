@@ -11,6 +11,7 @@ Package format v1 (DESIGN.md, stable)::
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +50,8 @@ class VerifyResult:
     # Every readable ledger entry's hash by sequence: the last one is the ledger's head, which an
     # administrator can record outside the store and later expect to find unchanged.
     entry_hashes: dict[int, str] = field(default_factory=dict)
+    # Every ledgered package, (case id, report id) → the sha256 of the manifest the ledger sealed.
+    ledgered: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -142,7 +145,9 @@ class EvidenceStore(Protocol):
         """
         ...
 
-    def export_case(self, case_id: str, out: Path) -> int:
+    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
         """Write a zip with the case's packages, the ledger entries they need, the public key and
-        a VERIFY.txt. Returns the number of reports exported. :raises KeyError: unknown case."""
+        a VERIFY.txt. Returns the number of packages exported. ``recorded``: the report ids the case
+        database holds for the case, when known; REPORT.html marks any other package as sealed but
+        never filed. :raises KeyError: unknown case."""
         ...

@@ -74,6 +74,7 @@ class PackageView:
     message_size: int | None = None
     text: MessageText | None = None
     missing: tuple[str, ...] = ()
+    filed: bool | None = None  # whether the case database records it as a report; None: not known
 
 
 def read_package(folder: Path, entry: LedgerEntry, exported: Mapping[str, tuple[str, int]]) -> PackageView:

@@ -68,6 +68,7 @@ class Verifier:
                 problems.append("this report appears more than once in the ledger")
             else:
                 ledgered.add((entry.case_id, entry.report_id))
+                result.ledgered[(entry.case_id, entry.report_id)] = entry.manifest_sha256
                 problems += self.package_problems(entry, key)
                 result.reports_checked += 1
             result.problems += [

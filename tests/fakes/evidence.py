@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,7 +202,7 @@ class InMemoryEvidenceStore:
             return None
         return len(self.ledger), sha256("/".join(self.ledger[-1]).encode())
 
-    def export_case(self, case_id: str, out: Path) -> int:
+    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
         keys = [key for key in self.ledger if key[0] == case_id and key in self.packages]
         if not keys:
             raise KeyError(case_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from addin_service.cli import cli
 from addin_service.evidence.files import FileEvidenceStore
 from tests.fakes.evidence import file_report, sample_message
+from tests.fakes.stack import Stack, running_stack
 
 HEAD = re.compile(r"^ledger head: (\d+:sha256:[0-9a-f]{64})$", re.MULTILINE)
 
@@ -101,3 +103,77 @@ def test_a_malformed_expectation_is_a_usage_error(root: Path, bad: str) -> None:
     file_three(root)
     result = verify(root, "--expect", bad)
     assert result.exit_code == 2 and "SEQUENCE:sha256" in result.output
+
+
+# -- the ledger against the case database --------------------------------------------------
+
+
+def verify_stack(stack: Stack, *args: str) -> Result:
+    env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
+    return CliRunner().invoke(cli, ["evidence", "verify", *args], env=env)
+
+
+def filed_reports(stack: Stack, count: int) -> None:
+    for n in range(count):
+        response = stack.report(stack.add_message(sample_message(f"message {n}".encode())))
+        assert response.status_code == 201, response.get_json()
+
+
+def test_verify_says_the_case_database_records_every_sealed_report(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 2)
+        result = verify_stack(stack)
+
+    assert result.exit_code == 0, result.output
+    assert "the case database records 2 report(s), each with the manifest the ledger sealed" in result.output
+    assert "note:" not in result.output
+
+
+def test_a_package_sealed_by_a_request_that_failed_is_named_but_is_not_tampering(tmp_path: Path) -> None:
+    """Evidence is sealed before its report is recorded: a request that failed in between (the
+    database refused the commit, the process died) leaves a signed package no report points to."""
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 1)
+        orphan = file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"sealed, then the commit failed"))
+        result = verify_stack(stack)
+
+    assert result.exit_code == 0, result.output
+    assert "note: 1 sealed package(s) were never filed as reports" in result.output
+    assert f"{orphan.case_id}/{orphan.report_id}" in result.output
+    assert "evidence intact: 2 report(s)" in result.output
+
+
+def test_a_recorded_report_cut_from_the_ledger_with_its_package_is_caught_without_expect(tmp_path: Path) -> None:
+    """What --expect catches with a head kept elsewhere, the case database catches on its own."""
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 2)
+        cut_the_last_report(stack.evidence_root)
+        result = verify_stack(stack)
+
+    assert result.exit_code == 1
+    assert "the case database records this report, but the ledger does not" in result.output
+
+
+def test_without_the_case_database_verify_checks_the_evidence_and_says_what_it_did_not_compare(root: Path) -> None:
+    file_three(root)
+    result = verify(root)
+
+    assert result.exit_code == 0, result.output
+    assert "note: the case database was not compared with the ledger: there is no case database at" in result.output
+
+
+def test_an_export_marks_a_package_that_was_sealed_but_never_filed(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        case_id = stack.report(stack.add_message(sample_message())).get_json()["case_id"]
+        file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"sealed, then the commit failed"),
+                    case_id=case_id)
+        env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
+        out = tmp_path / "case.zip"
+        result = CliRunner().invoke(cli, ["evidence", "export", case_id, "-o", str(out)], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "exported 2 report(s)" in result.output
+    assert "note: 1 of them were sealed but never filed as reports" in result.output
+    with zipfile.ZipFile(out) as zf:
+        page = zf.read("REPORT.html").decode()
+    assert page.count("Not filed as a report") == 1
