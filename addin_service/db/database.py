@@ -256,6 +256,9 @@ def alembic_config(connection: Connection | None) -> Config:
     return config
 
 
+MAX_REASON_LENGTH = 300
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn SQLAlchemy connectivity errors into :class:`DatabaseUnavailable`.
@@ -280,15 +283,32 @@ def translate_errors() -> Iterator[None]:
 
 
 def _unavailable(exc: sa_exc.DBAPIError) -> DatabaseUnavailable:
-    # Log the driver's error class only: its message may quote SQL, and the pool, not the
-    # request, is where the detail is useful. `hide_parameters` keeps values out regardless.
     driver_error = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
     message = str(exc.orig) if exc.orig is not None else ""
     if "locked" in message or "busy" in message:
         log.warning("database busy", extra={"error": driver_error})
         return DatabaseUnavailable(BUSY_DETAIL, retry_after=2)
-    log.warning("database unavailable", extra={"error": driver_error})
+    log.warning("database unavailable", extra={"error": driver_error, "reason": unavailable_reason(exc.orig)})
     return DatabaseUnavailable(UNAVAILABLE_DETAIL, retry_after=5)
+
+
+def unavailable_reason(error: BaseException | None) -> str:
+    """Why the database could not be used, for the admin's log: what tells "does not exist" from
+    "too many connections" from "password authentication failed". Only errors about the connection
+    and the server's state come here (operational and interface errors): their messages name a
+    host, a database or a role, never a statement's values; PostgreSQL's is its SQLSTATE and the
+    server's primary message."""
+    if error is None:
+        return ""
+    diag = getattr(error, "diag", None)
+    sqlstate = getattr(error, "sqlstate", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if sqlstate and primary:
+        text = f"{sqlstate}: {primary}"
+    else:
+        lines = str(error).strip().splitlines()
+        text = lines[0] if lines else type(error).__name__
+    return text[:MAX_REASON_LENGTH]
 
 
 def _sqlite_engine(

@@ -67,6 +67,31 @@ def test_the_password_is_masked_wherever_the_url_is_shown(unreachable_postgres: 
     assert "s3cret" not in repr(unreachable_postgres)
 
 
+def test_the_log_says_why_the_database_is_unavailable_without_the_password(
+    unreachable_postgres: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(DatabaseUnavailable):
+        unreachable_postgres.check()
+
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
+    assert reasons and "refused" in reasons[0].lower()
+    assert "s3cret" not in caplog.text
+
+
+def test_the_log_tells_a_database_that_does_not_exist_from_a_server_that_is_away(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(postgres_url.rsplit("/", 1)[0] + "/no_such_database_here")
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            database.check()
+    finally:
+        database.dispose()
+
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
+    assert len(reasons) == 1 and 'database "no_such_database_here" does not exist' in reasons[0]
+
+
 def test_an_sqlite_path_that_cannot_be_opened_is_database_unavailable(tmp_path: Path) -> None:
     (tmp_path / "addin.db").mkdir()  # a directory where the file should be
     database = Database(f"sqlite:///{tmp_path / 'addin.db'}")

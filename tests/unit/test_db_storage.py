@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.dialects import postgresql, sqlite
 
 from addin_service.db import Database, ReportRepository, head_revision, item_key, message_id_key
-from addin_service.db.database import MIGRATIONS_DIR
+from addin_service.db.database import MIGRATIONS_DIR, unavailable_reason
 from addin_service.db.models import UTCDateTime
 from tests.fakes.db import make_case, make_report
 
@@ -104,3 +104,19 @@ def test_an_in_memory_database_works_for_single_threaded_tests() -> None:
         assert repo.get_report(report.id) is not None
     finally:
         database.dispose()
+
+
+def test_an_unavailable_reason_is_the_sqlstate_and_the_servers_primary_message() -> None:
+    class Diag:
+        message_primary = "terminating connection due to administrator command"
+
+    class AdminShutdown(Exception):
+        sqlstate = "57P01"
+        diag = Diag()
+
+    assert unavailable_reason(AdminShutdown("long text\nwith a second line")) == (
+        "57P01: terminating connection due to administrator command"
+    )
+    assert unavailable_reason(OSError("disk I/O error\nmore")) == "disk I/O error"
+    assert unavailable_reason(OSError("x" * 1000)) == "x" * 300
+    assert unavailable_reason(None) == ""
