@@ -171,17 +171,16 @@ class ReportFiler:
                     fingerprint,
                 )
             if lookup.token is not None:
-                with self._claims.holding(HeldClaim(caller.upn, key, lookup.token)):
+                claim = HeldClaim(caller.upn, key, lookup.token)
+                with self._claims.holding(claim):
                     if charge is not None:
                         try:
                             charge()
                         except BaseException:
-                            self._repo.release(
-                                caller.upn, key, lookup.token, idem_key=idempotency_key, fingerprint=fingerprint
-                            )
+                            self._claims.release(claim, idem_key=idempotency_key, fingerprint=fingerprint)
                             raise
                     return self._capture_and_file(
-                        caller, command, mailbox, item_id, key, fingerprint, idempotency_key, lookup.token, notify
+                        caller, command, mailbox, item_id, fingerprint, idempotency_key, claim, notify
                     )
             existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
             if existing is not None:
@@ -218,12 +217,12 @@ class ReportFiler:
         command: ReportCommand,
         mailbox: str,
         item_id: str,
-        key: str,
         fingerprint: str,
         idem_key: str | None,
-        token: str,
+        claim: HeldClaim,
         notify: bool = True,
     ) -> FiledReport:
+        key = claim.item_key
         report_id = ids.new_report_id()
         started = time.perf_counter()
         pending = None
@@ -266,7 +265,7 @@ class ReportFiler:
         except BaseException:
             if pending is not None:
                 pending.abort()
-            self._repo.release(caller.upn, key, token, idem_key=idem_key, fingerprint=fingerprint)
+            self._claims.release(claim, idem_key=idem_key, fingerprint=fingerprint)
             raise
 
         body = self._response(sealed, mailbox, command, prepared)
@@ -316,13 +315,14 @@ class ReportFiler:
         )
         try:
             self._repo.file(
-                report, case, claim_token=token, idem_key=idem_key, fingerprint=fingerprint, audit=audit, extra=extra
+                report, case, claim_token=claim.token, idem_key=idem_key, fingerprint=fingerprint, audit=audit,
+                extra=extra,
             )
         except AlreadyFiled as already:
-            self._repo.release(caller.upn, key, token)  # the report exists: the claim has no more use
+            self._claims.release(claim)  # the report exists: the claim has no more use
             return self._replay(caller, already.existing.id, already.existing.response_json, idem_key, key, fingerprint)
         except BaseException:
-            self._repo.release(caller.upn, key, token, idem_key=idem_key, fingerprint=fingerprint)
+            self._claims.release(claim, idem_key=idem_key, fingerprint=fingerprint)
             raise
         if self._notifications is not None:
             self._notifications.wake()

@@ -624,14 +624,16 @@ class ReportRepository:
         ``idem_key``, also the key's reservation for this request if no report was bound to it, so
         that a request that filed nothing leaves its key free (as if it had never been sent).
 
-        Does nothing if the claim was taken over meanwhile.
+        Does nothing if the claim was taken over meanwhile (the key then belongs to the request
+        that took it over).
 
         :raises DatabaseUnavailable: the database cannot be reached (the lease then expires).
         """
         reporter = reporter.lower()
         with self.db.connection(durable=False) as connection:
-            connection.execute(_RELEASE_CLAIM, {"reporter": reporter, "item_key": item_key, "token": token})
-            if idem_key is not None and fingerprint is not None:
+            params = {"reporter": reporter, "item_key": item_key, "token": token}
+            released = connection.execute(_RELEASE_CLAIM, params).rowcount
+            if released and idem_key is not None and fingerprint is not None:
                 connection.execute(
                     _UNRESERVE_KEY,
                     {"reporter": reporter, "key": idem_key, "fingerprint": fingerprint, "item_key": item_key},

@@ -17,12 +17,23 @@ B = HeldClaim("kim@contoso.com", "b" * 64, "token-b")
 
 
 class RecordingRepository:
-    """Stands in for ``ReportRepository.renew``: records each call; may fail the first few."""
+    """Stands in for ``ReportRepository.renew`` and ``release``: records each call; may fail the
+    first few of each."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, release_failures: int = 0) -> None:
         self.calls: list[tuple[frozenset[HeldClaim], float]] = []
         self.failures = failures
         self.called = threading.Event()
+        self.released: list[tuple[str, str | None]] = []
+        self.release_failures = release_failures
+
+    def release(
+        self, reporter: str, item_key: str, token: str, *, idem_key: str | None = None, fingerprint: str | None = None
+    ) -> None:
+        if self.release_failures:
+            self.release_failures -= 1
+            raise DatabaseUnavailable("The database is not reachable.", retry_after=5)
+        self.released.append((token, idem_key))
 
     def renew(self, claims: Iterable[HeldClaim], lease_seconds: float) -> int:
         held = frozenset(claims)
@@ -101,3 +112,35 @@ def test_a_failed_renewal_is_tried_again_at_the_next_round() -> None:
 def test_claims_must_be_renewed_more_often_than_they_lapse() -> None:
     with pytest.raises(ValueError):
         ClaimKeeper(ReportRepository.__new__(ReportRepository), max_hold_seconds=30, lease_seconds=10, renew_every=10)
+
+
+def test_a_release_goes_straight_to_the_database_when_it_can() -> None:
+    repo = RecordingRepository()
+    keeper(repo).release(A, idem_key="k", fingerprint="f")
+    assert repo.released == [("token-a", "k")]
+
+
+def test_a_release_the_database_refused_is_tried_again_in_the_background() -> None:
+    repo = RecordingRepository(release_failures=2)
+    keeper(repo).release(A, idem_key="k", fingerprint="f")  # does not raise: the caller has its own error
+    deadline = time.monotonic() + 5
+    while not repo.released:
+        assert time.monotonic() < deadline, "never released"
+        time.sleep(0.01)
+    assert repo.released == [("token-a", "k")]
+
+
+def test_a_release_is_not_tried_once_the_lease_has_lapsed_anyway() -> None:
+    now = [0.0]
+    repo = RecordingRepository(release_failures=1)
+    claims = ClaimKeeper(
+        repo,  # type: ignore[arg-type]
+        max_hold_seconds=30,
+        lease_seconds=1.0,
+        renew_every=0.02,
+        clock=lambda: now[0],
+    )
+    claims.release(A)
+    now[0] = 2.0  # past the lease: whoever retries takes the claim over
+    time.sleep(0.2)
+    assert repo.released == []
