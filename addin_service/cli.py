@@ -194,6 +194,19 @@ def evidence_verify(expected: dict[int, str]) -> None:
     records = compare_records(result.ledgered, recorded) if recorded is not None else None
     if records is not None:
         result.problems += [VerifyProblem(case, report, None, why) for (case, report), why in records.problems]
+        # A genuine seal whose ledger entry was never written, and that no report points to, is what a
+        # process stopped mid-seal leaves; without the database it could also be the newest report cut
+        # from the ledger, so only the database can tell it is not tampering.
+        stranded = {package for package in result.interrupted if package not in (recorded or {})}
+        if stranded:
+            result.problems = [
+                p for p in result.problems if p.ledger_sequence is not None or (p.case_id, p.report_id) not in stranded
+            ]
+            click.echo(
+                f"note: {len(stranded)} package(s) were sealed, but the process stopped before their ledger entries "
+                "were written; each is genuine (signed by the ledger key and intact) and was never filed as a "
+                "report: " + ", ".join(f"{case_id}/{report_id}" for case_id, report_id in sorted(stranded))
+            )
         if records.unrecorded:
             click.echo(
                 f"note: {len(records.unrecorded)} sealed package(s) were never filed as reports: the request that "

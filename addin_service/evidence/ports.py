@@ -52,6 +52,9 @@ class VerifyResult:
     entry_hashes: dict[int, str] = field(default_factory=dict)
     # Every ledgered package, (case id, report id) → the sha256 of the manifest the ledger sealed.
     ledgered: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Unledgered packages that are genuine seals whose ledger entry was never written (a process
+    # stopped between the two): each is also among ``problems``.
+    interrupted: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,7 @@ on disk that the ledger does not know, and stray entries, follow at the end.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -79,14 +80,15 @@ class Verifier:
             chain = _Chain(expected_sequence=entry.sequence + 1, previous_hash=entry.hash)
         for case_id, report_id in scan.packages:
             if (case_id, report_id) not in ledgered:
-                result.problems.append(
-                    VerifyProblem(
-                        case_id,
-                        report_id,
-                        None,
-                        "package is not in the ledger (added, or its seal was interrupted)",
+                if self._interrupted_seal(case_id, report_id, key, result.entry_hashes):
+                    result.interrupted.add((case_id, report_id))
+                    why = (
+                        "package is not in the ledger: it is genuine (signed, intact, chained onto the entry "
+                        "before it), so its seal was interrupted before the ledger entry was written"
                     )
-                )
+                else:
+                    why = "package is not in the ledger (added, or its ledger entry was removed)"
+                result.problems.append(VerifyProblem(case_id, report_id, None, why))
         result.problems += [
             VerifyProblem(None, None, None, f"unexpected entry in the evidence folder: {stray}")
             for stray in scan.strays
@@ -122,6 +124,42 @@ class Verifier:
         result.reports_checked = 1
         result.problems += [VerifyProblem(case_id, report_id, entry.sequence, p) for p in problems]
         return result
+
+    def _interrupted_seal(
+        self, case_id: str, report_id: str, key: Ed25519PublicKey | None, entry_hashes: dict[int, str]
+    ) -> bool:
+        """Whether an unledgered package is what a process stopped between moving a sealed package
+        into place and appending its ledger entry leaves: its own manifest, signed by the ledger's
+        key, names a ledger position whose previous entry is in the ledger and that the next seal took
+        (or that is the next one), and every file is intact.
+        (Only the private key makes such a manifest; the next seal then took the same position.)"""
+        if key is None:
+            return False
+        try:
+            manifest_bytes = read_regular(self._layout.package_dir(case_id, report_id) / MANIFEST, _MANIFEST_LIMIT)
+            position = json.loads(manifest_bytes)["ledger"]
+            sequence, previous_hash = position["sequence"], position["previous_hash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+            return False
+        chained = previous_hash is None if sequence == 1 else entry_hashes.get(sequence - 1) == previous_hash
+        # The position is the ledger's next one, or the next seal took it: a position left empty is
+        # a ledger entry removed, and the chain break says so.
+        taken_or_next = sequence in entry_hashes or sequence == max(entry_hashes, default=0) + 1
+        if not (chained and taken_or_next):
+            return False
+        claimed = LedgerEntry(
+            sequence=sequence,
+            case_id=case_id,
+            report_id=report_id,
+            manifest_sha256=sha256_tag(manifest_bytes),
+            previous_hash=previous_hash,
+            at="",
+            hash="",
+            signature="",
+        )
+        return not self.package_problems(claimed, key)
 
     def package_problems(self, entry: LedgerEntry, key: Ed25519PublicKey | None) -> list[str]:
         """Everything wrong with the package that ``entry`` seals; empty when it is intact."""

@@ -123,7 +123,7 @@ def test_an_added_report_folder_is_found(
     shutil.copytree(folder(root, reports[0]), forged)
     result = store.verify()
     assert [(p.report_id, p.problem) for p in result.problems] == [
-        (forged.name, "package is not in the ledger (added, or its seal was interrupted)")
+        (forged.name, "package is not in the ledger (added, or its ledger entry was removed)")
     ]
 
 
@@ -165,7 +165,7 @@ def test_a_deleted_ledger_line_is_found(
     assert problems[0][0] == reports[2].report_id
     assert (
         reports[1].report_id,
-        "package is not in the ledger (added, or its seal was interrupted)",
+        "package is not in the ledger (added, or its ledger entry was removed)",
     ) in problems
 
 

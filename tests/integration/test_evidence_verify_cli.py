@@ -177,3 +177,44 @@ def test_an_export_marks_a_package_that_was_sealed_but_never_filed(tmp_path: Pat
     with zipfile.ZipFile(out) as zf:
         page = zf.read("REPORT.html").decode()
     assert page.count("Not filed as a report") == 1
+
+
+def drop_the_last_ledger_line(root: Path) -> None:
+    """What a process stopped between moving a sealed package into place and appending its ledger
+    entry leaves behind (``evidence/sealing.py``)."""
+    ledger = root / "ledger" / "ledger.jsonl"
+    lines = ledger.read_bytes().splitlines(keepends=True)
+    ledger.chmod(0o644)
+    ledger.write_bytes(b"".join(lines[:-1]))
+
+
+def test_a_seal_interrupted_before_its_ledger_entry_is_told_from_tampering(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 1)
+        stranded = file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"the process stopped here"))
+        drop_the_last_ledger_line(stack.evidence_root)
+        filed_reports(stack, 1)  # the next seal takes the same ledger position
+        with_database = verify_stack(stack)
+        without = verify(stack.evidence_root)  # no case database beside it: it cannot tell
+
+    assert with_database.exit_code == 0, with_database.output
+    assert "the process stopped before their ledger entries were written" in with_database.output
+    assert f"{stranded.case_id}/{stranded.report_id}" in with_database.output
+    assert "evidence intact: 2 report(s)" in with_database.output
+    assert without.exit_code == 1
+    assert "it is genuine (signed, intact, chained onto the entry before it)" in without.output
+
+
+def test_an_unledgered_package_that_is_not_a_genuine_seal_still_fails(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 1)
+        stranded = file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"the process stopped here"))
+        drop_the_last_ledger_line(stack.evidence_root)
+        message = stack.evidence_root / stranded.case_id / stranded.report_id / "message.eml"
+        message.parent.chmod(0o755)
+        message.chmod(0o644)
+        message.write_bytes(message.read_bytes().replace(b"stopped", b"STOPPED"))
+        result = verify_stack(stack)
+
+    assert result.exit_code == 1
+    assert "package is not in the ledger (added, or its ledger entry was removed)" in result.output
