@@ -39,6 +39,7 @@ from addin_service.evidence.verify import Verifier
 from addin_service.ids import is_report_id
 
 log = logging.getLogger("addin_service.evidence")
+READY_LOCK_WAIT_SECONDS = 2.0
 
 STALE_WORK_SECONDS = 24 * 3600.0  # far longer than any capture may last (see cases.service)
 SWEEP_INTERVAL_SECONDS = 3600.0
@@ -122,9 +123,12 @@ class FileEvidenceStore:
         return read_regular(path)
 
     def check(self) -> None:
-        """Readiness: create, fsync and remove a probe file in ``.tmp``; make sure a key exists.
+        """Readiness: create, fsync and remove a probe file in ``.tmp``; make sure a key exists;
+        read the ledger's newest line, within a short wait for its lock. A ledger lock held for
+        seconds, or a torn last line, stops every report, so the service is not ready.
 
-        :raises EvidenceStoreUnavailable: the store is not writable or the key cannot be used.
+        :raises EvidenceStoreUnavailable: the store is not writable, the key cannot be used, the
+            ledger lock is held or the ledger's last line is not an entry.
         :raises ConfigError: ``ADDIN_SIGNING_KEY`` cannot be used.
         """
         probe = self._layout.tmp_dir / f"probe-{os.getpid()}-{threading.get_ident()}"
@@ -137,6 +141,7 @@ class FileEvidenceStore:
             except OSError as exc:
                 raise unavailable(exc, "write a probe file") from exc
         self._keys.signer()
+        self._read_head(lock_timeout=READY_LOCK_WAIT_SECONDS)
 
     def verify(self) -> VerifyResult:
         """Check the ledger chain, its signatures and every package, in ledger order.
@@ -161,8 +166,11 @@ class FileEvidenceStore:
 
         :raises EvidenceStoreUnavailable: the ledger cannot be read or its last line is not an entry.
         """
+        return self._read_head()
+
+    def _read_head(self, lock_timeout: float | None = None) -> tuple[int, str] | None:
         try:
-            with self._ledger.shared():
+            with self._ledger.shared(lock_timeout):
                 entry = self._ledger.head()
         except OSError as exc:
             raise unavailable(exc, "read the ledger's head") from exc

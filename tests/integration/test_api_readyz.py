@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +102,32 @@ def test_a_reporter_is_not_shown_configuration_either(bad_key_stack: Stack) -> N
     assert response.status_code == 500
     text = response.get_data(as_text=True)
     assert "secret-place" not in text and "ADDIN_SIGNING_KEY" not in text
+
+
+def test_a_torn_last_ledger_line_makes_the_service_not_ready(stack: Stack) -> None:
+    """Every report would get 503 until an administrator acts: a load balancer must know."""
+    item = stack.add_message(b"From: a@fabrikam.example\r\nSubject: s\r\n\r\nx\r\n")
+    assert stack.report(item).status_code == 201
+    ledger = stack.evidence_root / "ledger" / "ledger.jsonl"
+    ledger.chmod(0o644)
+    with ledger.open("ab") as fh:
+        fh.write(b'{"sequence": 2, "case_')  # a write cut short
+
+    response = stack.client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["evidence"] == "failed"
+
+
+def test_a_ledger_lock_held_elsewhere_makes_the_service_not_ready(stack: Stack) -> None:
+    assert stack.client.get("/readyz").status_code == 200  # the store's folders exist now
+    lock = os.open(stack.evidence_root / "ledger" / "ledger.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process sealing, stuck
+        response = stack.client.get("/readyz")
+    finally:
+        os.close(lock)
+
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["evidence"] == "failed"
+    assert stack.client.get("/readyz").status_code == 200
