@@ -195,12 +195,14 @@ class Ledger:
         :raises EvidenceStoreUnavailable: the lock was not obtained within the timeout.
         :raises OSError: the lock file cannot be opened.
         """
+        started = time.monotonic()
         if not self._thread_lock.acquire(timeout=self._timeout):
             raise self._busy()
         try:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
-                self._flock(fd, fcntl.LOCK_EX)
+                # One timeout for both waits, behind this process's writers and then another's.
+                self._flock(fd, fcntl.LOCK_EX, max(0.0, self._timeout - (time.monotonic() - started)))
                 yield
             finally:
                 os.close(fd)  # closing the descriptor releases the flock
