@@ -19,12 +19,12 @@ from addin_service.errors import DatabaseUnavailable, MailboxUnavailable
 from tests.fakes.stack import running_stack
 
 MIME = b"From: x@fabrikam.example\r\nSubject: s\r\nMessage-ID: <slow@fabrikam.example>\r\n\r\nbody\r\n"
-LEASE = 0.4
-CAPTURE_SECONDS = 1.5  # more than three leases
+LEASE = 1.0  # ten renewals: a busy machine may delay a few without the claim lapsing
+CAPTURE_SECONDS = 3.5
 
 
 def test_a_retry_after_the_first_lease_waits_for_the_live_request(tmp_path: Path) -> None:
-    with running_stack(tmp_path) as stack:
+    with running_stack(tmp_path, ADDIN_EWS_TIMEOUT="10", ADDIN_EXCHANGE_MAX_WAIT="10") as stack:
         container = stack.app.extensions["addin"]
         keeper = ClaimKeeper(container.repository, max_hold_seconds=30, lease_seconds=LEASE, renew_every=0.1)
         filer = ReportFiler(
@@ -41,7 +41,7 @@ def test_a_retry_after_the_first_lease_waits_for_the_live_request(tmp_path: Path
 
         first = threading.Thread(target=report)
         first.start()
-        time.sleep(3 * LEASE)  # the claim's first lease has run out; the capture is still going on
+        time.sleep(2.5 * LEASE)  # the claim's first lease has run out; the capture is still going on
         report()  # the retry
         first.join()
 

@@ -26,10 +26,12 @@ class RecordingRepository:
         self.called = threading.Event()
         self.released: list[tuple[str, str | None]] = []
         self.release_failures = release_failures
+        self.release_attempts = 0
 
     def release(
         self, reporter: str, item_key: str, token: str, *, idem_key: str | None = None, fingerprint: str | None = None
     ) -> None:
+        self.release_attempts += 1
         if self.release_failures:
             self.release_failures -= 1
             raise DatabaseUnavailable("The database is not reachable.", retry_after=5)
@@ -84,11 +86,12 @@ def test_nothing_is_renewed_once_nothing_is_held_and_the_thread_ends() -> None:
     with claims.holding(A):
         wait_for_calls(repo, 1)
         ours = [t for t in threading.enumerate() if t.name == "claim-keeper" and t not in before]
-    time.sleep(0.1)
+    assert len(ours) == 1
+    ours[0].join(timeout=5)
+    assert not ours[0].is_alive()
     calls = len(repo.calls)
     time.sleep(0.1)
     assert len(repo.calls) == calls
-    assert len(ours) == 1 and not ours[0].is_alive()
 
 
 def test_a_claim_held_past_its_longest_hold_is_no_longer_renewed() -> None:
@@ -132,7 +135,7 @@ def test_a_release_the_database_refused_is_tried_again_in_the_background() -> No
 
 def test_a_release_is_not_tried_once_the_lease_has_lapsed_anyway() -> None:
     now = [0.0]
-    repo = RecordingRepository(release_failures=1)
+    repo = RecordingRepository(release_failures=1_000_000)  # the database stays away
     claims = ClaimKeeper(
         repo,  # type: ignore[arg-type]
         max_hold_seconds=30,
@@ -140,7 +143,13 @@ def test_a_release_is_not_tried_once_the_lease_has_lapsed_anyway() -> None:
         renew_every=0.02,
         clock=lambda: now[0],
     )
+    before = set(threading.enumerate())
     claims.release(A)
+    ours = [t for t in threading.enumerate() if t.name == "claim-keeper" and t not in before]
     now[0] = 2.0  # past the lease: whoever retries takes the claim over
-    time.sleep(0.2)
-    assert repo.released == []
+    assert len(ours) == 1
+    ours[0].join(timeout=5)
+    assert not ours[0].is_alive()  # nothing left to do
+    attempts = repo.release_attempts
+    time.sleep(0.1)
+    assert repo.release_attempts == attempts
