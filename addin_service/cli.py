@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from addin_service.cases.records_check import compare_records
 from addin_service.cli_support import stops_cleanly, storage_only_settings
 from addin_service.evidence.ports import VerifyProblem
+from addin_service.evidence.verify import INTERRUPTED_SEAL
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
@@ -198,6 +199,19 @@ def evidence_verify(expected: dict[int, str]) -> None:
         # process stopped mid-seal leaves; without the database it could also be the newest report cut
         # from the ledger, so only the database can tell it is not tampering.
         stranded = {package for package in result.interrupted if package not in (recorded or {})}
+        cut = result.interrupted - stranded  # genuine, but a filed report: its ledger line was removed
+        result.problems = [
+            VerifyProblem(
+                p.case_id,
+                p.report_id,
+                None,
+                "package is not in the ledger, but the case database records it as a filed report: "
+                "its ledger entry was removed",
+            )
+            if p.problem == INTERRUPTED_SEAL and (p.case_id, p.report_id) in cut
+            else p
+            for p in result.problems
+        ]
         if stranded:
             result.problems = [
                 p for p in result.problems if p.ledger_sequence is not None or (p.case_id, p.report_id) not in stranded

@@ -22,6 +22,10 @@ from addin_service.evidence.manifest import check_manifest
 from addin_service.evidence.ports import VerifyProblem, VerifyResult
 
 _MANIFEST_LIMIT = 1024 * 1024
+INTERRUPTED_SEAL = (
+    "package is not in the ledger: it is genuine (signed, intact, chained onto the entry before it), so its "
+    "seal was interrupted before the ledger entry was written"
+)
 
 
 @dataclass
@@ -82,10 +86,7 @@ class Verifier:
             if (case_id, report_id) not in ledgered:
                 if self._interrupted_seal(case_id, report_id, key, result.entry_hashes):
                     result.interrupted.add((case_id, report_id))
-                    why = (
-                        "package is not in the ledger: it is genuine (signed, intact, chained onto the entry "
-                        "before it), so its seal was interrupted before the ledger entry was written"
-                    )
+                    why = INTERRUPTED_SEAL
                 else:
                     why = "package is not in the ledger (added, or its ledger entry was removed)"
                 result.problems.append(VerifyProblem(case_id, report_id, None, why))

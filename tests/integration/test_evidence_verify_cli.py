@@ -154,6 +154,20 @@ def test_a_recorded_report_cut_from_the_ledger_with_its_package_is_caught_withou
     assert "the case database records this report, but the ledger does not" in result.output
 
 
+def test_a_filed_reports_ledger_line_cut_is_not_headlined_as_an_interrupted_seal(tmp_path: Path) -> None:
+    """Its package is genuine, so without the database it looks like an interrupted seal; the
+    database knows it was filed, and the first line an admin reads must say so."""
+    with running_stack(tmp_path) as stack:
+        filed_reports(stack, 2)
+        drop_the_last_ledger_line(stack.evidence_root)
+        result = verify_stack(stack)
+
+    assert result.exit_code == 1
+    first = next(line for line in result.output.splitlines() if line.startswith("EVIDENCE PROBLEM"))
+    assert "the case database records it as a filed report: its ledger entry was removed" in first
+    assert "interrupted" not in result.output
+
+
 def test_without_the_case_database_verify_checks_the_evidence_and_says_what_it_did_not_compare(root: Path) -> None:
     file_three(root)
     result = verify(root)
