@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,19 @@ def _recorded_packages(settings: Settings) -> tuple[dict[tuple[str, str], str] |
         return None, f"the case database could not be read ({type(exc).__name__}; run 'addin-service db upgrade'?)"
     finally:
         database.dispose()
+
+
+def _package_folders(settings: Settings, case_id: str) -> int:
+    """How many report folders the case's folder holds (ledgered or not)."""
+    from addin_service.ids import is_report_id
+
+    root = settings.evidence_path
+    if root is None:
+        return 0
+    try:
+        return sum(1 for entry in os.scandir(root / case_id) if is_report_id(entry.name) and entry.is_dir())
+    except OSError:
+        return 0
 
 
 def _evidence_store(settings: Settings) -> Any:
@@ -288,6 +302,12 @@ def evidence_export(case_id: str, output: Path) -> None:
         )
     elif count < len(filed):
         click.echo(f"warning: the case database records {len(filed)} report(s) for {case_id}: run evidence verify")
+    on_disk = _package_folders(settings, case_id)
+    if on_disk > count:
+        click.echo(
+            f"note: {on_disk - count} package folder(s) of {case_id} are not in the ledger and were not exported: "
+            "run evidence verify, which says what each one is"
+        )
 
 
 cli.add_command(manifest_cli)

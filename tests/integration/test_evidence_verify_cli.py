@@ -232,3 +232,17 @@ def test_an_unledgered_package_that_is_not_a_genuine_seal_still_fails(tmp_path: 
 
     assert result.exit_code == 1
     assert "package is not in the ledger (added, or its ledger entry was removed)" in result.output
+
+
+def test_an_export_says_when_the_case_holds_packages_the_ledger_does_not_list(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        case_id = stack.report(stack.add_message(sample_message())).get_json()["case_id"]
+        file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"the process stopped here"),
+                    case_id=case_id)
+        drop_the_last_ledger_line(stack.evidence_root)
+        env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
+        result = CliRunner().invoke(cli, ["evidence", "export", case_id, "-o", str(tmp_path / "c.zip")], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "exported 1 report(s)" in result.output
+    assert f"note: 1 package folder(s) of {case_id} are not in the ledger and were not exported" in result.output
