@@ -10,10 +10,8 @@ from typing import Any
 import click
 from flask.cli import AppGroup
 
-from addin_service.cases.records_check import compare_records
+from addin_service.cases.records_check import reconcile
 from addin_service.cli_support import stops_cleanly, storage_only_settings
-from addin_service.evidence.ports import VerifyProblem
-from addin_service.evidence.verify import INTERRUPTED_SEAL
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
@@ -112,8 +110,11 @@ def evidence_group() -> None:
     """Verify and export evidence."""
 
 
-def _recorded_packages(settings: Settings) -> tuple[dict[tuple[str, str], str] | None, str]:
-    """The case database's reports (→ manifest sha256), or None and why they could not be read."""
+def _recorded_packages(
+    settings: Settings, case_id: str | None = None
+) -> tuple[dict[tuple[str, str], str] | None, str]:
+    """The case database's reports (→ manifest sha256), all or ``case_id``'s, or None and why
+    they could not be read."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -128,7 +129,10 @@ def _recorded_packages(settings: Settings) -> tuple[dict[tuple[str, str], str] |
     except (ValueError, SQLAlchemyError) as exc:
         return None, f"ADDIN_DATABASE_URL cannot be used ({type(exc).__name__})"
     try:
-        return ReportRepository(database).recorded_packages(), ""
+        repository = ReportRepository(database)
+        if case_id is None:
+            return repository.recorded_packages(), ""
+        return {(r.case_id, r.id): r.manifest_sha256 for r in repository.list_reports(case_id)}, ""
     except (ServiceError, SQLAlchemyError) as exc:
         return None, f"the case database could not be read ({type(exc).__name__}; run 'addin-service db upgrade'?)"
     finally:
@@ -206,34 +210,13 @@ def evidence_verify(expected: dict[int, str]) -> None:
     recorded, not_compared = _recorded_packages(settings)
     result = _evidence_store(settings).verify()
     result.problems += result.expectation_problems(expected)
-    records = compare_records(result.ledgered, recorded) if recorded is not None else None
+    records = reconcile(result, recorded) if recorded is not None else None
     if records is not None:
-        result.problems += [VerifyProblem(case, report, None, why) for (case, report), why in records.problems]
-        # A genuine seal whose ledger entry was never written, and that no report points to, is what a
-        # process stopped mid-seal leaves; without the database it could also be the newest report cut
-        # from the ledger, so only the database can tell it is not tampering.
-        stranded = {package for package in result.interrupted if package not in (recorded or {})}
-        cut = result.interrupted - stranded  # genuine, but a filed report: its ledger line was removed
-        result.problems = [
-            VerifyProblem(
-                p.case_id,
-                p.report_id,
-                None,
-                "package is not in the ledger, but the case database records it as a filed report: "
-                "its ledger entry was removed",
-            )
-            if p.problem == INTERRUPTED_SEAL and (p.case_id, p.report_id) in cut
-            else p
-            for p in result.problems
-        ]
-        if stranded:
-            result.problems = [
-                p for p in result.problems if p.ledger_sequence is not None or (p.case_id, p.report_id) not in stranded
-            ]
+        if records.stranded:
             click.echo(
-                f"note: {len(stranded)} package(s) were sealed, but the process stopped before their ledger entries "
-                "were written; each is genuine (signed by the ledger key and intact) and was never filed as a "
-                "report: " + ", ".join(f"{case_id}/{report_id}" for case_id, report_id in sorted(stranded))
+                f"note: {len(records.stranded)} package(s) were sealed, but the process stopped before their ledger "
+                "entries were written; each is genuine (signed by the ledger key and intact) and was never filed "
+                "as a report: " + ", ".join(f"{case_id}/{report_id}" for case_id, report_id in records.stranded)
             )
         if records.unrecorded:
             click.echo(
@@ -282,8 +265,8 @@ def evidence_export(case_id: str, output: Path) -> None:
         click.echo(f"error: {case_id!r} is not a case number (like HR-2026-7K3M9Q2X)", err=True)
         sys.exit(1)
     settings = storage_only_settings()
-    recorded, not_compared = _recorded_packages(settings)
-    filed = {report for case, report in recorded or {} if case == case_id} if recorded is not None else None
+    recorded, not_compared = _recorded_packages(settings, case_id)
+    filed = {report_id for _, report_id in recorded} if recorded is not None else None
     try:
         count = _evidence_store(settings).export_case(case_id, output, recorded=filed)
     except KeyError:

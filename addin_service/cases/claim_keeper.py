@@ -113,12 +113,13 @@ class ClaimKeeper:
                 now = self._clock()
                 releases = [(c, r) for c, r in self._releases.items() if r.until > now]
                 self._releases.clear()
-                due = [claim for claim, until in self._held.items() if until > now] if now >= next_renewal else []
+                renewing = now >= next_renewal
+                due = [claim for claim, until in self._held.items() if until > now] if renewing else []
             failed = {claim: release for claim, release in releases if not self._try_release(claim, release)}
             if failed:
                 with self._lock:
                     self._releases.update(failed)
-            if now >= next_renewal:
+            if renewing:
                 next_renewal = now + self._renew_every
                 self._renew(due)
 

@@ -58,7 +58,6 @@ class Verifier:
         key = self._public_key(result) if lines else None
         chain = _Chain()
         seen_sequences: set[int] = set()
-        ledgered: set[tuple[str, str]] = set()
         for line in lines:
             entry = line.entry
             if entry is None:
@@ -69,10 +68,9 @@ class Verifier:
                 continue
             problems = self._chain_problems(entry, chain, seen_sequences)
             problems += self._entry_problems(entry, key)
-            if (entry.case_id, entry.report_id) in ledgered:
+            if (entry.case_id, entry.report_id) in result.ledgered:
                 problems.append("this report appears more than once in the ledger")
             else:
-                ledgered.add((entry.case_id, entry.report_id))
                 result.ledgered[(entry.case_id, entry.report_id)] = entry.manifest_sha256
                 problems += self.package_problems(entry, key)
                 result.reports_checked += 1
@@ -83,7 +81,7 @@ class Verifier:
             result.entry_hashes.setdefault(entry.sequence, entry.hash)
             chain = _Chain(expected_sequence=entry.sequence + 1, previous_hash=entry.hash)
         for case_id, report_id in scan.packages:
-            if (case_id, report_id) not in ledgered:
+            if (case_id, report_id) not in result.ledgered:
                 if self._interrupted_seal(case_id, report_id, key, result.entry_hashes):
                     result.interrupted.add((case_id, report_id))
                     why = INTERRUPTED_SEAL
