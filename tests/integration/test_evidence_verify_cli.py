@@ -108,9 +108,21 @@ def test_a_malformed_expectation_is_a_usage_error(root: Path, bad: str) -> None:
 # -- the ledger against the case database --------------------------------------------------
 
 
-def verify_stack(stack: Stack, *args: str) -> Result:
+def evidence_command(stack: Stack, *args: str) -> Result:
+    """``addin-service evidence ARGS`` against the stack's evidence store and case database."""
     env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
-    return CliRunner().invoke(cli, ["evidence", "verify", *args], env=env)
+    return CliRunner().invoke(cli, ["evidence", *args], env=env)
+
+
+def verify_stack(stack: Stack, *args: str) -> Result:
+    return evidence_command(stack, "verify", *args)
+
+
+def case_with_an_unfiled_package(stack: Stack) -> str:
+    """A case holding one filed report and one package sealed beside it that was never filed."""
+    case_id: str = stack.report(stack.add_message(sample_message())).get_json()["case_id"]
+    file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"sealed, not filed"), case_id=case_id)
+    return case_id
 
 
 def filed_reports(stack: Stack, count: int) -> None:
@@ -178,12 +190,9 @@ def test_without_the_case_database_verify_checks_the_evidence_and_says_what_it_d
 
 def test_an_export_marks_a_package_that_was_sealed_but_never_filed(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
-        case_id = stack.report(stack.add_message(sample_message())).get_json()["case_id"]
-        file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"sealed, then the commit failed"),
-                    case_id=case_id)
-        env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
+        case_id = case_with_an_unfiled_package(stack)
         out = tmp_path / "case.zip"
-        result = CliRunner().invoke(cli, ["evidence", "export", case_id, "-o", str(out)], env=env)
+        result = evidence_command(stack, "export", case_id, "-o", str(out))
 
     assert result.exit_code == 0, result.output
     assert "exported 2 report(s)" in result.output
@@ -236,12 +245,9 @@ def test_an_unledgered_package_that_is_not_a_genuine_seal_still_fails(tmp_path: 
 
 def test_an_export_says_when_the_case_holds_packages_the_ledger_does_not_list(tmp_path: Path) -> None:
     with running_stack(tmp_path) as stack:
-        case_id = stack.report(stack.add_message(sample_message())).get_json()["case_id"]
-        file_report(FileEvidenceStore(stack.evidence_root), sample_message(b"the process stopped here"),
-                    case_id=case_id)
+        case_id = case_with_an_unfiled_package(stack)
         drop_the_last_ledger_line(stack.evidence_root)
-        env = {"ADDIN_EVIDENCE_URL": stack.settings.evidence_url, "ADDIN_DATABASE_URL": stack.settings.database_url}
-        result = CliRunner().invoke(cli, ["evidence", "export", case_id, "-o", str(tmp_path / "c.zip")], env=env)
+        result = evidence_command(stack, "export", case_id, "-o", str(tmp_path / "c.zip"))
 
     assert result.exit_code == 0, result.output
     assert "exported 1 report(s)" in result.output

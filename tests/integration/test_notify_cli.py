@@ -17,9 +17,9 @@ from addin_service.notify.bootstrap import build_notifications
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.notify.compose import NewNotification, dedupe_key
 from addin_service.notify.outbox import Outbox
-from addin_service.settings import Settings
 from tests.fakes.db import make_case, make_report
 from tests.fakes.evidence import InMemoryEvidenceStore
+from tests.fakes.notify_settings import notify_settings
 
 
 @pytest.fixture
@@ -127,20 +127,10 @@ def test_the_worker_command_stops_on_a_configuration_error(runner: CliRunner) ->
 
 
 def test_without_a_sender_no_worker_thread_starts_and_reports_stay_queued(
-    tmp_path: Path, outbox: Outbox, caplog: pytest.LogCaptureFixture
+    outbox: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = Settings.from_env(
-        {
-            "ADDIN_EXCHANGE": "ews",
-            "ADDIN_EWS_URL": "https://mail.contoso.com/EWS/Exchange.asmx",
-            "ADDIN_EWS_AUTH": "basic",
-            "ADDIN_EWS_USERNAME": "svc",
-            "ADDIN_EWS_PASSWORD": "pw",
-            "ADDIN_TENANT_ID": "contoso.com",
-            "ADDIN_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
-        },
-        cwd=tmp_path,
-    )
+    settings = notify_settings(ADDIN_NOTIFY_FROM="")  # empty: the default, no sender
+    assert settings.notify_from is None
     notifications = build_notifications(settings, outbox.db, InMemoryEvidenceStore())
 
     with caplog.at_level(logging.ERROR, logger="addin_service.notify.cli"):
