@@ -57,6 +57,7 @@ IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 MIGRATION_LOCK_TIMEOUT = "5min"  # a migration may wait for the running service's row locks
 UNAVAILABLE_DETAIL = "The case database cannot be reached right now. Please try again in a moment."
 BUSY_DETAIL = "The case database is busy right now. Please try again in a moment."
+READ_ONLY_DETAIL = "The case database is read-only right now, so no report could be recorded."
 
 # The PostgreSQL advisory lock that serialises concurrent `db upgrade` runs, derived from a
 # fixed name so every process (and every version of this code) uses the same number.
@@ -191,12 +192,26 @@ class Database:
             writer.release()
 
     def check(self) -> None:
-        """Readiness probe: one ``SELECT 1`` round trip.
+        """Readiness probe: one round trip, and whether reports could be written.
 
-        :raises DatabaseUnavailable: the database cannot answer.
+        A database that answers reads but refuses writes (a PostgreSQL standby after a failover,
+        ``default_transaction_read_only``; an SQLite file on a filesystem remounted read-only, or
+        made immutable) would let every report be captured and sealed, then fail to record it.
+        Nothing is written to find out: on PostgreSQL the session says so; for SQLite the files
+        are opened for writing the way SQLite itself opens them.
+
+        :raises DatabaseUnavailable: the database cannot answer, or cannot be written.
         """
         with translate_errors(), self.engine.connect() as connection:
-            connection.execute(text("SELECT 1")).scalar_one()
+            if self.is_sqlite:
+                connection.execute(text("SELECT 1")).scalar_one()
+                read_only = _sqlite_read_only(self.engine.url.database or "")
+            else:
+                setting = connection.execute(text("SELECT current_setting('transaction_read_only')")).scalar_one()
+                read_only = "transaction_read_only is on" if setting == "on" else None
+        if read_only is not None:
+            log.warning("database unavailable", extra={"error": "read-only", "reason": read_only})
+            raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision; doing nothing when it is current.
@@ -384,6 +399,22 @@ def _switch_to_wal(cursor: Any, busy_timeout: float) -> None:
             if "locked" not in str(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.02)
+
+
+def _sqlite_read_only(database: str) -> str | None:
+    """Why SQLite would open ``database`` (or its WAL and shared-memory files) read-only, or None:
+    it falls back silently and fails on the first write. A remounted filesystem fails here too."""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    path = Path(database)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            os.close(os.open(file, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"{file.name} cannot be opened for writing: {exc.strerror}"
+    return None
 
 
 def _prepare_sqlite_file(path: Path) -> None:

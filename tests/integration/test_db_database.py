@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sqlite3
 import stat
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -100,6 +101,51 @@ def test_an_sqlite_path_that_cannot_be_opened_is_database_unavailable(tmp_path: 
             database.check()
     finally:
         database.dispose()
+
+
+def test_check_fails_on_a_postgresql_database_that_refuses_writes(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a standby promoted away from, or a read-only default, looks like: reads answer, every
+    report would be captured and sealed and then fail to be recorded."""
+    database = Database(f"{postgres_url}?options=-c%20default_transaction_read_only%3Don")
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised:
+            database.check()
+    finally:
+        database.dispose()
+
+    assert "read-only" in raised.value.detail
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
+    assert reasons == ["transaction_read_only is on"]
+
+
+@contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """``chattr +i``: not even root may open it for writing (unlike a mode of 0444)."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible here (needs CAP_LINUX_IMMUTABLE and an ext4-like filesystem)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("which", ["addin.db", "addin.db-wal"])
+def test_check_fails_on_an_sqlite_file_that_cannot_be_opened_for_writing(
+    sqlite_database: Database, tmp_path: Path, which: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with sqlite_database.connection() as connection:
+        insert_audit(connection, "the WAL file exists now")
+    sqlite_database.check()
+    # The service keeps running with its pooled connections while its files turn unwritable (a
+    # remount read-only, chattr): reads still answer.
+    with immutable(tmp_path / which), pytest.raises(DatabaseUnavailable) as raised:
+        sqlite_database.check()
+
+    assert "read-only" in raised.value.detail
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
+    assert reasons == [f"{which} cannot be opened for writing: Operation not permitted"]
 
 
 def test_an_exhausted_pool_is_database_unavailable_not_a_hang(tmp_path: Path) -> None:
