@@ -228,9 +228,12 @@ def evidence_verify(expected: dict[int, str]) -> None:
     else:
         click.echo(f"note: the case database was not compared with the ledger: {not_compared}")
     if result.ok:
+        unfiled = len(records.unrecorded) if records is not None else 0
+        counted = f"{result.reports_checked - unfiled} report(s)"
+        if unfiled:
+            counted += f" and {unfiled} sealed package(s) never filed"
         click.echo(
-            f"evidence intact: {result.reports_checked} report(s) in {root}; "
-            "every file hash, manifest signature and the ledger chain are valid"
+            f"evidence intact: {counted} in {root}; every file hash, manifest signature and the ledger chain are valid"
         )
         if records is not None:
             click.echo(

@@ -152,7 +152,7 @@ def test_a_package_sealed_by_a_request_that_failed_is_named_but_is_not_tampering
     assert result.exit_code == 0, result.output
     assert "note: 1 sealed package(s) were never filed as reports" in result.output
     assert f"{orphan.case_id}/{orphan.report_id}" in result.output
-    assert "evidence intact: 2 report(s)" in result.output
+    assert "evidence intact: 1 report(s) and 1 sealed package(s) never filed" in result.output
 
 
 def test_a_recorded_report_cut_from_the_ledger_with_its_package_is_caught_without_expect(tmp_path: Path) -> None:
