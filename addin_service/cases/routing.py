@@ -10,7 +10,10 @@ The rules (DESIGN "Routing"), strongest first:
 1. The claimed sender is never told. "Claimed sender" means every From and Sender address,
    any address written in their display names, and any address Exchange reported for the
    item (``also_claimed``), whether authenticated or not, compared case-insensitively by
-   address and by every alias the directory knows.
+   address, by every alias the directory knows, and without a ``+tag`` subaddress (Exchange
+   delivers ``sam+hr@`` to ``sam@``). The senders named by earlier reports of the same case
+   (``case_senders``) count as claimed senders of this report too: a supervisor named in one
+   message of a case is not told about the case when the next message does not name them.
 2. The reporter's supervisor is told, unless they are the claimed sender; then the next
    manager up who is not the sender is told instead (``skip-level``), or the fallback
    mailbox when nobody in the chain is left. The text says whether the sender was
@@ -97,7 +100,8 @@ class RoutingContext:
     ``smtp:j.doe@contoso.com`` are understood); ``security_team`` optionally lists members of
     the security team; ``also_claimed`` holds sender addresses Exchange reported for the item;
     ``campaign`` says the report can be grouped with others of the same Message-ID, and
-    ``campaign_told`` which addresses have already been told about that campaign at this urgency.
+    ``campaign_told`` which addresses have already been told about that campaign at this urgency;
+    ``case_senders`` the senders of the case's earlier reports (``RoutingPlan.senders`` of each).
     """
 
     reporter: str
@@ -111,6 +115,7 @@ class RoutingContext:
     aliases: Mapping[str, Collection[str]] = field(default_factory=dict)
     security_team: frozenset[str] = frozenset()
     also_claimed: frozenset[str] = frozenset()
+    case_senders: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,9 @@ class RoutingPlan:
     conflict_note: str | None = None
     # Roles not told for this report because an earlier report of the same campaign told them.
     already_told: tuple[Role, ...] = ()
+    # The claimed senders and every manager or security address matched to one: kept with the case
+    # (``RoutingContext.case_senders`` of its next reports), and never shown the case.
+    senders: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The full plan, addresses included, for the case record and the audit log."""
@@ -207,7 +215,9 @@ class People:
 
     def ids(self, address: str) -> frozenset[str]:
         normal = normalise_address(address)
-        return self._groups.get(normal, frozenset({normal}))
+        ids = self._groups.get(normal, frozenset({normal}))
+        base = without_subaddress(normal)
+        return ids if base == normal else ids | self._groups.get(base, frozenset({base}))
 
     def same(self, a: str, b: str) -> bool:
         return bool(self.ids(a) & self.ids(b))
@@ -215,6 +225,13 @@ class People:
     def matches_any(self, address: str, candidates: Iterable[str]) -> bool:
         mine = self.ids(address)
         return any(mine & self.ids(c) for c in candidates)
+
+
+def without_subaddress(address: str) -> str:
+    """``sam.boss+hr@contoso.com`` → ``sam.boss@contoso.com``: the mailbox Exchange delivers it to."""
+    local, at, domain = address.rpartition("@")
+    base = local.split("+", 1)[0]
+    return f"{base}@{domain}" if at and base and base != local else address
 
 
 def _authentication_sentence(authenticated: bool | None) -> str:
@@ -249,13 +266,16 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             if a
         )
     )
+    earlier = tuple(
+        a for a in sorted(normalise_address(x) for x in ctx.case_senders) if a and not people.matches_any(a, claimed)
+    )
     reporter = normalise_address(ctx.reporter)
     auth = _authentication_sentence(origin.authenticated)
     decisions: list[str] = []
     planned: list[PlannedNotification] = []
 
     def is_sender(address: str) -> bool:
-        return people.matches_any(address, claimed)
+        return people.matches_any(address, claimed) or people.matches_any(address, earlier)
 
     def add(role: Role, to: str | None, reason: str, attach: bool = False) -> None:
         if to:
@@ -265,6 +285,11 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         decisions.append("Claimed sender address(es): " + ", ".join(claimed) + ".")
     else:
         decisions.append("The message names no sender address; nobody can be excluded as the sender.")
+    if earlier:
+        decisions.append(
+            "Earlier reports in this case name " + ", ".join(earlier) + " as the sender; they are treated as "
+            "senders of this report too, and are never told about the case."
+        )
 
     # 1. The management chain. A "fallback" source means no supervisor was resolved: any
     #    addresses it carries are fallback mailboxes, told as such rather than as managers.
@@ -409,6 +434,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     already_told: tuple[Role, ...] = ()
     if ctx.campaign:
         notifications, already_told = _once_per_campaign(notifications, ctx, conflict, people, decisions)
+    matched = (a for a in (*chain, *security_ids) if a and is_sender(a))
     return RoutingPlan(
         notifications=notifications,
         decisions=tuple(decisions),
@@ -416,6 +442,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         sender_authenticated=origin.authenticated,
         conflict_note=conflict_note,
         already_told=already_told,
+        senders=tuple(dict.fromkeys((*claimed, *(normalise_address(a) for a in matched)))),
     )
 
 

@@ -36,6 +36,7 @@ from addin_service.auth.caller import Caller
 from addin_service.cases.capture_tee import HeaderTee
 from addin_service.cases.claim_keeper import ClaimKeeper
 from addin_service.cases.origin import OriginAnalysis, analyze_origin
+from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.support import support_contacts
 from addin_service.db.reports import (
     AlreadyFiled,
@@ -242,10 +243,15 @@ class ReportFiler:
                 trusted_authserv_ids=self._settings.trusted_authserv_ids,
             )
             sender = _sender_address(captured, facts)
+            also_claimed = frozenset(a for a in (captured.from_address, captured.sender) if a)
             campaign = _campaign_id(captured.internet_message_id)
             case = self._choose_case(caller.upn, sender, command.feels_unsafe, campaign, origin)
             case_id = case if isinstance(case, str) else case.id
+            # Every report keeps its claimed senders with the case, notified or not (rule 1 in routing).
+            named = (*origin.claimed_senders, *origin.display_name_addresses, *also_claimed)
+            claimed = {a for a in (normalise_address(x) for x in named) if a}
             if self._notifications is not None and notify:
+                earlier = self._repo.case_senders(case_id) if isinstance(case, str) else frozenset()
                 prepared = self._notifications.planner.prepare(
                     case_id=case_id,
                     report_id=report_id,
@@ -254,10 +260,13 @@ class ReportFiler:
                     feels_unsafe=command.feels_unsafe,
                     origin=origin,
                     sender_address=sender,
-                    also_claimed=frozenset(a for a in (captured.from_address, captured.sender) if a),
+                    also_claimed=also_claimed,
                     campaign_key=message_id_key(campaign) if campaign else None,
                     reported_at=datetime.now(UTC),
+                    case_senders=earlier,
                 )
+                claimed.update(prepared.plan.senders)
+                claimed.difference_update(earlier)
             metadata = self._metadata(caller, command, mailbox, report_id, case_id, captured, facts, origin)
             sealed = pending.seal(case_id, captured.headers, metadata)
             if prepared is not None:
@@ -316,7 +325,7 @@ class ReportFiler:
         try:
             self._repo.file(
                 report, case, claim_token=claim.token, idem_key=idem_key, fingerprint=fingerprint, audit=audit,
-                extra=extra,
+                extra=extra, senders=claimed,
             )
         except AlreadyFiled as already:
             self._claims.release(claim)  # the report exists: the claim has no more use

@@ -114,6 +114,16 @@ class CaseRow(Base):
     campaign_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH), index=True)
 
 
+class CaseSenderRow(Base):
+    """An address a report in the case names as the sender (From, Sender), or a person the routing
+    policy matched to one: never told about the case, never shown it."""
+
+    __tablename__ = "case_senders"
+
+    case_id: Mapped[str] = mapped_column(String(ID_LENGTH), ForeignKey("cases.id"), primary_key=True)
+    address: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
 class ReportRow(Base):
     """One filed report: the facts of one captured item and the exact 201 body sent back."""
 

@@ -30,7 +30,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -43,6 +43,7 @@ from addin_service.db.database import Database
 from addin_service.db.models import (
     AuditRow,
     CaseRow,
+    CaseSenderRow,
     IdempotencyKeyRow,
     ItemClaimRow,
     ReportRow,
@@ -258,6 +259,7 @@ _REPORTS = cast(Table, ReportRow.__table__)
 _KEYS = cast(Table, IdempotencyKeyRow.__table__)
 _CLAIMS = cast(Table, ItemClaimRow.__table__)
 _AUDIT = cast(Table, AuditRow.__table__)
+_SENDERS = cast(Table, CaseSenderRow.__table__)
 
 
 def _for_each_dialect(build: Callable[[Any], Executable]) -> dict[str, Executable]:
@@ -350,6 +352,16 @@ _INSERT_KEY = _for_each_dialect(
     .returning(_KEYS.c.key)
 )
 _INSERT_AUDIT = _AUDIT.insert()
+_INSERT_SENDER = _for_each_dialect(
+    lambda insert: insert(_SENDERS).on_conflict_do_nothing(index_elements=[_SENDERS.c.case_id, _SENDERS.c.address])
+)
+_SENDERS_OF_CASE = select(_SENDERS.c.address).where(_SENDERS.c.case_id == bindparam("case_id"))
+
+
+def senders_of_case(connection: Connection, case_id: str) -> frozenset[str]:
+    """The addresses the case's reports name as the sender, and the people routing matched to them
+    (see :meth:`ReportRepository.file`): never to be told about the case or shown it."""
+    return frozenset(connection.execute(_SENDERS_OF_CASE, {"case_id": case_id}).scalars())
 
 
 class ReportRepository:
@@ -537,10 +549,12 @@ class ReportRepository:
         fingerprint: str | None,
         audit: Mapping[str, Any],
         extra: Callable[[Session], None] | None = None,
+        senders: Collection[str] = (),
     ) -> None:
         """Record a sealed report in ONE transaction: the case, the report, the idempotency key,
         a ``report.filed`` audit entry with ``audit`` as details, whatever ``extra`` adds (the
-        outbox), and the release of the claim if ``claim_token`` still holds it.
+        outbox), the case's new ``senders`` (normalised addresses: see :func:`senders_of_case`),
+        and the release of the claim if ``claim_token`` still holds it.
 
         ``case`` is a ``NewCase`` to open — or to join, if a concurrent report of the same
         campaign (or by the same reporter) opened that id first — or the id of an existing case.
@@ -590,6 +604,11 @@ class ReportRepository:
                 if claim_token is not None:
                     connection.execute(
                         _RELEASE_CLAIM, {"reporter": reporter, "item_key": report.item_key, "token": claim_token}
+                    )
+                if senders:
+                    connection.execute(
+                        _INSERT_SENDER[connection.dialect.name],
+                        [{"case_id": case_id, "address": address} for address in sorted(set(senders))],
                     )
                 if touch_urgent is not None:
                     _touch_case(connection, case_id, touch_urgent, now)
@@ -675,6 +694,11 @@ class ReportRepository:
         query = select(_REPORTS.c.case_id, _REPORTS.c.id, _REPORTS.c.manifest_sha256)
         with self.db.connection(write=False) as connection:
             return {(row.case_id, row.id): row.manifest_sha256 for row in connection.execute(query)}
+
+    def case_senders(self, case_id: str) -> frozenset[str]:
+        """:func:`senders_of_case`. :raises DatabaseUnavailable: the database cannot be reached."""
+        with self.db.connection(write=False) as connection:
+            return senders_of_case(connection, case_id)
 
     def get_report(self, report_id: str) -> Report | None:
         """:raises DatabaseUnavailable: the database cannot be reached."""

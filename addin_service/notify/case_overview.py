@@ -13,8 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select
 
+from addin_service.cases.routing import People
 from addin_service.db.database import Database
 from addin_service.db.models import CaseRow, ReportRow
+from addin_service.db.reports import senders_of_case
 from addin_service.notify.models import OutboxRow
 
 
@@ -53,6 +55,7 @@ class NotificationStatus:
     sent_at: datetime | None
     acknowledged_at: datetime | None
     ack_required: bool
+    named_as_sender: bool = False  # the recipient is a sender of the case (the reporter's receipt excepted)
 
 
 def notification_status(database: Database, dedupe_key: str) -> NotificationStatus | None:
@@ -65,15 +68,25 @@ def notification_status(database: Database, dedupe_key: str) -> NotificationStat
             select(
                 OutboxRow.case_id,
                 OutboxRow.role,
+                OutboxRow.recipient,
                 OutboxRow.state,
                 OutboxRow.sent_at,
                 OutboxRow.acknowledged_at,
                 OutboxRow.ack_required,
             ).where(OutboxRow.dedupe_key == dedupe_key)
         ).first()
-    if row is None:
-        return None
-    return NotificationStatus(row.case_id, row.role, row.state, row.sent_at, row.acknowledged_at, row.ack_required)
+        if row is None:
+            return None
+        senders = senders_of_case(connection, row.case_id) if row.role != "reporter" else frozenset()
+    return NotificationStatus(
+        row.case_id,
+        row.role,
+        row.state,
+        row.sent_at,
+        row.acknowledged_at,
+        row.ack_required,
+        named_as_sender=People({}).matches_any(row.recipient, senders),
+    )
 
 
 def case_overview(database: Database, case_id: str) -> CaseOverview | None:

@@ -94,6 +94,10 @@ def show(case_id: str) -> Response:
         return _page(503, "Please try again in a moment", "The service could not look up this case.")
     if viewer is None or overview is None or viewer.case_id != case_id:
         return _not_valid()  # a genuine link names its own case: anything else is tampering
+    if viewer.named_as_sender:
+        # Told before a later report named them as a sender: the case is no longer theirs to follow,
+        # and the page must not say why (nor that someone else was told in their place).
+        return _not_valid()
     return _page(200, f"Case {case_id}", **_context(backend, overview, viewer, key))
 
 

@@ -161,9 +161,11 @@ class NotificationPlanner:
         also_claimed: frozenset[str],
         campaign_key: str | None,
         reported_at: datetime,
+        case_senders: frozenset[str] = frozenset(),
     ) -> PreparedNotifications:
         """Plan, ready to render once the evidence is sealed (:meth:`PreparedNotifications.render`).
-        Never raises for a directory problem (it falls back and says why).
+        Never raises for a directory problem (it falls back and says why). ``case_senders``: the
+        senders the case's earlier reports named (``ReportRepository.case_senders``).
 
         :raises DatabaseUnavailable: the campaign lookup could not be made.
         """
@@ -186,10 +188,11 @@ class NotificationPlanner:
             aliases=resolution.aliases,
             security_team=self._security_team,
             also_claimed=also_claimed,
+            case_senders=case_senders,
         )
         plan = plan_notifications(context)
         people = People(resolution.aliases)
-        claimed_addresses = [a for a in (normalise_address(c) for c in claimed) if a]
+        claimed_addresses = [a for a in (normalise_address(c) for c in (*claimed, *case_senders)) if a]
 
         def is_sender(address: str) -> bool:
             """The routing policy's own test (who is who by alias), for the escalation targets."""

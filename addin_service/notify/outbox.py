@@ -57,9 +57,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from addin_service.cases.origin_headers import normalise_address
+from addin_service.cases.routing import People
 from addin_service.db.database import Database
 from addin_service.db.models import AuditRow, CaseRow
-from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key
+from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key, senders_of_case
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, campaign_notice_key
 from addin_service.notify.models import OUTBOX_STATES, PENDING_SQL, CampaignRow, OutboxRow
@@ -546,9 +547,15 @@ class Outbox:
                 .order_by(OutboxRow.id)
                 .limit(limit)
             ).all()
+            # Targets were chosen when the report was filed; a later report of the case may have
+            # named one of them as a sender since.
+            connection = session.connection()
+            senders = {case_id: senders_of_case(connection, case_id) for case_id in {r.case_id for r in rows}}
+        nobody = People({})
         by_report: dict[str, DueEscalation] = {}
         for r in rows:
-            targets = tuple(t for t in (r.escalate_to or "").split(",") if t)
+            named = senders[r.case_id]
+            targets = tuple(t for t in (r.escalate_to or "").split(",") if t and not nobody.matches_any(t, named))
             sent = r.sent_at or r.updated_at
             found = by_report.get(r.report_id)
             if found is None:

@@ -4,6 +4,7 @@ SQLite or PostgreSQL) with notifications queued in the filing transaction; no wo
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,6 +127,51 @@ def test_a_supervisor_writing_from_an_alias_is_still_recognised(stack: Stack) ->
 
     assert SUPERVISOR not in {row.recipient for row in rows(stack)}
     assert told(stack)["skip-level"] == SKIP_LEVEL
+
+
+def named_sender(message: bytes, sender: str) -> bytes:
+    """``message`` with a Sender header naming ``sender`` (sent on their behalf, or forged so)."""
+    return message.replace(b"\r\nTo: ", f"\r\nSender: {sender}\r\nTo: ".encode(), 1)
+
+
+def report_mime(stack: Stack, message: bytes) -> Any:
+    response = stack.report(stack.add_message(message), note=NOTE)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def case_path(row: OutboxRow) -> str:
+    found = re.search(r"(/cases/[A-Za-z0-9-]+\?access=[A-Za-z0-9_.-]+)", row.body_text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_supervisor_named_in_one_message_of_a_case_is_not_told_of_its_next_message(stack: Stack) -> None:
+    """The outsider writes on the supervisor's behalf once; the next message comes from the outsider
+    alone. It joins the same case, which names the supervisor as a sender: they are still not told."""
+    first = report_mime(stack, named_sender(mime("dmercer@example.net"), SUPERVISOR))
+    second = report_mime(stack, mime("dmercer@example.net", "<threat-2@example.net>"))
+
+    assert second["case_id"] == first["case_id"]
+    assert SUPERVISOR not in {row.recipient for row in rows(stack)}
+    latest = {row.role: row.recipient for row in rows(stack) if row.report_id == second["report_id"]}
+    assert latest["skip-level"] == SKIP_LEVEL and latest["investigations"] == INVESTIGATIONS
+
+
+def test_a_supervisor_told_before_a_later_message_named_them_can_no_longer_open_the_case(stack: Stack) -> None:
+    first = report_mime(stack, mime("dmercer@example.net"))
+    [told_first] = [row for row in rows(stack) if row.recipient == SUPERVISOR]
+    security = next(row for row in rows(stack) if row.role == "security")
+    assert stack.client.get(case_path(told_first)).status_code == 200
+
+    second = report_mime(stack, named_sender(mime("dmercer@example.net", "<threat-2@example.net>"), SUPERVISOR))
+
+    assert second["case_id"] == first["case_id"]
+    page = stack.client.get(case_path(told_first))
+    assert page.status_code == 404 and b"next manager" not in page.data
+    assert stack.client.get(case_path(security)).status_code == 200  # the security team still follows it
+    latest = {row.role: row.recipient for row in rows(stack) if row.report_id == second["report_id"]}
+    assert latest["skip-level"] == SKIP_LEVEL
 
 
 def test_the_report_records_the_origin_in_the_evidence(stack: Stack) -> None:

@@ -229,6 +229,23 @@ def test_an_unacknowledged_manager_notification_is_escalated_once(outbox: Outbox
     assert outbox.counts()["queued"] == 1
 
 
+def test_an_escalation_never_goes_to_someone_a_later_report_of_the_case_named_as_a_sender(
+    outbox: Outbox, clock: Clock
+) -> None:
+    """Targets are chosen at filing; by the time nobody has confirmed, the case may name one of them."""
+    case_id, _ = file_report(outbox, notification())
+    outbox.mark_sent(outbox.claim(10, 60)[0])
+    later = make_report("alex@contoso.com", item_id="AAMkLATER=")
+    ReportRepository(outbox.db).file(
+        later, case_id, claim_token=None, idem_key=None, fingerprint=None, audit={}, senders=["sam+x@contoso.com"]
+    )
+    clock.advance(3600)
+
+    [due] = outbox.due_escalations(3600)
+
+    assert due.targets == ("security@contoso.com",)
+
+
 def test_an_acknowledged_notification_is_not_escalated(outbox: Outbox, clock: Clock) -> None:
     n = notification()
     file_report(outbox, n)

@@ -54,6 +54,7 @@ def plan(
     campaign_told: frozenset[str] = frozenset(),
     security_team: frozenset[str] = frozenset(),
     also_claimed: frozenset[str] = frozenset(),
+    case_senders: frozenset[str] = frozenset(),
 ) -> RoutingPlan:
     return plan_notifications(
         RoutingContext(
@@ -68,6 +69,7 @@ def plan(
             aliases=aliases or {},
             security_team=security_team,
             also_claimed=also_claimed,
+            case_senders=case_senders,
         )
     )
 
@@ -129,6 +131,67 @@ def test_supervisor_matched_by_alias_only_is_not_told() -> None:
     assert SUPERVISOR not in told(result)
     assert recipients(result)["skip-level"] == SKIP_LEVEL
     assert result.conflict_of_interest
+
+
+def test_supervisor_with_a_subaddress_tag_is_still_the_supervisor() -> None:
+    """Exchange delivers jordan.reyes+hr@ to jordan.reyes@: it is their address."""
+    result = plan(origin('"Jordan Reyes" <Jordan.Reyes+hr@contoso.com>', auth_as="Internal"))
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+    assert result.conflict_of_interest
+
+
+def test_an_alias_with_a_subaddress_tag_is_matched_too() -> None:
+    aliases = {SUPERVISOR: {"smtp:j.reyes@contoso.onmicrosoft.com"}}
+
+    result = plan(origin("j.reyes+x@contoso.onmicrosoft.com", auth_as="Internal"), aliases=aliases)
+
+    assert SUPERVISOR not in told(result)
+
+
+def test_a_plus_in_another_persons_address_matches_nobody_else() -> None:
+    result = plan(origin("jordan+reyes@contoso.com", auth_as="Internal"))
+
+    assert recipients(result)["supervisor"] == SUPERVISOR
+    assert not result.conflict_of_interest
+
+
+def test_a_supervisor_named_as_sender_earlier_in_the_case_is_not_told_about_its_next_report() -> None:
+    """The next message of the case comes from the outsider alone: the supervisor is still a sender."""
+    earlier = frozenset({"riley.chen.1990@gmail.com", SUPERVISOR})
+
+    result = plan(origin("riley.chen.1990@gmail.com"), case_senders=earlier)
+
+    assert SUPERVISOR not in told(result)
+    assert recipients(result)["skip-level"] == SKIP_LEVEL
+    assert recipients(result)["investigations"] == "investigations@contoso.com"
+    assert result.conflict_of_interest
+    assert any(f"Earlier reports in this case name {SUPERVISOR}" in d for d in result.decisions)
+
+
+def test_a_case_sender_known_by_an_alias_is_matched_through_the_directory() -> None:
+    aliases = {SUPERVISOR: {"smtp:j.reyes@contoso.onmicrosoft.com"}}
+
+    result = plan(case_senders=frozenset({"j.reyes@contoso.onmicrosoft.com"}), aliases=aliases)
+
+    assert SUPERVISOR not in told(result)
+
+
+def test_the_plan_names_the_senders_to_keep_with_the_case_including_managers_matched_by_alias() -> None:
+    aliases = {SUPERVISOR: {"smtp:j.reyes@contoso.onmicrosoft.com"}}
+    sent_by_alias = origin("riley.chen.1990@gmail.com", sender="J.Reyes@contoso.onmicrosoft.com")
+
+    result = plan(sent_by_alias, aliases=aliases)
+
+    assert set(result.senders) == {"riley.chen.1990@gmail.com", "j.reyes@contoso.onmicrosoft.com", SUPERVISOR}
+
+
+def test_without_earlier_senders_the_plan_keeps_only_this_messages_senders() -> None:
+    result = plan(origin("riley.chen.1990@gmail.com"))
+
+    assert result.senders == ("riley.chen.1990@gmail.com",)
+    assert not any("Earlier reports" in d for d in result.decisions)
 
 
 def test_supervisor_match_ignores_letter_case() -> None:
