@@ -22,6 +22,13 @@ cli = AppGroup(
 )
 
 
+# waitress reads a whole request body before the app sees it, spooling anything over 512 KiB to a
+# temporary file, and accepts up to 1 GiB by default: anyone, without a token, could fill the disk
+# with a few slow uploads. The app refuses more than 64 KiB itself, as problem+json (app.py); bodies
+# up to this size still reach it for that answer, larger ones get waitress's own plain 413.
+WAITRESS_MAX_BODY_BYTES = 1024 * 1024
+
+
 def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str) -> Any:
     """The waitress server for ``app``, exactly as ``run`` and ``demo`` serve it (call ``.run()``).
 
@@ -34,7 +41,13 @@ def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str)
     from waitress.server import create_server
 
     return create_server(
-        app, host=host, port=port, threads=threads, ident=ident, clear_untrusted_proxy_headers=False
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident=ident,
+        clear_untrusted_proxy_headers=False,
+        max_request_body_size=WAITRESS_MAX_BODY_BYTES,
     )
 
 

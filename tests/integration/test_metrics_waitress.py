@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from addin_service.cli import waitress_server
 from tests.fakes.commands import UNUSED_EXCHANGE, loopback_session, wait_until_healthy
 from tests.fakes.ports import free_port
 from tests.fakes.stack import running_stack
+from tests.fakes.waitress import served_by_waitress
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -45,26 +44,8 @@ def _get(url: str, **headers: str) -> requests.Response:
 @pytest.fixture(scope="module")
 def waitress_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The stack's app served by ``waitress_server`` on loopback, as ``run`` serves it."""
-    with running_stack(tmp_path_factory.mktemp("waitress")) as stack:
-        server = waitress_server(stack.app, host="127.0.0.1", port=0, threads=4, ident="addin-service-test")
-        closing = threading.Event()
-
-        def serve() -> None:
-            try:
-                server.run()
-            except (OSError, ValueError):
-                # Closing the listening socket under the loop's select() can end it with EBADF.
-                if not closing.is_set():
-                    raise
-
-        thread = threading.Thread(target=serve, name="waitress-under-test", daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.effective_port}"
-        finally:
-            closing.set()
-            server.close()
-            thread.join(timeout=10)
+    with running_stack(tmp_path_factory.mktemp("waitress")) as stack, served_by_waitress(stack.app) as base:
+        yield base
 
 
 @pytest.mark.parametrize(("name", "value"), PROXY_HEADERS, ids=[name for name, _ in PROXY_HEADERS])
