@@ -117,6 +117,9 @@ def get_report(report_id: str) -> Response:
     report = c.repository.get_report(report_id)
     if report is None or report.reporter != caller.upn:
         raise ReportNotFound("There is no report with that id.")
+    if report.reporter_oid is not None and report.reporter_oid != caller.object_id:
+        # The same sign-in name, given to someone else since (Entra ID lets names be reused).
+        raise ReportNotFound("There is no report with that id.")
     return _json_response(_RESPONSE_SCHEMA.dump(json.loads(report.response_json)), 200)
 
 

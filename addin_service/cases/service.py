@@ -281,6 +281,7 @@ class ReportFiler:
         report = NewReport(
             id=report_id,
             reporter=caller.upn,
+            reporter_oid=caller.object_id,
             mailbox=mailbox,
             item_id=item_id,
             item_key=key,

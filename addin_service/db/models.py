@@ -151,6 +151,7 @@ class ReportRow(Base):
     adapter: Mapped[str] = mapped_column(String(32))
     mime_source: Mapped[str] = mapped_column(String(32))
     response_json: Mapped[str] = mapped_column(Text)
+    reporter_oid: Mapped[str | None] = mapped_column(String(36))  # NULL for reports filed before revision 0005
 
 
 class IdempotencyKeyRow(Base):

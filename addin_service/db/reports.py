@@ -145,6 +145,8 @@ class NewReport:
     adapter: str
     mime_source: str
     response_json: str = field(repr=False)
+    # The reporter's Entra object id: ``reporter`` (a sign-in name) can be given to someone else later.
+    reporter_oid: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +173,8 @@ class Report:
     adapter: str
     mime_source: str
     response_json: str = field(repr=False)
+    # The reporter's Entra object id: ``reporter`` (a sign-in name) can be given to someone else later.
+    reporter_oid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -973,6 +977,7 @@ def _report_values(report: NewReport, case_id: str, now: datetime) -> dict[str, 
         "message_size": report.message_size,
         "manifest_sha256": report.manifest_sha256,
         "ledger_sequence": report.ledger_sequence,
+        "reporter_oid": report.reporter_oid.lower() if report.reporter_oid else None,
         "adapter": report.adapter,
         "mime_source": report.mime_source,
         "response_json": report.response_json,

@@ -127,6 +127,16 @@ def test_nobody_else_can_read_a_report(stack: Stack) -> None:
     assert_problem(other, 404)
 
 
+def test_a_sign_in_name_given_to_someone_else_later_does_not_open_the_first_persons_reports(stack: Stack) -> None:
+    """Entra ID lets a name be reused; the object id is the person."""
+    first = stack.report(stack.add_message(MIME)).get_json()
+    successor = stack.auth(extra_claims={"oid": "0b6f64a4-7f2c-4a65-9d0e-3f8a3c7f4b21"})
+
+    answer = stack.client.get(f"/api/v1/reports/{first['report_id']}", headers=successor)
+
+    assert_problem(answer, 404)
+
+
 def test_a_malformed_report_id_is_not_found(stack: Stack) -> None:
     assert_problem(stack.client.get("/api/v1/reports/..%2f..%2fetc", headers=stack.auth()), 404)
 
