@@ -67,8 +67,13 @@ def build_app(config: Settings | Mapping[str, Any] | None = None, *, container: 
             else secrets.token_hex(8)
         )
 
+    # Browsers keep using https for this host once told so over https (they ignore it over http).
+    hsts = "max-age=31536000" if settings.public_url.startswith("https://") else None
+
     @app.after_request
     def _security_headers(response: Response) -> Response:
+        if hsts is not None:
+            response.headers["Strict-Transport-Security"] = hsts
         response.headers.setdefault("Content-Security-Policy", API_CSP)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"

@@ -175,6 +175,11 @@ class TokenValidator:
     def _caller(self, claims: Mapping[str, Any], metadata: IssuerMetadata, bearer: str, kid: str) -> Caller:
         if not isinstance(claims.get("aud"), str):
             _refuse("audience is not a single value", _NOT_VERIFIED, kid=kid)
+        for time_claim in ("exp", "nbf", "iat"):
+            # RFC 7519 NumericDate; PyJWT would also take a string of digits.
+            value = claims.get(time_claim)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                _refuse(f"{time_claim} is not a NumericDate", _NOT_VERIFIED, kid=kid)
         tid = claims.get("tid")
         if not isinstance(tid, str) or tid.lower() != metadata.tenant_id:
             _refuse("wrong tenant", _OTHER_TENANT, kid=kid)

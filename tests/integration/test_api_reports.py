@@ -467,3 +467,10 @@ def test_api_responses_forbid_framing_and_sniffing(stack: Stack) -> None:
     response = stack.client.get("/healthz")
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in response.headers  # served over plain http here
+
+
+def test_behind_an_https_address_browsers_are_told_to_keep_to_https(tmp_path: Path) -> None:
+    with running_stack(tmp_path, ADDIN_PUBLIC_URL="https://reports.contoso.com") as stack:
+        for path in ("/healthz", "/api/v1/reports/R-0000000000000000", "/taskpane.html"):
+            assert stack.client.get(path).headers["Strict-Transport-Security"] == "max-age=31536000"

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -287,6 +288,18 @@ def test_a_token_missing_a_required_claim_is_refused(
     factory: EntraTokenFactory, validator: TokenValidator, claim: str
 ) -> None:
     refused(validator, factory.mint(UPN, extra_claims={claim: None}), f"missing claim {claim}")
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+def test_a_time_claim_that_is_a_string_of_digits_is_refused(
+    factory: EntraTokenFactory, validator: TokenValidator, claim: str
+) -> None:
+    """PyJWT reads "1893456000" as a number; RFC 7519 says a NumericDate is a JSON number."""
+    valid_value = {"exp": int(time.time()) + 600, "nbf": int(time.time()) - 60, "iat": int(time.time()) - 60}[claim]
+
+    token = factory.mint(UPN, extra_claims={claim: str(valid_value)})
+
+    refused(validator, token, f"{claim} is not a NumericDate")
 
 
 def test_an_oid_that_is_not_a_guid_is_refused(factory: EntraTokenFactory, validator: TokenValidator) -> None:
