@@ -197,8 +197,9 @@ class Database:
         A database that answers reads but refuses writes (a PostgreSQL standby after a failover,
         ``default_transaction_read_only``; an SQLite file on a filesystem remounted read-only, or
         made immutable) would let every report be captured and sealed, then fail to record it.
-        Nothing is written to find out: on PostgreSQL the session says so; for SQLite the files
-        are opened for writing the way SQLite itself opens them.
+        Nothing is written to find out: on PostgreSQL the session says so; for SQLite the kernel
+        is asked whether its files may be written (``access(2)``: a read-only mount and an
+        immutable file say no even to root).
 
         :raises DatabaseUnavailable: the database cannot answer, or cannot be written.
         """
@@ -403,17 +404,18 @@ def _switch_to_wal(cursor: Any, busy_timeout: float) -> None:
 
 def _sqlite_read_only(database: str) -> str | None:
     """Why SQLite would open ``database`` (or its WAL and shared-memory files) read-only, or None:
-    it falls back silently and fails on the first write. A remounted filesystem fails here too."""
+    it falls back silently and fails on the first write. A remounted filesystem fails here too.
+
+    Asked with ``access(2)``, never by opening the files: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, SQLite's included, and another process would then
+    delete the WAL under the pool's open connections (committed reports lost).
+    """
     if database in ("", ":memory:") or database.startswith("file:"):
         return None
     path = Path(database)
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            os.close(os.open(file, os.O_RDWR))
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            return f"{file.name} cannot be opened for writing: {exc.strerror}"
+        if not os.access(file, os.W_OK) and os.path.lexists(file):
+            return f"{file.name} cannot be opened for writing"
     return None
 
 
@@ -421,12 +423,16 @@ def _prepare_sqlite_file(path: Path) -> None:
     """Create the database's directory and an empty owner-only file if they do not exist yet.
 
     SQLite would create the file with the process umask (often world-readable); the WAL and
-    shared-memory files it creates later copy the main file's permissions.
+    shared-memory files it creates later copy the main file's permissions. An existing file is not
+    opened: closing a descriptor would drop SQLite's locks if this process already had it open.
     """
+    if path.exists():
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process starting at the same time made it
     except OSError as exc:
         # Reported on first use as DatabaseUnavailable by SQLite itself; log why here.
         log.warning("cannot prepare the SQLite file", extra={"error": type(exc).__name__})

@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -145,7 +146,34 @@ def test_check_fails_on_an_sqlite_file_that_cannot_be_opened_for_writing(
 
     assert "read-only" in raised.value.detail
     reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
-    assert reasons == [f"{which} cannot be opened for writing: Operation not permitted"]
+    assert reasons == [f"{which} cannot be opened for writing"]
+
+
+def test_checking_never_drops_sqlites_locks_so_another_process_cannot_delete_the_wal(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it. Had the check
+    opened the files, the next connection to close elsewhere (``outbox list``, ``evidence verify``,
+    a worker stopping) would think itself the last, and delete the WAL under the pool: committed
+    reports gone."""
+    with sqlite_database.connection() as connection:
+        insert_audit(connection, "committed before the check")
+    held = sqlite_database.engine.raw_connection()  # a pooled connection the service keeps open
+    held.cursor().execute("SELECT 1").fetchall()
+    sqlite_database.check()
+    Database(f"sqlite:///{tmp_path / 'addin.db'}").dispose()  # what another command's start does
+    other = subprocess.run(
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+         "c.execute('SELECT count(*) FROM audit_log').fetchall(); c.close()", str(tmp_path / "addin.db")],
+        capture_output=True, text=True, check=True,
+    )
+    try:
+        assert (tmp_path / "addin.db-wal").exists(), other.stderr
+        with sqlite_database.connection() as connection:
+            insert_audit(connection, "committed after the check")
+    finally:
+        held.close()
+    assert audit_count(sqlite_database) == 2
 
 
 def test_an_exhausted_pool_is_database_unavailable_not_a_hang(tmp_path: Path) -> None:
