@@ -615,6 +615,7 @@ class OidcIssuer:
         self._grants: list[GrantRecord] = []
         self._injected: _Injected | None = None
         self._down = False
+        self._token_delay = 0.0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tls: ThrowawayTls | None = None
@@ -800,11 +801,17 @@ class OidcIssuer:
             self._grants.clear()
             self._injected = None
             self._down = False
+            self._token_delay = 0.0
 
     def set_down(self, down: bool = True) -> None:
         """While down, every endpoint answers 503 (Entra having a bad day)."""
         with self._lock:
             self._down = down
+
+    def delay_token_requests(self, seconds: float) -> None:
+        """Hold every token request this long before answering (a token endpoint that hangs)."""
+        with self._lock:
+            self._token_delay = seconds
 
     def fail_next_token_requests(
         self,
@@ -915,6 +922,9 @@ class OidcIssuer:
                 injected.remaining -= 1
                 if injected.remaining <= 0:
                     self._injected = None
+            delay = self._token_delay
+        if delay:
+            time.sleep(delay)
         if injected is not None:
             raise _GrantError(injected.status, injected.error, injected.code, injected.description)
         if not grant_type:

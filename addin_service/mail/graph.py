@@ -41,6 +41,7 @@ download. ``ADDIN_EWS_TIMEOUT`` bounds every read from Graph as it does for EWS.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -62,7 +63,14 @@ from addin_service.mail.download import DownloadFailed, body_chunks, declared_le
 from addin_service.mail.graph_http import Bearer, GraphHttp, GraphHttpError, GraphUnreachable, odata_quote
 from addin_service.mail.graph_tokens import CAPTURE_SCOPES, SHARED_CAPTURE_SCOPES, GraphTokens, TokenSource
 from addin_service.mail.http_env import pinned_session
-from addin_service.mail.ports import NO_MIME_DETAIL, CapturedItem, ItemRef, MimeSink, canonical_item_id
+from addin_service.mail.ports import (
+    ITEM_ID_MAX_LENGTH,
+    NO_MIME_DETAIL,
+    CapturedItem,
+    ItemRef,
+    MimeSink,
+    canonical_item_id,
+)
 from addin_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,7 @@ _MALFORMED_ID_CODES = frozenset({"ErrorInvalidIdMalformed", "ErrorInvalidId", "E
 # not found for the segment" (400 BadRequest), notSupported / invalidRequest (400), a 404 or 405
 # for the action itself, 501 Not Implemented. Graph does not document which one a cloud sends.
 _TRANSLATE_MISSING_STATUSES = frozenset({400, 404, 405, 501})
+_REST_ID = re.compile(r"[A-Za-z0-9+/_=-]+")  # base64 or its URL-safe form, as Graph's ids are
 
 _NOT_FOUND = "That message is no longer in the mailbox (it may have been moved or deleted). Nothing was filed."
 _NOT_YOURS = "You can report only messages in a mailbox you may read. Nothing was filed."
@@ -371,6 +380,10 @@ class GraphMailbox:
             code = details.get("code") if isinstance(details, dict) else None
             log.info("translateExchangeIds could not convert the id", extra={"graph_code": code})
             raise MessageNotFound(_NOT_FOUND)
+        if len(target) > ITEM_ID_MAX_LENGTH or not _REST_ID.fullmatch(target):
+            # Used as one path segment: "." or ".." would be resolved away and reach another URL.
+            log.warning("translateExchangeIds answered something that is not an item id")
+            raise MailboxUnavailable(_UNREACHABLE, retry_after=30)
         self._translations.put(key, target)
         return target
 

@@ -86,10 +86,10 @@ class GraphDirectory(GraphAppClient):
             manager = self._get(url, "getManager")
             if manager is None:
                 break
-            person = _person(manager)
+            person = _person(manager) if _has_mailbox(manager) else None
             manager_id = str(manager.get("id") or "")
             if person is None or not manager_id or manager_id.lower() in seen:
-                break  # No address to notify, or a loop in the directory.
+                break  # No mailbox to notify, or a loop in the directory.
             chain.append(person)
             seen.add(manager_id.lower())
             collection = "contacts" if manager.get("@odata.type") == _CONTACT_TYPE else "users"
@@ -127,6 +127,15 @@ def _unavailable(exc: Exception | None) -> NoReturn:
             extra={"status": exc.status, "graph_code": exc.code},
         )
     raise DirectoryUnavailable(_UNAVAILABLE) from None
+
+
+def _has_mailbox(entry: dict[str, Any]) -> bool:
+    """Whether mail can reach this user or contact: a ``mail`` address or a primary ``SMTP:`` proxy.
+    A user without either has no mailbox; mail sent to their sign-in name would bounce after Graph
+    accepted it, and the notification would look delivered."""
+    if str(entry.get("mail") or "").strip():
+        return True
+    return any(isinstance(p, str) and p.startswith("SMTP:") for p in entry.get("proxyAddresses") or [])
 
 
 def _person(entry: dict[str, Any]) -> Person | None:

@@ -175,6 +175,7 @@ class GraphTokens:
         self._instance_discovery = urlsplit(settings.authority).hostname in MICROSOFT_AUTHORITY_HOSTS
         self.resource = (resource or graph_resource(settings.graph_url)).rstrip("/")
         self._http_client = http_client
+        self._timeout = min(settings.ews_timeout, settings.exchange_max_wait)
         self._clock = clock
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
@@ -238,7 +239,8 @@ class GraphTokens:
             if self._app is not None:
                 return self._app
             try:
-                kwargs: dict[str, Any] = {}
+                # msal's own session waits forever for a token endpoint that stops answering.
+                kwargs: dict[str, Any] = {"timeout": self._timeout}
                 if self._http_client is not None:
                     kwargs["http_client"] = self._http_client
                 if not self._instance_discovery:

@@ -7,13 +7,14 @@ delegated user read only their own mailbox. The directory uses a client-credenti
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from addin_service.demo.graph_server import GraphServer
 from addin_service.demo.oidc import OidcIssuer
-from addin_service.errors import NotYourMailbox, Unauthenticated
+from addin_service.errors import MailboxUnavailable, NotYourMailbox, Unauthenticated
 from addin_service.mail.graph import GraphMailbox
 from addin_service.mail.graph_directory import GraphDirectory
 from addin_service.mail.graph_tokens import GraphTokens
@@ -92,6 +93,25 @@ def test_a_sign_in_that_needs_mfa_asks_the_reporter_to_sign_in_again(graph: Grap
             ItemRef(item.ews_id, ALEX, ALEX, user_token=issuer.mint(ALEX)), BytesSink()
         )
 
+    assert graph.requests == []
+
+
+def test_a_token_endpoint_that_stops_answering_is_given_up_on_in_the_configured_time(
+    graph: GraphServer, issuer: OidcIssuer
+) -> None:
+    """msal's own session has no timeout: one hung endpoint would hold the report, and a server
+    thread, for as long as it hangs."""
+    item = graph.state.add_message(ALEX, nasty_mime())
+    settings = settings_for(graph, issuer, ews_timeout="1", exchange_max_wait="1")
+    issuer.delay_token_requests(8)
+    started = time.monotonic()
+
+    with pytest.raises(MailboxUnavailable):
+        GraphMailbox(settings, GraphTokens(settings)).capture(
+            ItemRef(item.ews_id, ALEX, ALEX, user_token=issuer.mint(ALEX)), BytesSink()
+        )
+
+    assert time.monotonic() - started < 6
     assert graph.requests == []
 
 

@@ -89,6 +89,24 @@ def test_a_loop_in_the_directory_ends_the_chain(graph: responses.RequestsMock) -
     assert [p.address for p in directory().manager_chain(ALEX, depth=5)] == ["sara.davis@contoso.com"]
 
 
+def test_a_manager_without_a_mailbox_ends_the_chain_rather_than_be_mailed_at_their_sign_in_name(
+    graph: responses.RequestsMock,
+) -> None:
+    """Graph accepts mail to a user with no mailbox and it bounces later: the notification would look
+    delivered. With no manager, the fallback mailbox is told instead."""
+    unlicensed = {**fixture("manager_level1.json"), "mail": None, "proxyAddresses": []}
+    graph.add(responses.GET, f"{GRAPH}/users/{ALEX}/manager", json=unlicensed, match=SELECT)
+
+    assert directory().manager_chain(ALEX) == []
+
+
+def test_a_manager_known_by_a_primary_proxy_address_only_is_kept(graph: responses.RequestsMock) -> None:
+    proxied = {**fixture("manager_level1.json"), "mail": None, "proxyAddresses": ["SMTP:sara.davis@contoso.com"]}
+    graph.add(responses.GET, f"{GRAPH}/users/{ALEX}/manager", json=proxied, match=SELECT)
+
+    assert [p.address for p in directory().manager_chain(ALEX, depth=1)] == ["sara.davis@contoso.com"]
+
+
 def test_a_person_is_found_by_any_of_their_addresses(graph: responses.RequestsMock) -> None:
     graph.add(responses.GET, f"{GRAPH}/users", json=fixture("users_by_alias.json"))
 

@@ -135,6 +135,20 @@ def test_the_mime_reaches_the_sink_in_pieces_of_at_most_64_kib(graph: responses.
     assert len(sink.data) == len(nasty_mime()) * 3
 
 
+@pytest.mark.parametrize("target", ["..", ".", "abc/../def", "abc?x=1", "abc#x", "abc%2F", ""])
+def test_a_translated_id_that_is_not_an_item_id_never_reaches_another_graph_path(
+    graph: responses.RequestsMock, target: str
+) -> None:
+    """Each id goes into the URL as one path segment; ".." would be resolved away (GET
+    /users/alex/$value), and the translation comes from the network, not from our schema."""
+    graph.add(responses.POST, TRANSLATE, json={"value": [{"sourceId": EWS_ID, "targetId": target}]})
+
+    with pytest.raises((MailboxUnavailable, MessageNotFound)):
+        mailbox().capture(ref(), BytesSink())
+
+    assert [c.request.url for c in graph.calls] == [TRANSLATE]
+
+
 def test_translations_are_remembered_for_a_while(graph: responses.RequestsMock) -> None:
     serve_message(graph)
     box = mailbox()
