@@ -24,6 +24,7 @@ Every SQLAlchemy connectivity error is translated into
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -57,6 +58,10 @@ IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
 MIGRATION_LOCK_TIMEOUT = "5min"  # a migration may wait for the running service's row locks
 UNAVAILABLE_DETAIL = "The case database cannot be reached right now. Please try again in a moment."
 BUSY_DETAIL = "The case database is busy right now. Please try again in a moment."
+SCHEMA_DETAIL = (
+    "The case database has not been upgraded for this version of the service: an administrator must run "
+    "'addin-service db upgrade'."
+)
 READ_ONLY_DETAIL = "The case database is read-only right now, so no report could be recorded."
 
 # The PostgreSQL advisory lock that serialises concurrent `db upgrade` runs, derived from a
@@ -203,6 +208,8 @@ class Database:
 
         :raises DatabaseUnavailable: the database cannot answer, or cannot be written.
         """
+        from alembic.migration import MigrationContext
+
         with translate_errors(), self.engine.connect() as connection:
             if self.is_sqlite:
                 connection.execute(text("SELECT 1")).scalar_one()
@@ -210,9 +217,14 @@ class Database:
             else:
                 setting = connection.execute(text("SELECT current_setting('transaction_read_only')")).scalar_one()
                 read_only = "transaction_read_only is on" if setting == "on" else None
+            revision = MigrationContext.configure(connection).get_current_revision()
         if read_only is not None:
             log.warning("database unavailable", extra={"error": "read-only", "reason": read_only})
             raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30)
+        behind = schema_behind(revision)
+        if behind is not None:
+            log.warning("database unavailable", extra={"error": "schema", "reason": behind})
+            raise DatabaseUnavailable(SCHEMA_DETAIL, retry_after=30)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision; doing nothing when it is current.
@@ -250,12 +262,32 @@ class Database:
 
 def head_revision() -> str:
     """The newest revision shipped with this package."""
+    return _shipped_revisions()[0]
+
+
+@functools.cache
+def _shipped_revisions() -> tuple[str, ...]:
+    """Every revision shipped with this package, newest first."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships revision 0001
+    revisions = tuple(r.revision for r in ScriptDirectory.from_config(alembic_config(None)).walk_revisions())
+    if not revisions:  # pragma: no cover - the package always ships revision 0001
         raise RuntimeError(f"no Alembic revisions found in {MIGRATIONS_DIR}")
-    return head
+    return revisions
+
+
+def schema_behind(revision: str | None) -> str | None:
+    """Why a schema at ``revision`` cannot serve this version (for the admin's log), or None.
+
+    A revision this package does not know is newer than it (a deployment rolled back after
+    ``db upgrade``): revisions only add, so this version still works with it.
+    """
+    head = head_revision()
+    if revision is None:
+        return f"the database has no schema: run 'addin-service db upgrade' (this version needs revision {head})"
+    if revision != head and revision in _shipped_revisions():
+        return f"the schema is at revision {revision}, this version needs {head}: run 'addin-service db upgrade'"
+    return None
 
 
 def alembic_config(connection: Connection | None) -> Config:
@@ -273,15 +305,18 @@ def alembic_config(connection: Connection | None) -> Config:
 
 
 MAX_REASON_LENGTH = 300
+_MISSING_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})  # PostgreSQL: undefined table, undefined column
 
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn SQLAlchemy connectivity errors into :class:`DatabaseUnavailable`.
 
-    Integrity errors and programming errors pass through untouched: they are not "try later".
+    Integrity errors and programming errors pass through untouched: they are not "try later" —
+    except PostgreSQL's undefined table or column, which is a schema nobody upgraded.
 
-    :raises DatabaseUnavailable: for operational, interface and pool-timeout errors.
+    :raises DatabaseUnavailable: for operational, interface and pool-timeout errors, and a missing
+        table or column.
     """
     try:
         yield
@@ -292,6 +327,13 @@ def translate_errors() -> Iterator[None]:
         raise DatabaseUnavailable(BUSY_DETAIL, retry_after=2) from exc
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise _unavailable(exc) from exc
+    except sa_exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) not in _MISSING_SCHEMA_SQLSTATES:
+            raise
+        # A table or column this version needs is not there: the schema was never upgraded.
+        reason = f"{unavailable_reason(exc.orig)}: run 'addin-service db upgrade'"
+        log.warning("database unavailable", extra={"error": "schema", "reason": reason})
+        raise DatabaseUnavailable(SCHEMA_DETAIL, retry_after=30) from exc
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise _unavailable(exc) from exc

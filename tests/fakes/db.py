@@ -53,7 +53,8 @@ def postgres_unreachable_reason() -> str | None:
     url = postgres_server_url()
     probe = Database(url, connect_timeout=2)
     try:
-        probe.check()
+        with probe.connection(write=False) as connection:  # not check(): this database has no schema
+            connection.execute(text("SELECT 1"))
     except DatabaseUnavailable:
         shown = make_url(url).render_as_string(hide_password=True)
         return (

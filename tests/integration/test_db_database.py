@@ -413,7 +413,8 @@ def test_switching_a_new_file_to_wal_waits_for_another_process_writing_it(tmp_pa
     finisher.start()
     database = Database(f"sqlite:///{path}")
     try:
-        database.check()
+        with database.connection(write=False) as connection:  # the first connection switches to WAL
+            connection.execute(text("SELECT 1"))
         with database.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:

@@ -12,11 +12,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, Table, Text, inspect
+from sqlalchemy import Column, MetaData, String, Table, Text, inspect, text
 
-from addin_service.db import Database, head_revision
+from addin_service.db import Database, ReportRepository, head_revision
 from addin_service.db.database import alembic_config
 from addin_service.db.models import Base
+from addin_service.errors import DatabaseUnavailable
 
 TABLES = set(Base.metadata.tables) | {"alembic_version"}  # every revision's tables, this one's included
 
@@ -135,3 +136,65 @@ def test_downgrading_below_the_first_revision_is_refused(empty_database: Databas
     # Every revision ran in the one transaction that the refusal rolled back.
     assert empty_database.current_revision() == head_revision()
     assert differences(empty_database, Base.metadata) == []
+
+
+# -- readiness against the schema -----------------------------------------------------------
+
+
+def schema_reasons(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        getattr(r, "reason", "")
+        for r in caplog.records
+        if r.getMessage() == "database unavailable" and getattr(r, "error", "") == "schema"
+    ]
+
+
+def test_a_database_never_upgraded_is_not_ready_and_says_what_to_run(
+    empty_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An admin who forgot ``db upgrade`` on PostgreSQL got ok from /readyz, then 500 for every report."""
+    with pytest.raises(DatabaseUnavailable):
+        empty_database.check()
+
+    [reason] = schema_reasons(caplog)
+    assert "run 'addin-service db upgrade'" in reason and head_revision() in reason
+
+
+def test_a_schema_an_upgrade_behind_is_not_ready_until_it_is_upgraded(
+    empty_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with empty_database.engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0003")
+
+    with pytest.raises(DatabaseUnavailable):
+        empty_database.check()
+    empty_database.upgrade()
+    empty_database.check()
+
+    [reason] = schema_reasons(caplog)
+    assert "the schema is at revision 0003" in reason
+
+
+def test_a_schema_newer_than_this_version_still_serves_it(empty_database: Database) -> None:
+    """Revisions only add: a deployment rolled back after an upgrade keeps working."""
+    empty_database.upgrade()
+    with empty_database.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+
+    empty_database.check()
+
+
+@pytest.mark.postgres
+def test_a_missing_table_on_postgresql_is_unavailable_not_a_crash(
+    empty_postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL says "relation does not exist" as a programming error, which would be a 500."""
+    database = Database(empty_postgres_url)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            ReportRepository(database).get_report("R-0123456789ABCDEF")
+    finally:
+        database.dispose()
+
+    [reason] = schema_reasons(caplog)
+    assert 'relation "reports" does not exist' in reason and "db upgrade" in reason
