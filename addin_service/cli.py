@@ -11,7 +11,7 @@ import click
 from flask.cli import AppGroup
 
 from addin_service.cases.records_check import reconcile
-from addin_service.cli_support import stops_cleanly, storage_only_settings
+from addin_service.cli_support import CommandFailed, host_port, listen_problem, stops_cleanly, storage_only_settings
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
@@ -27,6 +27,8 @@ cli = AppGroup(
 # with a few slow uploads. The app refuses more than 64 KiB itself, as problem+json (app.py); bodies
 # up to this size still reach it for that answer, larger ones get waitress's own plain 413.
 WAITRESS_MAX_BODY_BYTES = 1024 * 1024
+# A TCP port; without the range, the socket layer would quietly take 99999 as 34463 (mod 65536).
+PORT = click.IntRange(1, 65535)
 
 
 def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str) -> Any:
@@ -37,24 +39,30 @@ def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str)
     no trace; ``/metrics`` could then not tell that a proxy on this host passed a request on, and
     would answer it as if it came from loopback. So they are kept. Nothing here trusts them: with no
     ``trusted_proxy`` waitress applies none of them, and the app reads them only to refuse metrics.
+
+    The server binds here: an address that cannot be listened on (in use, not this machine's, a
+    host that does not resolve) raises :class:`CommandFailed` saying which and why.
     """
     from waitress.server import create_server
 
-    return create_server(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        ident=ident,
-        clear_untrusted_proxy_headers=False,
-        max_request_body_size=WAITRESS_MAX_BODY_BYTES,
-    )
+    try:
+        return create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident=ident,
+            clear_untrusted_proxy_headers=False,
+            max_request_body_size=WAITRESS_MAX_BODY_BYTES,
+        )
+    except (OSError, ValueError) as exc:  # ValueError: waitress could not resolve host (or port)
+        raise CommandFailed(f"cannot listen on {host_port(host, port)}: {listen_problem(exc, host)}") from exc
 
 
 @cli.command("run", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--threads", default=16, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=PORT)
+@click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 256), help="Request threads.")
 @stops_cleanly
 def run_command(host: str, port: int, threads: int) -> None:
     """Serve the API and the task pane (waitress, production-grade)."""
@@ -62,7 +70,11 @@ def run_command(host: str, port: int, threads: int) -> None:
 
     app = create_app()
     container = app.extensions["addin"]
-    server = waitress_server(app, host=host, port=port, threads=threads, ident="addin-service")
+    try:
+        server = waitress_server(app, host=host, port=port, threads=threads, ident="addin-service")
+    except BaseException:
+        container.close()
+        raise
     stop_worker = start_worker_thread(container) if container.settings.worker else (lambda: None)
     click.echo(f"serving on http://{host}:{port}", err=True)
     try:
@@ -73,13 +85,13 @@ def run_command(host: str, port: int, threads: int) -> None:
 
 @cli.command("demo", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=PORT)
 @click.option(
     "--data",
     "data_dir",
     default="var",
     show_default=True,
-    type=click.Path(path_type=Path),
+    type=click.Path(file_okay=False, path_type=Path),
     help="Where the demo keeps its SQLite database and evidence (the embedded defaults' folder).",
 )
 @click.option(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -27,8 +29,19 @@ _UNUSED_EXCHANGE = {
 }
 
 
+class CommandFailed(Exception):
+    """What stops a command for a reason the operator can fix where they run it (an address that
+    cannot be listened on, a folder that cannot be written): one line, exit status 1.
+
+    Raised where the reason is known, with a message that says what could not be done and why;
+    :func:`stops_cleanly` prints it. Chain the original (``raise ... from exc``) so it is not lost.
+    """
+
+
 def stops_cleanly(func: F) -> F:
-    """Config and service errors end the command with one line and exit status 2 (config) or 1."""
+    """Config and service errors, and :class:`CommandFailed`, end the command with one line and
+    exit status 2 (config) or 1. Anything else is left to propagate: an unexpected error keeps its
+    traceback."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -40,8 +53,36 @@ def stops_cleanly(func: F) -> F:
         except ServiceError as exc:
             click.echo(f"error: {exc.detail}", err=True)
             sys.exit(1)
+        except CommandFailed as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def listen_problem(exc: OSError | ValueError, host: str) -> str:
+    """Why ``host`` could not be listened on, in words, from the error binding it raised."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno == errno.EADDRINUSE:
+            return f"{reason}: another program is listening there (choose another --port)"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"{reason}: it is not an address of this machine (choose another --host)"
+        if exc.errno == errno.EACCES:
+            return f"{reason}: ports below 1024 need privileges (choose another --port)"
+        return reason
+    # waitress reports a host it could not resolve only as "Invalid host/port specified."; ask the
+    # resolver itself why.
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as lookup:
+        return f"{host!r} is neither an IP address nor a name that resolves ({lookup.strerror or lookup})"
+    return str(exc)
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as a URL writes it (``[::1]:8000`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def storage_only_settings() -> Settings:

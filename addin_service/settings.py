@@ -54,18 +54,33 @@ def _secure_url(value: str, *, allow_loopback_http: bool = True) -> str:
 
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# No duration setting needs more than a year; much longer ones overflow date arithmetic (the
+# escalation worker's "now - escalate_after" raised OverflowError on every loop, so nothing escalated).
+MAX_DURATION_SECONDS = 365 * 86400
 
 
-def parse_duration(value: str) -> int:
-    """'90', '90s', '30m', '24h', '7d' → seconds."""
+def parse_duration(value: str, *, maximum: int = MAX_DURATION_SECONDS) -> int:
+    """'90', '90s', '30m', '24h', '7d' → seconds, at most ``maximum`` (365 days unless told)."""
     m = _DURATION.match(value)
     if not m:
         raise ValueError("must be a duration such as 3600, 30m, 24h or 7d")
-    n, unit = int(m.group(1)), m.group(2) or "s"
-    seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    digits, unit = m.group(1), m.group(2) or "s"
+    # Bounded before int(): a thousand-digit number is refused here, not by the interpreter's limit.
+    seconds = int(digits) * _UNIT_SECONDS[unit] if len(digits) <= 18 else maximum + 1
     if seconds <= 0:
         raise ValueError("must be positive")
+    if seconds > maximum:
+        raise ValueError(f"must be at most {_duration_text(maximum)}")
     return seconds
+
+
+def _duration_text(seconds: int) -> str:
+    """``seconds`` in the largest unit :func:`parse_duration` reads back exactly (365d, 90m)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -160,15 +175,79 @@ def _file_or_s3_url(value: str) -> str:
     raise ValueError("must be file:///absolute/path or s3://bucket/prefix")
 
 
+DATABASE_URL_FORMS = "sqlite:////absolute/path/addin.db (or sqlite:///relative/path.db) or postgresql://user@host/db"
+_SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+
+
 def _database_url(value: str) -> str:
-    scheme = value.split(":", 1)[0]
-    if scheme.startswith("postgres"):
-        # Always psycopg 3, whatever driver the admin wrote.
-        rest = value.split("://", 1)[1] if "://" in value else ""
+    """An SQLite file or a PostgreSQL database, as SQLAlchemy reads it; PostgreSQL always through
+    psycopg 3, whatever driver the admin wrote.
+
+    Checked here so that a URL the database layer could not use stops start-up naming the variable,
+    rather than the first connection. No message repeats any part of the value: it may hold a password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = value.strip()
+    try:
+        url = make_url(value)
+        backend = url.get_backend_name()
+        port = url.port  # a port that is not a number fails in make_url already
+    except (ArgumentError, ValueError):
+        raise ValueError(f"is not a database URL; it must be {DATABASE_URL_FORMS}") from None
+    if backend in ("postgres", "postgresql"):
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("the PostgreSQL port must be 1-65535, as in postgresql://user@host:5432/db")
+        rest = value.split("://", 1)[1]  # make_url takes no URL without "://"
         return f"postgresql+psycopg://{rest}"
-    if scheme.startswith("sqlite"):
-        return value
-    raise ValueError("must be sqlite:///path/to/file.db or postgresql://user@host/db")
+    if backend != "sqlite":
+        raise ValueError(f"must name an SQLite or PostgreSQL database: {DATABASE_URL_FORMS}")
+    if url.drivername not in _SQLITE_DRIVERS:
+        raise ValueError(f"SQLite is reached through Python's own sqlite3 driver: {DATABASE_URL_FORMS}")
+    if url.host or url.username or url.password or port is not None:
+        raise ValueError(
+            "an SQLite URL has no host: the file's path follows three slashes, as in "
+            "sqlite:////absolute/path/addin.db or sqlite:///relative/path.db"
+        )
+    database = url.database or ""
+    if not database:
+        raise ValueError("names no database file: give its path, as in sqlite:////var/lib/addin/addin.db")
+    if database == ":memory:" or database.startswith("file:") or "uri" in url.query:
+        raise ValueError(
+            "must name a database file by its path: an in-memory SQLite database (or a file: URI) would "
+            "lose every case when the process stops; use sqlite:////var/lib/addin/addin.db"
+        )
+    return value
+
+
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _domain(entry: str) -> str:
+    """A domain name, lower-case, internationalised ones in their IDNA (``xn--``) form, which is how
+    sender domains are compared (``cases.origin_headers.domain_of``); a trailing dot is kept."""
+    domain = entry.strip().lower()
+    try:
+        encoded = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        encoded = ""
+    labels = encoded.removesuffix(".").split(".")
+    if (
+        len(labels) < 2
+        or len(encoded.removesuffix(".")) > 253
+        or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValueError(
+            f"{entry.strip()!r} is not a domain name; give domain names only, comma-separated, "
+            "such as contoso.com,fabrikam.com (no @, no spaces)"
+        )
+    return encoded
+
+
+def _domains(value: str) -> tuple[str, ...]:
+    return tuple(_domain(entry) for entry in _csv(value))
 
 
 def _smtp_url(value: str) -> str:
@@ -369,7 +448,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "client_certificate_password": str,  # as given: a passphrase may begin or end with a space
     "authority": _secure_url,
     "audience": _csv,
-    "accepted_domains": lambda v: tuple(d.lower() for d in _csv(v)),
+    "accepted_domains": _domains,
     "trusted_authserv_ids": lambda v: tuple(d.lower() for d in _csv(v)),
     "security_mailbox": _email,
     "security_team": lambda v: tuple(_email(address) for address in _csv(v)),

@@ -36,6 +36,7 @@ from typing import Any
 
 from flask import Flask
 
+from addin_service.cli_support import CommandFailed
 from addin_service.demo.ews_seed import DEMO_NOTIFY_FROM, DEMO_SUPERVISOR, DEMO_USER, sample_messages, seed_demo
 from addin_service.demo.ews_server import EwsServer
 from addin_service.demo.graph_server import GraphMessage, GraphServer, jwt_verifier
@@ -313,13 +314,14 @@ def start_demo(
     :param exchange: ``"ews"`` (the EWS double) or ``"graph"`` (the Graph double, msal on behalf of
         the reporter against the Entra double over TLS).
     :raises ValueError: ``exchange`` is neither.
+    :raises CommandFailed: ``data_dir`` cannot be created.
     """
     from addin_service.app import build_app
     from addin_service.bootstrap import build_container
 
     if exchange not in EXCHANGES:
         raise ValueError(f"exchange must be one of {', '.join(EXCHANGES)}, not {exchange!r}")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(data_dir)
     issuer: OidcIssuer | None = None
     ews: EwsServer | None = None
     graph: GraphServer | None = None
@@ -350,6 +352,21 @@ def start_demo(
     return DemoHandle(
         issuer=issuer, settings=settings, app=app, item_ids=item_ids, ews=ews, graph=graph, ca_trust=ca_trust
     )
+
+
+def _make_data_dir(data_dir: Path) -> None:
+    """Create the demo's data folder (and its parents) unless it exists.
+
+    :raises CommandFailed: it cannot be created (a plain file is in the way, a read-only or virtual
+        file system such as /proc, no permission), saying which folder and why.
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = "a file that is not a folder is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+        raise CommandFailed(
+            f"cannot create the demo's data folder {data_dir}: {why or exc}; choose another with --data"
+        ) from exc
 
 
 def _start_graph() -> tuple[GraphServer, OidcIssuer, DemoCaTrust]:

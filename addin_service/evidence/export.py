@@ -13,6 +13,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
+from addin_service.errors import ServiceError
 from addin_service.evidence import signing
 from addin_service.evidence.canonical import utc_now_iso
 from addin_service.evidence.fsio import CHUNK, fsync_dir, open_regular
@@ -29,6 +30,24 @@ VERIFY_NAME = "VERIFY.txt"
 REPORT_NAME = "REPORT.html"
 _READ_ONLY = (stat.S_IFREG | 0o444) << 16
 _READ_WRITE = (stat.S_IFREG | 0o644) << 16
+
+
+class OutputFolderUnusable(ServiceError, OSError):
+    """The folder the export was to be written to does not exist or cannot be written.
+
+    An :class:`OSError`, as export's other write failures are; a :class:`ServiceError` whose detail
+    says which folder and why, so the CLI ends with that one line (``cli_support.stops_cleanly``).
+    """
+
+    def __init__(self, folder: Path, cause: OSError) -> None:
+        if not folder.exists():
+            why = "it does not exist"
+        elif not folder.is_dir():
+            why = "it is not a folder"
+        else:
+            why = f"it cannot be written ({cause.strerror or type(cause).__name__})"
+        super().__init__(f"cannot write the export into {folder}: {why}; choose another -o path")
+        self.folder = folder
 
 
 class _Zip:
@@ -88,6 +107,7 @@ def export_case(
 
     :raises KeyError: no ledger entry belongs to ``case_id``.
     :raises ValueError: there is no public key to include.
+    :raises OutputFolderUnusable: nothing can be created in ``out``'s folder (an OSError).
     :raises OSError: a file could not be read or the zip could not be written.
     """
     if not is_case_id(case_id):
@@ -104,7 +124,10 @@ def export_case(
     if public_key is None:
         raise ValueError(f"no {PUBLIC_KEY_NAME} to include in the export")
     out = Path(os.path.abspath(out))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    except OSError as exc:
+        raise OutputFolderUnusable(out.parent, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
