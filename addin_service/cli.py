@@ -121,7 +121,7 @@ def db_upgrade() -> None:
     """Create or upgrade the database schema to the latest revision."""
     from addin_service.db.database import Database
 
-    settings = Settings.from_env()
+    settings = storage_only_settings()  # only ADDIN_DATABASE_URL matters here
     database = Database(settings.database_url)
     try:
         database.upgrade()

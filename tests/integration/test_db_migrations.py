@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
 from sqlalchemy import Column, MetaData, String, Table, Text, inspect, text
 
+from addin_service.cli import cli
 from addin_service.db import Database, ReportRepository, head_revision
 from addin_service.db.database import alembic_config
 from addin_service.db.models import Base
@@ -198,3 +201,19 @@ def test_a_missing_table_on_postgresql_is_unavailable_not_a_crash(
 
     [reason] = schema_reasons(caplog)
     assert 'relation "reports" does not exist' in reason and "db upgrade" in reason
+
+
+def test_db_upgrade_needs_only_the_database_url(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like ``evidence verify``: an admin upgrading the schema need not set Exchange's variables."""
+    for name in [n for n in os.environ if n.startswith("ADDIN_")]:
+        monkeypatch.delenv(name)
+
+    result = CliRunner().invoke(cli, ["db", "upgrade"], env={"ADDIN_DATABASE_URL": empty_url})
+
+    assert result.exit_code == 0, result.output
+    assert "database is at the latest revision" in result.output
+    database = Database(empty_url)
+    try:
+        assert database.current_revision() == head_revision()
+    finally:
+        database.dispose()
