@@ -165,6 +165,9 @@ def _bearer_secret(value: str) -> str:
 def _file_or_s3_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            # file://host/path names a file on another machine (RFC 8089); it would be read as /path here.
+            raise ValueError("file URLs name a folder on this machine: file:///var/lib/addin/evidence (no host)")
         if not parts.path.startswith("/"):
             raise ValueError("file URLs must be absolute: file:///var/lib/addin/evidence")
         return value

@@ -55,6 +55,7 @@ def test_discovery_url_follows_authority_and_tenant() -> None:
         ("ADDIN_SECURITY_TEAM", "analyst@contoso.com, the night shift"),
         ("ADDIN_DATABASE_URL", "mysql://db/x"),
         ("ADDIN_EVIDENCE_URL", "relative/path"),
+        ("ADDIN_EVIDENCE_URL", "file://evidence-host/srv/evidence"),  # would be read as /srv/evidence here
         ("ADDIN_AUTHORITY", "http://login.example.com"),
         ("ADDIN_SIGNING_KEY", "/nonexistent/key.pem"),
         ("ADDIN_RATE_LIMIT", "fast"),
@@ -68,6 +69,11 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable: str, value: st
     with pytest.raises(ConfigError) as err:
         Settings.from_env({**BASE, variable: value})
     assert str(err.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize("url", ["file:///srv/evidence", "file://localhost/srv/evidence"])
+def test_a_local_file_url_is_an_evidence_folder_on_this_machine(url: str) -> None:
+    assert Settings.from_env({**BASE, "ADDIN_EVIDENCE_URL": url}).evidence_path == Path("/srv/evidence")
 
 
 @pytest.mark.parametrize("missing", ["ADDIN_EWS_URL", "ADDIN_EWS_USERNAME", "ADDIN_EWS_PASSWORD",
