@@ -53,7 +53,7 @@ def waitress_server(app: Any, *, host: str, port: int, threads: int, ident: str)
             threads=threads,
             ident=ident,
             clear_untrusted_proxy_headers=False,
-            max_request_body_size=WAITRESS_MAX_BODY_BYTES,
+            max_request_body_size=WAITRESS_MAX_BODY_BYTES + 1,  # waitress refuses a body of exactly this size
         )
     except (OSError, ValueError) as exc:  # ValueError: waitress could not resolve host (or port)
         raise CommandFailed(f"cannot listen on {host_port(host, port)}: {listen_problem(exc, host)}") from exc

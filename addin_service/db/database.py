@@ -306,6 +306,7 @@ def alembic_config(connection: Connection | None) -> Config:
 
 MAX_REASON_LENGTH = 300
 _MISSING_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})  # PostgreSQL: undefined table, undefined column
+_READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
 
 
 @contextmanager
@@ -315,8 +316,8 @@ def translate_errors() -> Iterator[None]:
     Integrity errors and programming errors pass through untouched: they are not "try later" —
     except PostgreSQL's undefined table or column, which is a schema nobody upgraded.
 
-    :raises DatabaseUnavailable: for operational, interface and pool-timeout errors, and a missing
-        table or column.
+    :raises DatabaseUnavailable: for operational, interface and pool-timeout errors, a missing
+        table or column, and a write refused by a read-only transaction.
     """
     try:
         yield
@@ -337,6 +338,10 @@ def translate_errors() -> Iterator[None]:
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise _unavailable(exc) from exc
+        if getattr(exc.orig, "sqlstate", None) == _READ_ONLY_SQLSTATE:
+            # A standby after a failover, or default_transaction_read_only: nothing can be recorded.
+            log.warning("database unavailable", extra={"error": "read-only", "reason": unavailable_reason(exc.orig)})
+            raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30) from exc
         raise
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, event, func, select, text
+from sqlalchemy.engine import make_url
 
 from addin_service.db import Database
 from addin_service.db.models import AuditRow
@@ -119,6 +120,25 @@ def test_check_fails_on_a_postgresql_database_that_refuses_writes(
     assert "read-only" in raised.value.detail
     reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
     assert reasons == ["transaction_read_only is on"]
+
+
+def test_a_write_refused_by_a_read_only_postgresql_session_is_unavailable_not_a_crash(
+    migrated_postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A standby after a failover answers writes with read_only_sql_transaction, an internal error
+    to the driver: every report was a 500."""
+    url = make_url(migrated_postgres_url)
+    options = f"{url.query.get('options', '')} -c default_transaction_read_only=on".strip()
+    database = Database(url.update_query_dict({"options": options}).render_as_string(hide_password=False))
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised, database.connection() as connection:
+            insert_audit(connection, "refused")
+    finally:
+        database.dispose()
+
+    assert "read-only" in raised.value.detail and raised.value.retry_after == 30
+    reasons = [getattr(r, "reason", "") for r in caplog.records if r.getMessage() == "database unavailable"]
+    assert reasons and reasons[0].startswith("25006")
 
 
 @contextmanager

@@ -62,11 +62,12 @@ def test_a_chunked_body_over_the_limit_is_refused(base: str) -> None:
     assert answer.startswith(b"HTTP/1.1 413 ")
 
 
-def test_a_body_just_over_the_apps_own_limit_still_reaches_the_app_for_its_problem_answer(base: str) -> None:
+@pytest.mark.parametrize("size", [MAX_REQUEST_BYTES + 1, WAITRESS_MAX_BODY_BYTES])
+def test_a_body_up_to_the_servers_limit_still_reaches_the_app_for_its_problem_answer(base: str, size: int) -> None:
     with loopback_session() as session:
         answer = session.post(
             f"{base}/api/v1/reports",
-            data=b"{" + b" " * MAX_REQUEST_BYTES + b"}",
+            data=b"{" + b" " * (size - 2) + b"}",
             headers={"Content-Type": "application/json"},
             timeout=30,
         )
