@@ -13,11 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import case, func, select
 
-from addin_service.cases.routing import People
 from addin_service.db.database import Database
 from addin_service.db.models import CaseRow, ReportRow
-from addin_service.db.reports import senders_of_case
 from addin_service.notify.models import OutboxRow
+from addin_service.notify.outbox import is_named_sender
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def notification_status(database: Database, dedupe_key: str) -> NotificationStat
         ).first()
         if row is None:
             return None
-        senders = senders_of_case(connection, row.case_id) if row.role != "reporter" else frozenset()
+        named = is_named_sender(connection, row.case_id, row.role, row.recipient)
     return NotificationStatus(
         row.case_id,
         row.role,
@@ -85,7 +84,7 @@ def notification_status(database: Database, dedupe_key: str) -> NotificationStat
         row.sent_at,
         row.acknowledged_at,
         row.ack_required,
-        named_as_sender=People({}).matches_any(row.recipient, senders),
+        named_as_sender=named,
     )
 
 

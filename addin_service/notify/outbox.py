@@ -197,6 +197,15 @@ class DueEscalation:
     targets: tuple[str, ...]
 
 
+def is_named_sender(connection: Connection, case_id: str, role: str, recipient: str) -> bool:
+    """Whether ``recipient`` is a sender the case's reports named (``case_senders``), so must not be
+    told about the case, shown it, or confirm it. The reporter's own receipt is never withheld:
+    someone may report a message forged in their own name."""
+    if role == "reporter":
+        return False
+    return People({}).matches_any(recipient, senders_of_case(connection, case_id))
+
+
 class Outbox:
     """The outbox table's operations. Thread-safe (every method uses its own session)."""
 
@@ -465,12 +474,19 @@ class Outbox:
 
     def acknowledge(self, key: str) -> Acknowledgement | None:
         """Record "I have seen this" for the row with this dedupe key (once; a repeat returns the
-        first time) with an audit entry. None when there is no such row.
+        first time) with an audit entry. None when there is no such row, or when its recipient has
+        since been named as a sender of the case.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         with self.db.session() as session:
             now = self._clock()
+            target = session.execute(
+                select(OutboxRow.case_id, OutboxRow.role, OutboxRow.recipient).where(OutboxRow.dedupe_key == key)
+            ).first()
+            if target is None or is_named_sender(session.connection(), target.case_id, target.role, target.recipient):
+                # Named as a sender since they were told: their confirmation must not stop the escalation.
+                return None
             row = session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.dedupe_key == key, OutboxRow.acknowledged_at.is_(None))
@@ -502,15 +518,28 @@ class Outbox:
         )
 
     def describe(self, key: str) -> tuple[str, datetime | None] | None:
-        """(case id, acknowledged at) of the row with this dedupe key, or None.
+        """(case id, acknowledged at) of the row with this dedupe key, or None (also when its
+        recipient has since been named as a sender of the case: see :func:`is_named_sender`).
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         with self.db.session(write=False) as session:
             row = session.execute(
-                select(OutboxRow.case_id, OutboxRow.acknowledged_at).where(OutboxRow.dedupe_key == key)
+                select(OutboxRow.case_id, OutboxRow.role, OutboxRow.recipient, OutboxRow.acknowledged_at).where(
+                    OutboxRow.dedupe_key == key
+                )
             ).first()
-        return (row.case_id, row.acknowledged_at) if row is not None else None
+            if row is None or is_named_sender(session.connection(), row.case_id, row.role, row.recipient):
+                return None
+        return row.case_id, row.acknowledged_at
+
+    def named_as_sender(self, row: ClaimedNotification) -> bool:
+        """Whether ``row``'s recipient has been named as a sender of its case since it was queued.
+
+        :raises DatabaseUnavailable: the database cannot be reached.
+        """
+        with self.db.connection(write=False) as connection:
+            return is_named_sender(connection, row.case_id, row.role, row.recipient)
 
     def due_escalations(self, after_seconds: float, limit: int = 100) -> list[DueEscalation]:
         """Reports whose manager notification went out (or died) ``after_seconds`` ago or more, that

@@ -34,6 +34,7 @@ log = logging.getLogger("addin_service.notify.worker")
 T = TypeVar("T")
 
 EVIDENCE_FILE = "message.eml"
+WITHHELD = "Withheld, not sent: a later report of this case names the recipient as a sender."
 # How long to keep trying to record an outcome through a database blip (a failover, a pooler
 # restart) before leaving the row to its lease: about 18 s. A sent message left unrecorded is sent
 # again once the lease runs out, and over SMTP nothing can tell that it already arrived.
@@ -165,6 +166,16 @@ class OutboxWorker:
     # -- one row -----------------------------------------------------------------------------
 
     def _deliver(self, row: ClaimedNotification) -> None:
+        try:
+            withheld = self._outbox.named_as_sender(row)
+        except ServiceError as exc:
+            self._failed(row, DeliveryFailed(f"Could not check the case's senders ({type(exc).__name__})."))
+            return
+        if withheld:
+            # Queued before a later report of the case named the recipient as a sender. Given up,
+            # not sent; a retry is checked again.
+            self._failed(row, DeliveryFailed(WITHHELD, permanent=True))
+            return
         try:
             message = self._message(row)
         except FileNotFoundError:

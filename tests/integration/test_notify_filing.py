@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from sqlalchemy import select
 from addin_service.db import Database
 from addin_service.db.models import ReportRow
 from addin_service.demo.ews_faults import ServerBusy
+from addin_service.notify.cli import start_worker_thread
 from addin_service.notify.models import OutboxRow
+from addin_service.notify.worker import WITHHELD, WorkerConfig
 from tests.fakes.smtp import (
     FALLBACK,
     INTERNAL_AFFAIRS,
@@ -172,6 +175,53 @@ def test_a_supervisor_told_before_a_later_message_named_them_can_no_longer_open_
     assert stack.client.get(case_path(security)).status_code == 200  # the security team still follows it
     latest = {row.role: row.recipient for row in rows(stack) if row.report_id == second["report_id"]}
     assert latest["skip-level"] == SKIP_LEVEL
+
+
+def ack_path(row: OutboxRow) -> str:
+    found = re.search(r"(/ack/[A-Za-z0-9_.-]+)", row.body_text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_a_supervisor_named_after_being_told_can_no_longer_confirm_and_so_stop_the_escalation(
+    stack: Stack,
+) -> None:
+    """Nobody else confirming is what escalates a report to the next level and the security team."""
+    first = report_mime(stack, mime("dmercer@example.net"))
+    [told_first] = [row for row in rows(stack) if row.recipient == SUPERVISOR]
+    assert stack.client.get(ack_path(told_first)).status_code == 200
+
+    report_mime(stack, named_sender(mime("dmercer@example.net", "<threat-2@example.net>"), SUPERVISOR))
+
+    assert stack.client.get(ack_path(told_first)).status_code == 404
+    assert stack.client.post(ack_path(told_first)).status_code == 404
+    repository = stack.app.extensions["addin"].repository
+    assert not [a for a in repository.list_audit(case_id=first["case_id"]) if a.action == "notification.acknowledged"]
+    assert [row.acknowledged_at for row in rows(stack) if row.recipient == SUPERVISOR] == [None]
+
+
+def test_a_notification_still_queued_when_a_report_names_its_recipient_is_withheld(
+    stack: Stack, smtp: SmtpServer
+) -> None:
+    """The outbox may hold it for a while (a backlog, retries, Exchange away): the worker checks again."""
+    report_mime(stack, mime("dmercer@example.net"))
+    report_mime(stack, named_sender(mime("dmercer@example.net", "<threat-2@example.net>"), SUPERVISOR))
+    queued = len(rows(stack))
+    notifications = stack.app.extensions["addin"].notifications
+
+    stop = start_worker_thread(notifications, config=WorkerConfig(poll_interval=0.05))
+    try:
+        received = smtp.wait_for(queued - 1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(row.state in ("queued", "sending") for row in rows(stack)):
+            time.sleep(0.05)
+    finally:
+        stop()
+
+    assert SUPERVISOR not in {to for message in received for to in message.rcpt_tos}
+    assert len(smtp.received) == queued - 1
+    [withheld] = [row for row in rows(stack) if row.recipient == SUPERVISOR]
+    assert withheld.state == "dead" and withheld.last_error == WITHHELD
 
 
 def test_the_report_records_the_origin_in_the_evidence(stack: Stack) -> None:
