@@ -48,7 +48,7 @@ from addin_service.db.reports import (
     item_key,
     message_id_key,
 )
-from addin_service.errors import ReportInProgress
+from addin_service.errors import NotYourMailbox, ReportInProgress
 from addin_service.evidence.facts import message_facts
 from addin_service.evidence.ports import EvidenceStore, SealedPackage
 from addin_service.mail.download import MIN_BYTES_PER_SECOND
@@ -163,14 +163,7 @@ class ReportFiler:
                 caller.upn, key, idempotency_key, fingerprint, lease_seconds=self._claims.lease_seconds
             )
             if lookup.existing is not None:
-                return self._replay(
-                    caller,
-                    lookup.existing.id,
-                    lookup.existing.response_json,
-                    idempotency_key,
-                    key,
-                    fingerprint,
-                )
+                return self._replay(caller, lookup.existing, idempotency_key, key, fingerprint)
             if lookup.token is not None:
                 claim = HeldClaim(caller.upn, key, lookup.token)
                 with self._claims.holding(claim):
@@ -185,7 +178,7 @@ class ReportFiler:
                     )
             existing = self._repo.wait_for_report(caller.upn, key, timeout=self._claim_wait)
             if existing is not None:
-                return self._replay(caller, existing.id, existing.response_json, idempotency_key, key, fingerprint)
+                return self._replay(caller, existing, idempotency_key, key, fingerprint)
         raise ReportInProgress("A report for this message is being filed right now. Try again in a moment.", 2)
 
     def find_existing(self, caller: Caller, command: ReportCommand, idempotency_key: str | None) -> Report | None:
@@ -196,21 +189,19 @@ class ReportFiler:
         :raises DatabaseUnavailable: the database cannot be reached.
         """
         _mailbox, _item_id, key, fingerprint = _identity(caller, command)
-        return self._repo.lookup(caller.upn, key, idempotency_key, fingerprint).existing
+        existing = self._repo.lookup(caller.upn, key, idempotency_key, fingerprint).existing
+        if existing is not None:
+            _check_same_person(caller, existing)
+        return existing
 
     def _replay(
-        self,
-        caller: Caller,
-        report_id: str,
-        response_json: str,
-        idem_key: str | None,
-        key: str,
-        fingerprint: str,
+        self, caller: Caller, existing: Report, idem_key: str | None, key: str, fingerprint: str
     ) -> FiledReport:
+        _check_same_person(caller, existing)
         if idem_key:
-            self._repo.remember_key(caller.upn, idem_key, fingerprint, key, report_id)
-        log.info("report replayed", extra={"event": "report.replayed", "report_id": report_id})
-        return FiledReport(created=False, body=json.loads(response_json))
+            self._repo.remember_key(caller.upn, idem_key, fingerprint, key, existing.id)
+        log.info("report replayed", extra={"event": "report.replayed", "report_id": existing.id})
+        return FiledReport(created=False, body=json.loads(existing.response_json))
 
     def _capture_and_file(
         self,
@@ -330,7 +321,7 @@ class ReportFiler:
             )
         except AlreadyFiled as already:
             self._claims.release(claim)  # the report exists: the claim has no more use
-            return self._replay(caller, already.existing.id, already.existing.response_json, idem_key, key, fingerprint)
+            return self._replay(caller, already.existing, idem_key, key, fingerprint)
         except BaseException:
             self._claims.release(claim, idem_key=idem_key, fingerprint=fingerprint)
             raise
@@ -436,6 +427,18 @@ def _campaign_id(internet_message_id: str | None) -> str | None:
     """The Message-ID that groups reports into a campaign, or None (absent or blank)."""
     value = (internet_message_id or "").strip()
     return value or None
+
+
+def _check_same_person(caller: Caller, existing: Report) -> None:
+    """A replay answers with the first report: only to the person who filed it. Reports are found by
+    sign-in name, which Entra ID lets an organisation give to someone else later.
+
+    :raises NotYourMailbox: the report was filed by another account with the same sign-in name.
+    """
+    if existing.reporter_oid is not None and existing.reporter_oid != caller.object_id:
+        raise NotYourMailbox(
+            "This message was reported from another account with your sign-in name. Nothing was filed."
+        )
 
 
 def _identity(caller: Caller, command: ReportCommand) -> tuple[str, str, str, str]:

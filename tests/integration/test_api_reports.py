@@ -137,6 +137,34 @@ def test_a_sign_in_name_given_to_someone_else_later_does_not_open_the_first_pers
     assert_problem(answer, 404)
 
 
+def test_a_sign_in_name_given_to_someone_else_does_not_replay_the_first_persons_report(stack: Stack) -> None:
+    item = stack.add_message(MIME)
+    first = stack.client.post(
+        "/api/v1/reports",
+        json={"item_id": item, "category": "bullying"},
+        headers={**stack.auth(), "Idempotency-Key": "key-of-the-first-person"},
+    )
+    assert first.status_code == 201
+    successor = stack.auth(extra_claims={"oid": "0b6f64a4-7f2c-4a65-9d0e-3f8a3c7f4b21"})
+
+    same_item = stack.client.post("/api/v1/reports", json={"item_id": item, "category": "bullying"}, headers=successor)
+    same_key = stack.client.post(
+        "/api/v1/reports",
+        json={"item_id": item, "category": "bullying"},
+        headers={**successor, "Idempotency-Key": "key-of-the-first-person"},
+    )
+
+    for answer in (same_item, same_key):
+        body = assert_problem(answer, 403)
+        assert first.get_json()["report_id"] not in json.dumps(body)
+    again = stack.client.post(
+        "/api/v1/reports",
+        json={"item_id": item, "category": "bullying"},
+        headers={**stack.auth(), "Idempotency-Key": "key-of-the-first-person"},
+    )
+    assert again.status_code == 200 and again.get_json() == first.get_json()
+
+
 def test_a_malformed_report_id_is_not_found(stack: Stack) -> None:
     assert_problem(stack.client.get("/api/v1/reports/..%2f..%2fetc", headers=stack.auth()), 404)
 
