@@ -221,6 +221,8 @@ def _database_url(value: str) -> str:
             "must name a database file by its path: an in-memory SQLite database (or a file: URI) would "
             "lose every case when the process stops; use sqlite:////var/lib/addin/addin.db"
         )
+    if Path(database).is_dir():
+        raise ValueError("names a folder, not a database file: add the file's name, as in sqlite:////var/lib/addin/addin.db")
     return value
 
 

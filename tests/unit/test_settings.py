@@ -153,6 +153,12 @@ def test_a_database_url_the_database_layer_cannot_use_stops_start_up_saying_what
     assert "sqlite:///" in message or "postgresql://user@host" in message  # the form to use
 
 
+def test_a_database_url_naming_a_folder_stops_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({**BASE, "ADDIN_DATABASE_URL": f"sqlite:///{tmp_path}"})
+    assert str(err.value).startswith("ADDIN_DATABASE_URL: names a folder")
+
+
 @pytest.mark.parametrize(
     "value",
     ["postgresql://report:hunter2@[::1/cases", "postgresql://report:hunter2@db:99999/cases",
