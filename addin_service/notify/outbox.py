@@ -59,7 +59,7 @@ from sqlalchemy.orm import Session, aliased
 from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.routing import People
 from addin_service.db.database import Database
-from addin_service.db.models import AuditRow, CaseRow
+from addin_service.db.models import AuditRow, CaseRow, CaseSenderRow
 from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key, senders_of_case
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, campaign_notice_key
@@ -195,6 +195,9 @@ class DueEscalation:
     first_sent_at: datetime
     urgent: bool
     targets: tuple[str, ...]
+
+
+_SENDERS_TABLE = cast(Table, CaseSenderRow.__table__)
 
 
 def is_named_sender(connection: Connection, case_id: str, role: str, recipient: str) -> bool:
@@ -533,13 +536,24 @@ class Outbox:
                 return None
         return row.case_id, row.acknowledged_at
 
-    def named_as_sender(self, row: ClaimedNotification) -> bool:
-        """Whether ``row``'s recipient has been named as a sender of its case since it was queued.
+    def withheld(self, rows: Sequence[ClaimedNotification]) -> frozenset[int]:
+        """The ids of ``rows`` whose recipient has been named as a sender of its case since it was
+        queued (:func:`is_named_sender`), in one query for a claimed batch.
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
+        checked = [row for row in rows if row.role != "reporter"]
+        if not checked:
+            return frozenset()
+        query = select(_SENDERS_TABLE.c.case_id, _SENDERS_TABLE.c.address).where(
+            _SENDERS_TABLE.c.case_id.in_({row.case_id for row in checked})
+        )
         with self.db.connection(write=False) as connection:
-            return is_named_sender(connection, row.case_id, row.role, row.recipient)
+            named: dict[str, list[str]] = {}
+            for case_id, address in connection.execute(query):
+                named.setdefault(case_id, []).append(address)
+        people = People({})
+        return frozenset(row.id for row in checked if people.matches_any(row.recipient, named.get(row.case_id, ())))
 
     def due_escalations(self, after_seconds: float, limit: int = 100) -> list[DueEscalation]:
         """Reports whose manager notification went out (or died) ``after_seconds`` ago or more, that

@@ -144,6 +144,11 @@ class OutboxWorker:
         batch = self._outbox.claim(self.config.batch_size, self.config.lease_seconds)
         if not batch:
             return 0
+        try:
+            withheld = self._outbox.withheld(batch)
+        except ServiceError:
+            self._outbox.release(batch)
+            raise
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-recorder") as recorder:
             self._recorder = _Recorder(recorder)
             try:
@@ -153,7 +158,7 @@ class OutboxWorker:
                         self._recorder.drain()
                         self._outbox.release(batch[index:])
                         return index
-                    self._deliver(row)
+                    self._deliver(row, withheld=row.id in withheld)
             finally:
                 self._recorder.drain()
                 self._recorder = None
@@ -165,12 +170,7 @@ class OutboxWorker:
 
     # -- one row -----------------------------------------------------------------------------
 
-    def _deliver(self, row: ClaimedNotification) -> None:
-        try:
-            withheld = self._outbox.named_as_sender(row)
-        except ServiceError as exc:
-            self._failed(row, DeliveryFailed(f"Could not check the case's senders ({type(exc).__name__})."))
-            return
+    def _deliver(self, row: ClaimedNotification, withheld: bool = False) -> None:
         if withheld:
             # Queued before a later report of the case named the recipient as a sender. Given up,
             # not sent; a retry is checked again.
