@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, column, create_engine, event, inspect, select, table, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -208,8 +208,6 @@ class Database:
 
         :raises DatabaseUnavailable: the database cannot answer, or cannot be written.
         """
-        from alembic.migration import MigrationContext
-
         with translate_errors(), self.engine.connect() as connection:
             if self.is_sqlite:
                 connection.execute(text("SELECT 1")).scalar_one()
@@ -217,7 +215,7 @@ class Database:
             else:
                 setting = connection.execute(text("SELECT current_setting('transaction_read_only')")).scalar_one()
                 read_only = "transaction_read_only is on" if setting == "on" else None
-            revision = MigrationContext.configure(connection).get_current_revision()
+            revision = _schema_revision(connection)
         if read_only is not None:
             log.warning("database unavailable", extra={"error": "read-only", "reason": read_only})
             raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30)
@@ -250,14 +248,21 @@ class Database:
 
         :raises DatabaseUnavailable: the database cannot be reached.
         """
-        from alembic.migration import MigrationContext
-
         with translate_errors(), self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _schema_revision(connection)
 
     def dispose(self) -> None:
         """Close every pooled connection (on shutdown, and in tests)."""
         self.engine.dispose()
+
+
+def _schema_revision(connection: Connection) -> str | None:
+    """The schema's Alembic revision, read directly: alembic's MigrationContext would log two INFO
+    lines at every readiness probe."""
+    if not inspect(connection).has_table(_VERSION_TABLE.name):
+        return None
+    revision: str | None = connection.execute(select(_VERSION_TABLE.c.version_num)).scalar()
+    return revision
 
 
 def head_revision() -> str:
@@ -305,6 +310,7 @@ def alembic_config(connection: Connection | None) -> Config:
 
 
 MAX_REASON_LENGTH = 300
+_VERSION_TABLE = table("alembic_version", column("version_num"))  # Alembic's own
 _MISSING_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})  # PostgreSQL: undefined table, undefined column
 _READ_ONLY_SQLSTATE = "25006"  # PostgreSQL: read_only_sql_transaction
 

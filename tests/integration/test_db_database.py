@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sqlite3
 import stat
@@ -259,6 +260,15 @@ def test_a_core_unit_of_work_may_roll_itself_back(any_database: Database) -> Non
 
 def test_check_answers_on_a_healthy_database(any_database: Database) -> None:
     any_database.check()
+
+
+def test_check_logs_nothing_when_all_is_well(sqlite_database: Database, caplog: pytest.LogCaptureFixture) -> None:
+    """Readiness is probed every few seconds: alembic's MigrationContext logged two lines each time."""
+    caplog.set_level(logging.DEBUG)
+
+    sqlite_database.check()
+
+    assert caplog.records == []
 
 
 # -- SQLite ---------------------------------------------------------------------------------
