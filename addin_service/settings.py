@@ -276,6 +276,53 @@ def _text(value: str) -> str:
     return value.strip()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+MAX_SHOWN_TEXT = 200
+
+
+def _shown_text(value: str) -> str:
+    """A name or number people read (in the pane, in every email): one line, no control characters."""
+    text = value.strip()
+    if _CONTROL.search(text):
+        raise ValueError("must be one line of text without control characters")
+    if len(text) > MAX_SHOWN_TEXT:
+        raise ValueError(f"must be at most {MAX_SHOWN_TEXT} characters")
+    return text
+
+
+def _authserv_id(value: str) -> str:
+    """An Authentication-Results authserv-id (RFC 8601: a domain name, in practice): one token."""
+    text = value.strip().lower()
+    if not text or any(c.isspace() or c in ';"()\\' for c in text) or _CONTROL.search(text):
+        raise ValueError(f"{text!r} is not an authserv-id (a host name such as mx.contoso.com)")
+    return text
+
+
+def _scope(value: str) -> str:
+    text = value.strip()
+    if not _SCOPE_TOKEN.fullmatch(text):
+        raise ValueError("must be one scope name without spaces or quotes, as in access_as_user")
+    return text
+
+
+def _base_url(value: str) -> str:
+    """A secure URL that others are appended to: a query or fragment would end up in the middle."""
+    if urlsplit(value.strip()).query or "#" in value:
+        raise ValueError("must be a base URL without a query (?…) or fragment (#…)")
+    return _secure_url(value.strip())
+
+
+def _web_link(value: str) -> str:
+    """A link people follow from the pane and the emails: an absolute http(s) URL to any host."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError("must be an absolute https:// URL")
+    if parts.username or parts.password or _CONTROL.search(value.strip()):
+        raise ValueError("must be a plain https:// URL (no credentials, no control characters)")
+    return value.strip()
+
+
 def _existing_file(value: str) -> str:
     if not Path(value).is_file():
         raise ValueError(f"no readable file at {value}")
@@ -451,10 +498,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "client_id": _guid,
     "client_certificate": _existing_file,
     "client_certificate_password": str,  # as given: a passphrase may begin or end with a space
-    "authority": _secure_url,
+    "authority": _base_url,
+    "required_scope": _scope,
     "audience": _csv,
     "accepted_domains": _domains,
-    "trusted_authserv_ids": lambda v: tuple(d.lower() for d in _csv(v)),
+    "trusted_authserv_ids": lambda v: tuple(_authserv_id(d) for d in _csv(v)),
     "security_mailbox": _email,
     "security_team": lambda v: tuple(_email(address) for address in _csv(v)),
     "fallback_mailbox": _email,
@@ -463,13 +511,21 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "smtp_url": _smtp_url,
     "signing_key": _existing_file,
     "supervisor_map": _existing_file,
-    "public_url": _secure_url,
+    "public_url": _base_url,
     "internal_affairs_mailbox": _email,
     "investigations_mailbox": _email,
     "security_attach_message": _bool,
     "max_message_bytes": _positive_int,
     "escalate_after": parse_duration,
-    "graph_url": _secure_url,
+    "graph_url": _base_url,
+    "eap_url": _web_link,
+    "eap_name": _shown_text,
+    "eap_phone": _shown_text,
+    "support_phone": _shown_text,
+    "incident_response_phone": _shown_text,
+    "emergency_number": _shown_text,
+    "internal_affairs_name": _shown_text,
+    "investigations_name": _shown_text,
     "graph_auth": _choice("obo", "app"),
     "rate_limit": _rate,
     "metrics_allow": _networks,

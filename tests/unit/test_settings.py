@@ -57,6 +57,15 @@ def test_discovery_url_follows_authority_and_tenant() -> None:
         ("ADDIN_EVIDENCE_URL", "relative/path"),
         ("ADDIN_EVIDENCE_URL", "file://evidence-host/srv/evidence"),  # would be read as /srv/evidence here
         ("ADDIN_AUTHORITY", "http://login.example.com"),
+        ("ADDIN_AUTHORITY", "https://login.microsoftonline.com?tenant=x"),  # the metadata URL is appended
+        ("ADDIN_GRAPH_URL", "https://graph.microsoft.com/v1.0#x"),
+        ("ADDIN_PUBLIC_URL", "https://reports.contoso.com/?a=1"),
+        ("ADDIN_REQUIRED_SCOPE", "access_as_user Mail.Read"),
+        ("ADDIN_TRUSTED_AUTHSERV_IDS", "mx.contoso.com, gw vendor;"),
+        ("ADDIN_EAP_URL", "javascript:alert(1)"),
+        ("ADDIN_EAP_URL", "eap.contoso.com"),
+        ("ADDIN_EAP_PHONE", "+1 555 0100\r\nBcc: someone@example.net"),
+        ("ADDIN_INVESTIGATIONS_NAME", "Office of\x07Investigations"),
         ("ADDIN_SIGNING_KEY", "/nonexistent/key.pem"),
         ("ADDIN_RATE_LIMIT", "fast"),
         ("ADDIN_METRICS_ALLOW", "prometheus.internal"),
