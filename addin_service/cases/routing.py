@@ -435,6 +435,9 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     if ctx.campaign:
         notifications, already_told = _once_per_campaign(notifications, ctx, conflict, people, decisions)
     matched = (a for a in (*chain, *security_ids) if a and is_sender(a))
+    # Every address the directory knows for a claimed sender: someone outside this reporter's chain
+    # written to by an alias may be in the chain of the case's next reporter, told by primary address.
+    known_as = (a for address in claimed for a in sorted(people.ids(address)))
     return RoutingPlan(
         notifications=notifications,
         decisions=tuple(decisions),
@@ -442,7 +445,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         sender_authenticated=origin.authenticated,
         conflict_note=conflict_note,
         already_told=already_told,
-        senders=tuple(dict.fromkeys((*claimed, *(normalise_address(a) for a in matched)))),
+        senders=tuple(dict.fromkeys((*claimed, *known_as, *(normalise_address(a) for a in matched)))),
     )
 
 

@@ -187,6 +187,16 @@ def test_the_plan_names_the_senders_to_keep_with_the_case_including_managers_mat
     assert set(result.senders) == {"riley.chen.1990@gmail.com", "j.reyes@contoso.onmicrosoft.com", SUPERVISOR}
 
 
+def test_the_plan_keeps_every_address_the_directory_knows_for_a_sender_outside_the_chain() -> None:
+    """Written to by an alias, by someone who is not this reporter's manager but may be the next
+    reporter's: their case link and their queued notifications are checked by primary address."""
+    aliases = {"drew.park@contoso.com": {"smtp:dp@contoso.com"}}
+
+    result = plan(origin("dp@contoso.com", auth_as="Internal"), aliases=aliases)
+
+    assert set(result.senders) == {"dp@contoso.com", "drew.park@contoso.com"}
+
+
 def test_without_earlier_senders_the_plan_keeps_only_this_messages_senders() -> None:
     result = plan(origin("riley.chen.1990@gmail.com"))
 
