@@ -275,7 +275,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     planned: list[PlannedNotification] = []
 
     def is_sender(address: str) -> bool:
-        return people.matches_any(address, claimed) or people.matches_any(address, earlier)
+        return people.matches_any(address, (*claimed, *earlier))
 
     def add(role: Role, to: str | None, reason: str, attach: bool = False) -> None:
         if to:

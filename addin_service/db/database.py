@@ -210,19 +210,16 @@ class Database:
         """
         with translate_errors(), self.engine.connect() as connection:
             if self.is_sqlite:
-                connection.execute(text("SELECT 1")).scalar_one()
                 read_only = _sqlite_read_only(self.engine.url.database or "")
             else:
                 setting = connection.execute(text("SELECT current_setting('transaction_read_only')")).scalar_one()
                 read_only = "transaction_read_only is on" if setting == "on" else None
-            revision = _schema_revision(connection)
+            revision = _schema_revision(connection)  # on SQLite, this is the round trip
         if read_only is not None:
-            log.warning("database unavailable", extra={"error": "read-only", "reason": read_only})
-            raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30)
+            raise _cannot_record("read-only", read_only)
         behind = schema_behind(revision)
         if behind is not None:
-            log.warning("database unavailable", extra={"error": "schema", "reason": behind})
-            raise DatabaseUnavailable(SCHEMA_DETAIL, retry_after=30)
+            raise _cannot_record("schema", behind)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision; doing nothing when it is current.
@@ -338,16 +335,13 @@ def translate_errors() -> Iterator[None]:
         if getattr(exc.orig, "sqlstate", None) not in _MISSING_SCHEMA_SQLSTATES:
             raise
         # A table or column this version needs is not there: the schema was never upgraded.
-        reason = f"{unavailable_reason(exc.orig)}: run 'addin-service db upgrade'"
-        log.warning("database unavailable", extra={"error": "schema", "reason": reason})
-        raise DatabaseUnavailable(SCHEMA_DETAIL, retry_after=30) from exc
+        raise _cannot_record("schema", f"{unavailable_reason(exc.orig)}: run 'addin-service db upgrade'") from exc
     except sa_exc.DBAPIError as exc:
         if exc.connection_invalidated:
             raise _unavailable(exc) from exc
         if getattr(exc.orig, "sqlstate", None) == _READ_ONLY_SQLSTATE:
             # A standby after a failover, or default_transaction_read_only: nothing can be recorded.
-            log.warning("database unavailable", extra={"error": "read-only", "reason": unavailable_reason(exc.orig)})
-            raise DatabaseUnavailable(READ_ONLY_DETAIL, retry_after=30) from exc
+            raise _cannot_record("read-only", unavailable_reason(exc.orig)) from exc
         raise
 
 
@@ -361,12 +355,19 @@ def _unavailable(exc: sa_exc.DBAPIError) -> DatabaseUnavailable:
     return DatabaseUnavailable(UNAVAILABLE_DETAIL, retry_after=5)
 
 
+def _cannot_record(kind: str, reason: str) -> DatabaseUnavailable:
+    """The database answers but no report could be recorded in it: ``kind`` is ``read-only`` or
+    ``schema`` (not upgraded); ``reason`` goes to the admin's log only. Not a blip: retry later."""
+    log.warning("database unavailable", extra={"error": kind, "reason": reason})
+    return DatabaseUnavailable(READ_ONLY_DETAIL if kind == "read-only" else SCHEMA_DETAIL, retry_after=30)
+
+
 def unavailable_reason(error: BaseException | None) -> str:
     """Why the database could not be used, for the admin's log: what tells "does not exist" from
-    "too many connections" from "password authentication failed". Only errors about the connection
-    and the server's state come here (operational and interface errors): their messages name a
-    host, a database or a role, never a statement's values; PostgreSQL's is its SQLSTATE and the
-    server's primary message."""
+    "too many connections" from "password authentication failed". Only errors about the connection,
+    the server's state, a missing table and a read-only session come here: their messages name a
+    host, a database, a role or a relation, never a statement's values; PostgreSQL's is its
+    SQLSTATE and the server's primary message."""
     if error is None:
         return ""
     diag = getattr(error, "diag", None)

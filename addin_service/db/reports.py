@@ -359,13 +359,26 @@ _INSERT_AUDIT = _AUDIT.insert()
 _INSERT_SENDER = _for_each_dialect(
     lambda insert: insert(_SENDERS).on_conflict_do_nothing(index_elements=[_SENDERS.c.case_id, _SENDERS.c.address])
 )
-_SENDERS_OF_CASE = select(_SENDERS.c.address).where(_SENDERS.c.case_id == bindparam("case_id"))
+_SENDERS_OF_CASES = select(_SENDERS.c.case_id, _SENDERS.c.address).where(
+    _SENDERS.c.case_id.in_(bindparam("case_ids", expanding=True))
+)
+
+
+def senders_of_cases(connection: Connection, case_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """For each case, the addresses its reports name as the sender, and the people routing matched
+    to them (see :meth:`ReportRepository.file`): never to be told about the case or shown it. One
+    query; a case with none maps to an empty set."""
+    wanted = set(case_ids)
+    found: dict[str, set[str]] = {case_id: set() for case_id in wanted}
+    if wanted:
+        for case_id, address in connection.execute(_SENDERS_OF_CASES, {"case_ids": sorted(wanted)}):
+            found[case_id].add(address)
+    return {case_id: frozenset(addresses) for case_id, addresses in found.items()}
 
 
 def senders_of_case(connection: Connection, case_id: str) -> frozenset[str]:
-    """The addresses the case's reports name as the sender, and the people routing matched to them
-    (see :meth:`ReportRepository.file`): never to be told about the case or shown it."""
-    return frozenset(connection.execute(_SENDERS_OF_CASE, {"case_id": case_id}).scalars())
+    """:func:`senders_of_cases` for one case."""
+    return senders_of_cases(connection, (case_id,))[case_id]
 
 
 class ReportRepository:

@@ -59,8 +59,8 @@ from sqlalchemy.orm import Session, aliased
 from addin_service.cases.origin_headers import normalise_address
 from addin_service.cases.routing import People
 from addin_service.db.database import Database
-from addin_service.db.models import AuditRow, CaseRow, CaseSenderRow
-from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key, senders_of_case
+from addin_service.db.models import AuditRow, CaseRow
+from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key, senders_of_case, senders_of_cases
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.compose import NewNotification, campaign_notice_key
 from addin_service.notify.models import OUTBOX_STATES, PENDING_SQL, CampaignRow, OutboxRow
@@ -197,16 +197,16 @@ class DueEscalation:
     targets: tuple[str, ...]
 
 
-_SENDERS_TABLE = cast(Table, CaseSenderRow.__table__)
-
-
 def is_named_sender(connection: Connection, case_id: str, role: str, recipient: str) -> bool:
     """Whether ``recipient`` is a sender the case's reports named (``case_senders``), so must not be
-    told about the case, shown it, or confirm it. The reporter's own receipt is never withheld:
-    someone may report a message forged in their own name."""
-    if role == "reporter":
-        return False
-    return People({}).matches_any(recipient, senders_of_case(connection, case_id))
+    told about the case, shown it, or confirm it."""
+    return _named(role, recipient, senders_of_case(connection, case_id))
+
+
+def _named(role: str, recipient: str, senders: frozenset[str]) -> bool:
+    """:func:`is_named_sender` against senders already read. The reporter's own receipt is never
+    withheld: someone may report a message forged in their own name."""
+    return role != "reporter" and People({}).matches_any(recipient, senders)
 
 
 class Outbox:
@@ -545,15 +545,9 @@ class Outbox:
         checked = [row for row in rows if row.role != "reporter"]
         if not checked:
             return frozenset()
-        query = select(_SENDERS_TABLE.c.case_id, _SENDERS_TABLE.c.address).where(
-            _SENDERS_TABLE.c.case_id.in_({row.case_id for row in checked})
-        )
         with self.db.connection(write=False) as connection:
-            named: dict[str, list[str]] = {}
-            for case_id, address in connection.execute(query):
-                named.setdefault(case_id, []).append(address)
-        people = People({})
-        return frozenset(row.id for row in checked if people.matches_any(row.recipient, named.get(row.case_id, ())))
+            senders = senders_of_cases(connection, (row.case_id for row in checked))
+        return frozenset(row.id for row in checked if _named(row.role, row.recipient, senders[row.case_id]))
 
     def due_escalations(self, after_seconds: float, limit: int = 100) -> list[DueEscalation]:
         """Reports whose manager notification went out (or died) ``after_seconds`` ago or more, that
@@ -592,13 +586,11 @@ class Outbox:
             ).all()
             # Targets were chosen when the report was filed; a later report of the case may have
             # named one of them as a sender since.
-            connection = session.connection()
-            senders = {case_id: senders_of_case(connection, case_id) for case_id in {r.case_id for r in rows}}
-        nobody = People({})
+            senders = senders_of_cases(session.connection(), (r.case_id for r in rows))
         by_report: dict[str, DueEscalation] = {}
         for r in rows:
             named = senders[r.case_id]
-            targets = tuple(t for t in (r.escalate_to or "").split(",") if t and not nobody.matches_any(t, named))
+            targets = tuple(t for t in (r.escalate_to or "").split(",") if t and not _named("escalation", t, named))
             sent = r.sent_at or r.updated_at
             found = by_report.get(r.report_id)
             if found is None:
