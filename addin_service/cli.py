@@ -119,14 +119,20 @@ def db_group() -> None:
 @stops_cleanly
 def db_upgrade() -> None:
     """Create or upgrade the database schema to the latest revision."""
-    from addin_service.db.database import Database
+    from addin_service.db.database import Database, head_revision
 
     settings = storage_only_settings()  # only ADDIN_DATABASE_URL matters here
     database = Database(settings.database_url)
     try:
-        database.upgrade()
+        newer = database.upgrade()
     finally:
         database.dispose()
+    if newer is not None:
+        click.echo(
+            f"database is at revision {newer}, newer than this version's {head_revision()}: nothing to upgrade "
+            "(this version works with it)"
+        )
+        return
     click.echo("database is at the latest revision")
 
 

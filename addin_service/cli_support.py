@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from addin_service.errors import ConfigError, ServiceError
+from addin_service.errors import ConfigError, DatabaseUnavailable, ServiceError
 from addin_service.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,6 +50,10 @@ def stops_cleanly(func: F) -> F:
         except ConfigError as exc:
             click.echo(f"configuration error: {exc.detail}", err=True)
             sys.exit(2)
+        except DatabaseUnavailable as exc:
+            # An administrator runs this: say why, not "try again in a moment" for a missing database.
+            click.echo(f"error: the case database cannot be used: {exc.reason or exc.detail}", err=True)
+            sys.exit(1)
         except ServiceError as exc:
             click.echo(f"error: {exc.detail}", err=True)
             sys.exit(1)

@@ -145,6 +145,10 @@ class DatabaseUnavailable(Unavailable):
     title = "Database unavailable"
     type_slug = "database-unavailable"
 
+    def __init__(self, detail: str, retry_after: int = 30, *, reason: str | None = None) -> None:
+        super().__init__(detail, retry_after)
+        self.reason = reason  # why, for an administrator (the CLI, the log); never shown to a caller
+
 
 class ReportInProgress(Unavailable):
     """Another request for the same report is being filed right now."""

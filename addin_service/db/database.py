@@ -221,8 +221,12 @@ class Database:
         if behind is not None:
             raise _cannot_record("schema", behind)
 
-    def upgrade(self) -> None:
+    def upgrade(self) -> str | None:
         """Bring the schema to the newest Alembic revision; doing nothing when it is current.
+
+        Returns None, or the revision found when this package does not know it: a newer version
+        upgraded the database and was then rolled back. That schema is left as it is (revisions
+        only add, so this version works with it) instead of failing every start.
 
         All pending revisions run in one transaction. On PostgreSQL that transaction first takes
         a transaction-scoped advisory lock, so two processes starting at once run the migrations
@@ -238,7 +242,12 @@ class Database:
             if self.dialect == "postgresql":
                 connection.execute(text(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))
                 connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            current = _schema_revision(connection)
+            if current is not None and current not in _shipped_revisions():
+                log.warning("database schema is newer than this version", extra={"revision": current})
+                return current
             command.upgrade(alembic_config(connection), "head")
+        return None
 
     def current_revision(self) -> str | None:
         """The schema's Alembic revision, or None for a database never upgraded.
@@ -351,15 +360,17 @@ def _unavailable(exc: sa_exc.DBAPIError) -> DatabaseUnavailable:
     if "locked" in message or "busy" in message:
         log.warning("database busy", extra={"error": driver_error})
         return DatabaseUnavailable(BUSY_DETAIL, retry_after=2)
-    log.warning("database unavailable", extra={"error": driver_error, "reason": unavailable_reason(exc.orig)})
-    return DatabaseUnavailable(UNAVAILABLE_DETAIL, retry_after=5)
+    reason = unavailable_reason(exc.orig)
+    log.warning("database unavailable", extra={"error": driver_error, "reason": reason})
+    return DatabaseUnavailable(UNAVAILABLE_DETAIL, retry_after=5, reason=reason)
 
 
 def _cannot_record(kind: str, reason: str) -> DatabaseUnavailable:
     """The database answers but no report could be recorded in it: ``kind`` is ``read-only`` or
-    ``schema`` (not upgraded); ``reason`` goes to the admin's log only. Not a blip: retry later."""
+    ``schema`` (not upgraded); ``reason`` is for the admin (the log, the CLI). Not a blip: retry later."""
     log.warning("database unavailable", extra={"error": kind, "reason": reason})
-    return DatabaseUnavailable(READ_ONLY_DETAIL if kind == "read-only" else SCHEMA_DETAIL, retry_after=30)
+    detail = READ_ONLY_DETAIL if kind == "read-only" else SCHEMA_DETAIL
+    return DatabaseUnavailable(detail, retry_after=30, reason=reason)
 
 
 def unavailable_reason(error: BaseException | None) -> str:

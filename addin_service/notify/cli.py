@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from addin_service.cli_support import stops_cleanly, storage_only_settings
+from addin_service.cli_support import CommandFailed, stops_cleanly, storage_only_settings
 from addin_service.errors import ConfigError
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.bootstrap import Notifications
@@ -32,14 +32,20 @@ log = logging.getLogger("addin_service.notify.cli")
 STOP_TIMEOUT_SECONDS = 30.0
 
 
-def _outbox() -> Any:
-    from addin_service.db.database import Database
+def _outbox(*, upgrade: bool) -> Any:
+    """The outbox; an SQLite schema is upgraded first only for a command that writes (``retry``),
+    as the service does at start: looking at the outbox must not change a database that an older
+    version, still running, would then refuse at its next start."""
+    from addin_service.db.database import Database, schema_behind
     from addin_service.notify.outbox import Outbox
 
     settings = storage_only_settings()
     database = Database(settings.database_url)
-    if settings.is_sqlite:
+    if settings.is_sqlite and upgrade:
         database.upgrade()
+    elif database.current_revision() is None:
+        database.dispose()
+        raise CommandFailed(schema_behind(None) or "the database has no schema")
     return Outbox(database)
 
 
@@ -61,7 +67,7 @@ def outbox_cli() -> None:
 @stops_cleanly
 def outbox_list(state: str | None, limit: int) -> None:
     """List notifications, newest first, with their state and last error."""
-    outbox = _outbox()
+    outbox = _outbox(upgrade=False)
     try:
         entries = outbox.entries(state, limit)
         counts = outbox.counts()
@@ -94,7 +100,7 @@ def outbox_retry(outbox_id: int | None, all_dead: bool) -> None:
     if (outbox_id is None) == (not all_dead):
         click.echo("error: give an outbox ID or --all-dead", err=True)
         sys.exit(2)
-    outbox = _outbox()
+    outbox = _outbox(upgrade=True)
     try:
         if all_dead:
             count = outbox.retry(all_dead=True)
