@@ -58,6 +58,8 @@ from addin_service.notify.outbox import Outbox
 from addin_service.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from addin_service.notify.bootstrap import Notifications
 
 log = logging.getLogger("addin_service.cases")
@@ -309,11 +311,8 @@ class ReportFiler:
             audit["routing"] = prepared.audit()
         elif not notify:
             audit["routing"] = {"notified": False, "why": "filed as a related message of an earlier report"}
-        extra = (
-            prepared.writer(self._campaigns, case_id=case_id, report_id=report_id, body=body)
-            if prepared is not None
-            else None
-        )
+        extra = self._filing_writer(prepared, case_id=case_id, report_id=report_id, body=body,
+                                    joins_case=isinstance(case, str), senders=claimed)
         try:
             self._repo.file(
                 report, case, claim_token=claim.token, idem_key=idem_key, fingerprint=fingerprint, audit=audit,
@@ -341,6 +340,30 @@ class ReportFiler:
             },
         )
         return FiledReport(created=True, body=body)
+
+    def _filing_writer(
+        self,
+        prepared: PreparedNotifications | None,
+        *,
+        case_id: str,
+        report_id: str,
+        body: dict[str, Any],
+        joins_case: bool,
+        senders: set[str],
+    ) -> Callable[[Session], None] | None:
+        """What the filing transaction writes besides the report: the notifications, and (joining a
+        case, when notifications are on) the withdrawal of confirmations by anyone it names as a sender."""
+        queue = prepared.writer(self._campaigns, case_id=case_id, report_id=report_id, body=body) if prepared else None
+        if not (joins_case and senders and self._notifications is not None):
+            return queue
+        campaigns = self._campaigns
+
+        def write(session: Session) -> None:
+            if queue is not None:
+                queue(session)
+            campaigns.withdraw_named_acknowledgements(session, case_id=case_id, senders=senders)
+
+        return write
 
     def _choose_case(
         self, reporter: str, sender: str | None, urgent: bool, campaign: str | None, origin: OriginAnalysis

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -519,6 +519,51 @@ class Outbox:
         return Acknowledgement(
             earlier.id, earlier.case_id, earlier.role, earlier.recipient, earlier.acknowledged_at, False
         )
+
+    def withdraw_named_acknowledgements(self, session: Session, *, case_id: str, senders: Collection[str]) -> None:
+        """In the caller's (filing) transaction: a confirmation of ``case_id``'s notifications given
+        by someone this report names as a sender stops counting, so the escalation it held off goes
+        ahead; an audit entry says whose and why. The ``notification.acknowledged`` entry stays."""
+        if not senders:
+            return
+        named = frozenset(senders)
+        acked = session.execute(
+            select(OutboxRow.id, OutboxRow.report_id, OutboxRow.role, OutboxRow.recipient).where(
+                OutboxRow.case_id == case_id,
+                OutboxRow.acknowledged_at.is_not(None),
+                OutboxRow.escalated_at.is_(None),
+            )
+        ).all()
+        withdrawn = [row for row in acked if _named(row.role, row.recipient, named)]
+        if not withdrawn:
+            return
+        now = self._clock()
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_([row.id for row in withdrawn]))
+            .values(acknowledged_at=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for row in withdrawn:
+            session.add(
+                AuditRow(
+                    at=now,
+                    actor="addin-service",
+                    action="acknowledgement.withdrawn",
+                    case_id=case_id,
+                    report_id=row.report_id,
+                    details=json.dumps(
+                        {
+                            "outbox_id": row.id,
+                            "role": row.role,
+                            "recipient": row.recipient,
+                            "why": "A later report of the case names them as a sender: their confirmation no "
+                            "longer stops the escalation.",
+                        },
+                        sort_keys=True,
+                    ),
+                )
+            )
 
     def describe(self, key: str) -> tuple[str, datetime | None] | None:
         """(case id, acknowledged at) of the row with this dedupe key, or None (also when its

@@ -8,11 +8,12 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from addin_service.db import Database
 from addin_service.db.models import ReportRow
@@ -198,6 +199,35 @@ def test_a_supervisor_named_after_being_told_can_no_longer_confirm_and_so_stop_t
     repository = stack.app.extensions["addin"].repository
     assert not [a for a in repository.list_audit(case_id=first["case_id"]) if a.action == "notification.acknowledged"]
     assert [row.acknowledged_at for row in rows(stack) if row.recipient == SUPERVISOR] == [None]
+
+
+def test_a_supervisor_who_confirmed_before_a_later_message_named_them_no_longer_holds_off_the_escalation(
+    stack: Stack,
+) -> None:
+    """An escalation audit: the supervisor confirmed, a later report named them as the sender, and
+    their confirmation went on keeping the next manager up from ever being told."""
+    first = report_mime(stack, mime("dmercer@example.net"))
+    [told_first] = [row for row in rows(stack) if row.recipient == SUPERVISOR]
+    assert stack.client.post(ack_path(told_first)).status_code == 200
+    database: Database = stack.app.extensions["addin"].database
+    with database.session() as session:  # sent an hour ago, as the worker would have
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == told_first.id)
+            .values(state="sent", sent_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+    outbox = stack.app.extensions["addin"].notifications.outbox
+    assert outbox.due_escalations(60) == []
+
+    report_mime(stack, named_sender(mime("dmercer@example.net", "<threat-2@example.net>"), SUPERVISOR))
+
+    [due] = outbox.due_escalations(60)
+    assert due.report_id == first["report_id"] and SUPERVISOR not in due.targets
+    assert [row.acknowledged_at for row in rows(stack) if row.recipient == SUPERVISOR] == [None]
+    repository = stack.app.extensions["addin"].repository
+    audit = repository.list_audit(case_id=first["case_id"])
+    [withdrawn] = [a for a in audit if a.action == "acknowledgement.withdrawn"]
+    assert withdrawn.details["recipient"] == SUPERVISOR
 
 
 def test_a_notification_still_queued_when_a_report_names_its_recipient_is_withheld(
