@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from addin_service.cases.origin import OriginAnalysis, verdict_words
 from addin_service.cases.origin_headers import normalise_address
@@ -62,6 +63,13 @@ def one_line(value: str, limit: int = 200) -> str:
     one space and trimmed to ``limit`` characters: safe for a header or a subject line."""
     flat = _CONTROL.sub(" ", value).strip()
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _on_its_line(value: Any) -> Any:
+    """A template value with its control characters as spaces (markup our templates built is kept)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return _CONTROL.sub(" ", value)
+    return value
 
 
 def dedupe_key(*parts: str) -> str:
@@ -159,6 +167,9 @@ class Composer:
             # Packaged templates never change while the service runs: without this, every render of
             # a template that extends or includes another stats the files to see if they changed.
             auto_reload=False,
+            # A display name or subject with a line break would start a line of its own in the text
+            # part ("Bcc: …" under the facts): every value prints on the line it is placed on.
+            finalize=_on_its_line,
         )
 
     # -- filing ------------------------------------------------------------------------------
@@ -392,4 +403,8 @@ def _hours(hours: float) -> str:
         return f"{int(hours // 24)} days"
     if hours >= 1:
         return f"{hours:g} hour" + ("" if hours == 1 else "s")
-    return f"{round(hours * 60)} minutes"
+    minutes = round(hours * 60)
+    if minutes >= 1:
+        return f"{minutes} minute" + ("" if minutes == 1 else "s")
+    seconds = max(1, round(hours * 3600))
+    return f"{seconds} second" + ("" if seconds == 1 else "s")

@@ -139,6 +139,16 @@ def test_values_are_escaped_in_html_and_kept_as_text_in_plain_text() -> None:
     assert HOSTILE in notifications["supervisor"].text
 
 
+def test_a_line_break_in_a_name_never_starts_a_line_of_its_own_in_the_text_part() -> None:
+    """An escalation audit: a directory display name with CR/LF printed "Bcc: leak@evil.example"
+    as a line of its own under the facts of the plain-text part."""
+    notifications = render(names={SUPERVISOR: "Morgan Lee\r\nBcc: leak@evil.example\u2028To: x@evil.example"})
+
+    text = notifications["supervisor"].text
+    assert "Morgan Lee Bcc: leak@evil.example To: x@evil.example" in text
+    assert not [line for line in text.splitlines() if line.startswith(("Bcc:", "To:"))]
+
+
 @pytest.mark.parametrize("role", ["reporter", "supervisor", "investigations", "security"])
 def test_html_has_no_scripts_and_no_remote_images(role: str) -> None:
     html = render(feels_unsafe=True)[role].html
@@ -261,6 +271,18 @@ def test_the_escalation_names_the_case_and_how_long_it_waited() -> None:
     assert escalation.subject == f"Not yet acknowledged: harassment report {CASE}"
     assert "sent to the reporter's supervisor on 2026-11-25 09:30 UTC" in escalation.text
     assert "within 24 hours" in escalation.text
+
+
+@pytest.mark.parametrize(("hours", "said"), [(0.5, "within 30 minutes"), (1 / 60, "within 1 minute"),
+                                             (5 / 3600, "within 5 seconds"), (72, "within 3 days")])
+def test_the_escalation_says_how_long_it_waited_in_the_right_unit(hours: float, said: str) -> None:
+    composer = Composer(settings(), lambda key: "https://reports.contoso.com/ack/x")
+    escalation = composer.escalation(
+        case_id=CASE, recipient=SKIP_LEVEL, first_role="supervisor",
+        first_sent_at=datetime(2026, 11, 25, 9, 30, tzinfo=UTC), urgent=False, hours=hours,
+    )
+
+    assert said in escalation.text
 
 
 def test_an_urgent_escalation_is_not_taken_for_an_earlier_calm_one_of_the_same_case() -> None:
