@@ -15,6 +15,8 @@
   // C0 control characters other than TAB, LF and CR: invisible, and refused by the service.
   var CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
 
+  var NO_MESSAGE = "Select a message in Outlook, then choose Report harassment again.";
+
   var configUrl = document.body.getAttribute("data-config-url");
   var reportsUrl = document.body.getAttribute("data-reports-url");
 
@@ -22,7 +24,8 @@
     config: null,
     key: null, // Idempotency-Key: one per message, so a retry never files twice
     lastBody: null, // the request body last sent with that key
-    pending: null, // { json, key } to send again on "Try again" or after signing in
+    target: null, // { item, ref, owner }: the message this form reports, bound when it opened
+    unanswered: {}, // keys whose request may have been filed though no answer came back
     busy: false,
     view: "loading",
     itemChanged: false,
@@ -83,6 +86,16 @@
         function (error) { clearTimeout(timer); reject(error); }
       );
     });
+  }
+
+  function focusForm() {
+    focusHeading("message-heading");
+  }
+
+  // "aria-describedby" with only the lines that are shown, so a screen reader reads no stale text.
+  function describeBy(id, lineIds) {
+    var shown = lineIds.filter(function (lineId) { return !$(lineId).hidden; });
+    $(id).setAttribute("aria-describedby", shown.join(" "));
   }
 
   function duration(seconds) {
@@ -227,12 +240,12 @@
     if (view !== "form") show($("error"), false);
   }
 
-  function unavailable(text, canRetry) {
+  function unavailable(text, canRetry, keepFocus) {
     setStatus("", false);
     setText("unavailable-text", text);
     show($("unavailable-retry"), Boolean(canRetry));
     setView("unavailable");
-    focusHeading("unavailable-heading");
+    if (!keepFocus) focusHeading("unavailable-heading");
   }
 
   function applyConfig(config) {
@@ -254,7 +267,10 @@
     $("note").maxLength = config.note_max_length;
     var emergency = (config.support && config.support.emergency_number) || "emergency services";
     Array.prototype.forEach.call(document.querySelectorAll(".emergency-number"), function (node) {
-      node.textContent = emergency;
+      clear(node);
+      // Inside the form a link would add a tab stop between the two checkboxes.
+      var dialable = /^\d{2,6}$/.test(emergency) && !node.closest("form");
+      node.appendChild(dialable ? phoneLink(emergency) : document.createTextNode(emergency));
     });
     setText("reply-text", config.reply_text);
   }
@@ -281,27 +297,44 @@
   function resetForm() {
     $("report-form").reset();
     clearFieldErrors();
+    showNoteLimit();
+    show($("form-item-changed"), false);
     show($("error"), false);
   }
 
-  function showForm() {
+  // The form reports the message it was opened for, whatever is selected when it is sent.
+  function bindItem(item) {
+    return { item: item, ref: itemReference(item), owner: sharedOwner(item) };
+  }
+
+  function showForm(moveFocus) {
     var item = mailbox().item;
     state.itemChanged = false;
     if (!item || !item.itemId) {
-      unavailable("Select a message in Outlook, then choose Report harassment again.", false);
+      unavailable(NO_MESSAGE, false);
       return;
     }
+    state.target = bindItem(item);
     state.key = uuid();
     state.lastBody = null;
-    state.pending = null;
     resetForm();
     showItem(item);
     setStatus("", false);
     setView("form");
+    if (moveFocus) focusForm();
     if (!state.interactiveMarked) {
       state.interactiveMarked = true;
       performance.mark("pane-interactive");
     }
+  }
+
+  function showNoteLimit() {
+    var note = $("note");
+    var atLimit = note.maxLength > 0 && note.value.length >= note.maxLength;
+    var limit = new Intl.NumberFormat("en-US").format(note.maxLength);
+    var text = atLimit ? "Your note is at the " + limit + "-character limit; anything longer was not added." : "";
+    // Rewriting the same words would make a screen reader repeat them at every key press.
+    if ($("note-limit").textContent !== text) setText("note-limit", text);
   }
 
   function clearFieldErrors() {
@@ -326,12 +359,34 @@
 
   // ---- Receipt ------------------------------------------------------------------------------
 
+  // The phone number a configured text starts with: "+1 555 0199 (24/7)" gives "+1 555 0199".
+  // A bracketed group belongs to it only when more digits follow, as in "(555) 123-4567".
+  var LEADING_PHONE = /^\+?(?:[0-9]|\([0-9]+\)(?=[ .\-]*[0-9]))(?:[0-9 .\-]|\([0-9]+\)(?=[ .\-]*[0-9]))*/;
+
+  function leadingPhone(text) {
+    var found = LEADING_PHONE.exec(text);
+    return found ? found[0].replace(/[ .\-]+$/, "") : "";
+  }
+
+  // "+44 (0)20 …": the bracketed 0 is dialled only from inside the country.
+  function dialString(number) {
+    var international = number.charAt(0) === "+";
+    var digits = (international ? number.replace(/\(0\)/g, "") : number).replace(/[^0-9]/g, "");
+    return (international ? "+" : "") + digits;
+  }
+
   function phoneLink(phone) {
-    var digits = String(phone).replace(/[^0-9+]/g, "");
-    if (!digits) return el("span", null, phone);
-    var link = el("a", null, phone);
-    link.href = "tel:" + digits;
-    return link;
+    var text = String(phone).trim();
+    var number = leadingPhone(text);
+    if (!number.replace(/[^0-9]/g, "")) return el("span", null, text);
+    var link = el("a", null, number);
+    link.href = "tel:" + dialString(number);
+    var rest = text.slice(number.length);
+    if (!rest) return link;
+    var whole = el("span");
+    whole.appendChild(link);
+    whole.appendChild(document.createTextNode(rest));
+    return whole;
   }
 
   function webLink(url) {
@@ -392,12 +447,34 @@
     });
   }
 
-  function showReceipt(report, replayed) {
+  // What this request carried that the earlier report, answered again instead, does not hold.
+  function notAdded(report, replayed, sent) {
+    if (!replayed || !sent) return [];
+    var missing = [];
+    // After an attempt under this key went unanswered, the replay may be that very request.
+    if (sent.body.note.trim() && !state.unanswered[sent.key]) missing.push("your note");
+    if (sent.body.feels_unsafe && !report.urgent) missing.push("\u201cI feel unsafe\u201d");
+    return missing;
+  }
+
+  function notAddedText(missing) {
+    var contact = securityContact();
+    var who = contact ? "the security team" + contact : "the people who handle these reports";
+    return "What you added this time (" + missing.join(" and ") + ") was not added to the earlier report. " +
+      "To add it, contact " + who + ".";
+  }
+
+  function showReceipt(report, replayed, sent) {
     var support = report.support || state.config.support || {};
-    var urgent = Boolean(report.urgent);
+    var missing = notAdded(report, replayed, sent);
+    // Whoever ticks "I feel unsafe" now sees the urgent help first, even on an earlier report.
+    var urgent = Boolean(report.urgent) || Boolean(replayed && sent && sent.body.feels_unsafe);
     setText("case-id", report.case_id);
     show($("receipt-replayed"), replayed);
-    show($("receipt-urgent"), urgent);
+    setText("receipt-not-added", missing.length ? notAddedText(missing) : "");
+    show($("receipt-not-added"), missing.length > 0);
+    show($("receipt-urgent"), Boolean(report.urgent));
+    describeBy("receipt-heading", ["receipt-case", "receipt-replayed", "receipt-not-added", "receipt-urgent"]);
 
     fillList($("told-list"), toldItems(report.notifications));
     fillList($("guidance-list"), (support.guidance || []).map(function (line) { return el("li", null, line); }));
@@ -414,21 +491,33 @@
     fillList($("help-list"), urgent ? [eap] : [eap].concat(dayAndNight));
     show($("emergency-last"), !urgent);
 
-    var item = mailbox().item;
-    var canReply = Boolean(item) && typeof item.displayReplyForm === "function";
-    show($("reply"), true);
-    show($("reply-button").parentElement, canReply);
-    show($("reply-hint"), canReply);
-    show($("reply-unavailable"), !canReply);
-    show($("item-changed"), false);
-
+    showReplyForSelection();
     setStatus("", false);
     setView("receipt");
     focusHeading("receipt-heading");
   }
 
+  function boundItemSelected() {
+    var item = mailbox().item;
+    return Boolean(item && state.target && item.itemId === state.target.item.itemId);
+  }
+
+  // Outlook's reply form answers the selected message, so it is offered only while that is the
+  // reported one.
+  function showReplyForSelection() {
+    var item = mailbox().item;
+    var other = Boolean(item) && !boundItemSelected();
+    var canReply = Boolean(item) && !other && typeof item.displayReplyForm === "function";
+    show($("reply"), !other);
+    show($("reply-button").parentElement, canReply);
+    show($("reply-hint"), canReply);
+    show($("reply-unavailable"), !canReply);
+    show($("item-changed"), other);
+  }
+
   function openReply() {
     var item = mailbox().item;
+    if (!boundItemSelected()) return;
     try {
       item.displayReplyForm({ htmlBody: "<p>" + escapeHtml(state.config.reply_text) + "</p>" });
     } catch (e) {
@@ -513,7 +602,7 @@
         };
       case 422:
         return {
-          title: "Your report changed after it was sent",
+          title: "Please send your report again",
           text: "Nothing was lost.",
           next: "Choose Try again to send it as it is now.",
           retry: true,
@@ -538,7 +627,8 @@
     return {
       title: "Something went wrong",
       text: "Nothing was filed.",
-      next: "Please try again. If it keeps happening, contact your IT help desk and quote the reference below.",
+      next: "Please try again. If it keeps happening, contact your IT help desk" +
+        (problem.request_id ? " and quote the reference below." : "."),
       retry: true,
     };
   }
@@ -550,10 +640,7 @@
       if (problem.errors.category) fieldError("category", problem.errors.category.join(" "));
       if (problem.errors.note) fieldError("note", problem.errors.note.join(" "));
     }
-    if (status === 422 && state.pending) {
-      state.key = uuid();
-      state.pending = { json: state.pending.json, key: state.key };
-    }
+    if (status === 422) forgetKey();
     setText("error-heading", info.title);
     setText("error-text", info.text);
     setText("error-next", info.next || "");
@@ -570,6 +657,12 @@
 
   // ---- Filing -------------------------------------------------------------------------------
 
+  // The service refused this key for this body: the next send must take a key of its own.
+  function forgetKey() {
+    state.key = uuid();
+    state.lastBody = null;
+  }
+
   function setBusy(busy) {
     state.busy = busy;
     $("submit").setAttribute("aria-disabled", busy ? "true" : "false");
@@ -578,12 +671,11 @@
   }
 
   function buildRequest(category) {
-    var item = mailbox().item;
-    var ref = itemReference(item);
-    return sharedOwner(item).then(function (owner) {
+    var target = state.target;
+    return target.owner.then(function (owner) {
       var body = {
-        item_id: ref.id,
-        id_format: ref.format,
+        item_id: target.ref.id,
+        id_format: target.ref.format,
         category: category,
         note: $("note").value.replace(CONTROL_CHARS, ""),
         feels_unsafe: $("feels-unsafe").checked,
@@ -594,7 +686,7 @@
       // The same key must never carry a different request: a changed form gets a new key.
       if (state.lastBody !== null && state.lastBody !== json) state.key = uuid();
       state.lastBody = json;
-      return { json: json, key: state.key };
+      return { json: json, key: state.key, body: body };
     });
   }
 
@@ -616,24 +708,36 @@
     }).finally(function () { if (timer) clearTimeout(timer); });
   }
 
+  // Retry-After in its seconds form; the date form is rare and "in a minute" covers it.
+  function retryAfterHeader(response) {
+    var value = response.headers.get("Retry-After");
+    return value && /^\s*\d+\s*$/.test(value) ? Number(value) : null;
+  }
+
+  function answered(request, response) {
+    return response.json().catch(function () { return null; }).then(function (body) {
+      if (response.ok && body && body.case_id) return showReceipt(body, response.status === 200, request);
+      var problem = body && typeof body === "object" ? body : {};
+      if (!problem.retry_after && retryAfterHeader(response)) problem.retry_after = retryAfterHeader(response);
+      return showProblem(null, response.status, problem);
+    });
+  }
+
+  function unanswered(request, error) {
+    state.unanswered[request.key] = true;
+    if (error && error.name === "AbortError") return showProblem("timeout", 0, null);
+    return showProblem(navigator.onLine === false ? "offline" : "unreachable", 0, null);
+  }
+
   function send(request, interactive) {
-    state.pending = request;
     show($("error"), false);
     setBusy(true);
     return accessToken(interactive)
       .then(
         function (token) {
           return post(request, token).then(
-            function (response) {
-              return response.json().catch(function () { return null; }).then(function (body) {
-                if (response.ok && body && body.case_id) return showReceipt(body, response.status === 200);
-                return showProblem(null, response.status, body);
-              });
-            },
-            function (error) {
-              if (error && error.name === "AbortError") return showProblem("timeout", 0, null);
-              return showProblem(navigator.onLine === false ? "offline" : "unreachable", 0, null);
-            }
+            function (response) { return answered(request, response); },
+            function (error) { return unanswered(request, error); }
           );
         },
         function () {
@@ -647,8 +751,9 @@
       });
   }
 
-  function onSubmit(event) {
-    event.preventDefault();
+  // Sends the form as it is now: "Try again" and "Sign in again" too, so edits made after an
+  // error are never dropped. An unchanged form keeps its key, so it is still filed only once.
+  function submit(interactive) {
     if (state.busy) return;
     clearFieldErrors();
     var category = selectedCategory();
@@ -658,24 +763,48 @@
       return;
     }
     setBusy(true);
-    buildRequest(category).then(function (request) { return send(request, false); }, function () {
+    buildRequest(category).then(function (request) { return send(request, interactive); }, function () {
       setBusy(false);
       showProblem(null, 0, null);
     });
   }
 
+  function onSubmit(event) {
+    event.preventDefault();
+    submit(false);
+  }
+
   // ---- A pinned pane follows the selection --------------------------------------------------
 
+  // An error shown or anything typed or ticked: a report the reporter would lose by a reset.
+  function formHoldsReport() {
+    return !$("error").hidden || $("note").value.trim() !== "" ||
+      $("feels-unsafe").checked || $("include-related").checked;
+  }
+
+  function showSelectionNotice() {
+    var moved = !boundItemSelected();
+    var text = moved
+      ? "You selected another message. This report is still for the message shown above, and it has not been filed yet."
+      : "";
+    show($("form-item-changed"), moved);
+    show($("report-selected"), moved && Boolean(mailbox().item));
+    setText("form-item-changed-text", text);
+    setStatus(text, false);
+  }
+
+  // Never moves focus: that would take it away from Outlook, where the reporter is working.
   function onItemChanged() {
-    state.itemChanged = true;
-    if (state.busy) return;
-    if (state.view === "receipt") {
-      // Outlook's reply form would now answer the newly selected message, not the reported one.
-      show($("reply"), false);
-      show($("item-changed"), Boolean(mailbox().item));
+    if (state.busy) {
+      state.itemChanged = true;
       return;
     }
-    showForm();
+    state.itemChanged = false;
+    if (state.view === "receipt") return showReplyForSelection();
+    if (state.view === "form" && (boundItemSelected() || formHoldsReport())) return showSelectionNotice();
+    var item = mailbox().item;
+    if (!item || !item.itemId) return unavailable(NO_MESSAGE, false, true);
+    showForm(false);
   }
 
   function watchSelection() {
@@ -693,7 +822,8 @@
     });
   }
 
-  function start() {
+  // moveFocus: after the reporter's own "Try again", not when the pane first opens.
+  function start(moveFocus) {
     setStatus("Getting ready…", true);
     var config = loadConfig();
     var ready = officeReady();
@@ -711,7 +841,7 @@
               state.watching = true;
               watchSelection();
             }
-            showForm();
+            showForm(Boolean(moveFocus));
           },
           function () {
             unavailable("The reporting service could not be reached. Check your connection, then try again.", true);
@@ -726,17 +856,13 @@
   }
 
   $("report-form").addEventListener("submit", onSubmit);
-  $("error-retry").addEventListener("click", function () {
-    if (state.busy) return;
-    if (state.pending) send(state.pending, false);
-    else $("report-form").requestSubmit();
-  });
-  $("error-signin").addEventListener("click", function () {
-    if (state.pending && !state.busy) send(state.pending, true);
-  });
-  $("unavailable-retry").addEventListener("click", function () { start(); });
+  $("note").addEventListener("input", showNoteLimit);
+  $("error-retry").addEventListener("click", function () { submit(false); });
+  $("error-signin").addEventListener("click", function () { submit(true); });
+  $("unavailable-retry").addEventListener("click", function () { start(true); });
   $("reply-button").addEventListener("click", openReply);
-  $("report-another").addEventListener("click", showForm);
+  $("report-another").addEventListener("click", function () { showForm(true); });
+  $("report-selected").addEventListener("click", function () { showForm(true); });
 
-  start();
+  start(false);
 })();
