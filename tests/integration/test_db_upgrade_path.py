@@ -130,6 +130,7 @@ def test_upgrading_fills_in_who_the_cases_filed_before_named(database: Database)
     ))
     add_filed(database, "HR-2026-BBBBBBBB", {"routing": {"notified": False, "why": "filed as a related message"}})
     add_filed(database, "HR-2026-BBBBBBBB", "not json")
+    add_filed(database, "HR-2026-BBBBBBBB", routed('Claimed sender address(es): "doe, john"@contoso.com, X@Y.example.'))
     add_case(database, "HR-2026-CCCCCCCC", None)
     add_filed(database, "HR-2026-CCCCCCCC", routed("The message names no sender address; nobody can be excluded."))
     with database.engine.begin() as connection:  # a row a report wrote at 0005 stays as it is
@@ -147,6 +148,8 @@ def test_upgrading_fills_in_who_the_cases_filed_before_named(database: Database)
         ("HR-2026-AAAAAAAA", "pat@contoso.com"),
         ("HR-2026-BBBBBBBB", "riley@contoso.com"),
         ("HR-2026-BBBBBBBB", "kim@contoso.com"),
+        ("HR-2026-BBBBBBBB", '"doe, john"@contoso.com'),
+        ("HR-2026-BBBBBBBB", "x@y.example"),
     }
     with database.engine.connect() as connection:
         assert is_named_sender(connection, "HR-2026-AAAAAAAA", "supervisor", "Morgan@Contoso.com")
@@ -160,6 +163,21 @@ def test_upgrading_fills_in_who_the_cases_filed_before_named(database: Database)
             select(AUDIT.c.details).where(AUDIT.c.action == "acknowledgement.withdrawn")
         ).scalars()
     assert json.loads(details)["outbox_id"] == named_later
+
+
+def test_confirmations_beyond_one_statement_s_worth_are_all_withdrawn(database: Database) -> None:
+    """PostgreSQL takes at most 65,535 parameters in a statement: the withdrawal goes in chunks."""
+    at_revision(database, "0005")
+    add_case(database, "HR-2026-AAAAAAAA", "morgan@contoso.com")
+    add_acknowledged(database, "HR-2026-AAAAAAAA", "supervisor", "morgan@contoso.com")
+    with database.engine.begin() as connection:
+        [template] = connection.execute(select(OUTBOX)).mappings()
+        copies = [{**template, "dedupe_key": f"copy-{n}"} for n in range(2500)]
+        connection.execute(insert(OUTBOX), [{k: v for k, v in c.items() if k != "id"} for c in copies])
+
+    database.upgrade()
+
+    assert acknowledged(database) == set()
 
 
 def test_a_schema_newer_than_this_version_is_left_alone(database: Database, admin_env: dict[str, str]) -> None:
@@ -190,7 +208,10 @@ def test_listing_the_outbox_does_not_upgrade_the_database(database: Database, ad
     assert database.current_revision() == "0003"
 
 
-def test_listing_the_outbox_of_a_database_without_a_schema_says_what_to_run(admin_env: dict[str, str]) -> None:
+def test_listing_the_outbox_of_a_database_without_a_schema_says_what_to_run(
+    database: Database, admin_env: dict[str, str]
+) -> None:
+    database.current_revision()  # the database exists, empty
     result = CliRunner().invoke(cli, ["outbox", "list"], env=admin_env)
 
     assert result.exit_code == 1
@@ -215,3 +236,17 @@ def test_db_upgrade_says_why_the_database_cannot_be_used(
     assert result.exit_code == 1
     assert "error: the case database cannot be used: " in result.output
     assert '"no_such_database_here" does not exist' in result.output
+
+
+def test_listing_the_outbox_of_an_sqlite_file_that_is_not_there_leaves_none_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ADDIN_")]:
+        monkeypatch.delenv(name)
+    missing = tmp_path / "typo.db"
+
+    result = CliRunner().invoke(cli, ["outbox", "list"], env={"ADDIN_DATABASE_URL": f"sqlite:///{missing}"})
+
+    assert result.exit_code == 1
+    assert f"error: there is no database at {missing} (ADDIN_DATABASE_URL)" in result.output
+    assert not missing.exists()

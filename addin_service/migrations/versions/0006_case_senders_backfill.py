@@ -67,7 +67,9 @@ _NAMING = (
     re.compile(r"^The claimed sender matches a higher manager in the reporter's chain \((?P<list>[^()]+)\)"),
     re.compile(r"^Higher manager\(s\) in the chain also match the claimed sender and are skipped too: (?P<list>.+)\.$"),
 )
-_ADDRESS = re.compile(r"^[^@\s,()<>]+@[^@\s,()<>]+$")
+_ADDRESS = re.compile(r'^(?:"[^"]+"|[^@\s,()<>"]+)@[^@\s,()<>"]+$')
+_LIST_ITEM = re.compile(r'(?:"[^"]*"|[^,"])+')  # a comma inside a quoted local part separates nothing
+_CHUNK = 1000  # ids per UPDATE: PostgreSQL takes at most 65,535 parameters in one statement
 
 
 def upgrade() -> None:
@@ -102,18 +104,20 @@ def _withdraw_acknowledgements(connection: sa.Connection, named: set[tuple[str, 
     acked = sa.select(_OUTBOX.c.id, _OUTBOX.c.case_id, _OUTBOX.c.report_id, _OUTBOX.c.role, _OUTBOX.c.recipient).where(
         _OUTBOX.c.acknowledged_at.is_not(None), _OUTBOX.c.escalated_at.is_(None), _OUTBOX.c.role != "reporter"
     )
-    ids = named | {(case_id, _without_subaddress(address)) for case_id, address in named}  # sam+hr@ is sam@
+    senders = named | {(case_id, _without_subaddress(address)) for case_id, address in named}  # sam+hr@ is sam@
     withdrawn = [
         row for row in connection.execute(acked)
-        if any((row.case_id, a) in ids for a in (row.recipient.strip().lower(), _without_subaddress(row.recipient)))
+        if any((row.case_id, a) in senders for a in (row.recipient.strip().lower(), _without_subaddress(row.recipient)))
     ]
     if not withdrawn:
         return
-    connection.execute(
-        sa.update(_OUTBOX)
-        .where(_OUTBOX.c.id.in_([row.id for row in withdrawn]))
-        .values(acknowledged_at=None, updated_at=now)
-    )
+    ids = [row.id for row in withdrawn]
+    for start in range(0, len(ids), _CHUNK):
+        connection.execute(
+            sa.update(_OUTBOX)
+            .where(_OUTBOX.c.id.in_(ids[start : start + _CHUNK]))
+            .values(acknowledged_at=None, updated_at=now)
+        )
     why = "The case names them as a sender: their confirmation no longer stops the escalation."
     op.bulk_insert(
         _AUDIT_ENTRY,
@@ -150,7 +154,7 @@ def _decisions(details: str | None) -> Iterator[str]:
 
 def _addresses(text: str) -> Iterator[str]:
     """The addresses of a comma-separated list, normalised as routing stores them."""
-    for part in text.split(","):
+    for part in _LIST_ITEM.findall(text):
         address = part.strip().strip("<>").strip().lower().rstrip(".")
         if _ADDRESS.match(address):
             yield address
