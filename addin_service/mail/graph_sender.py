@@ -10,7 +10,9 @@ application access policy): the outbox worker has no user to act for.
   ``POST …/attachments``, each larger one through an upload session
   (``POST …/attachments/createUploadSession`` then ``PUT`` byte ranges of at most 3 MiB to the
   pre-authenticated ``uploadUrl``, with no ``Authorization`` header), then
-  ``POST /users/{from}/messages/{id}/send``. A draft whose sending surely failed is deleted.
+  ``POST /users/{from}/messages/{id}/send``. A draft whose sending surely failed is deleted; one
+  whose sending may have failed (5xx, connection lost) is deleted by ``already_sent`` when Sent
+  Items shows it was not sent.
 
 The body is sent as HTML only: Graph's JSON message has a single body, with no
 ``multipart/alternative`` text part (the plain text is used only when there is no HTML).
@@ -57,6 +59,7 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Graph's 4 MB request limit, w
 UPLOAD_CHUNK = 3 * 1024 * 1024  # "keep each byte range less than 4 MB"
 NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name ReportNotificationId"
 SENT_ITEMS = "sentitems"
+DRAFTS = "drafts"
 CONFIG_RETRY_AFTER = 300  # seconds: a permission an administrator has to grant
 
 
@@ -89,22 +92,39 @@ class GraphSender(GraphAppClient):
         log.info("notification handed to graph", extra={"attachments": len(message.attachments)})
 
     def already_sent(self, message: OutgoingMessage) -> bool:
-        """Does the sender's Sent Items hold a message tagged with ``message.message_id``?
+        """Does the sender's Sent Items hold a message tagged with ``message.message_id``? When it
+        does not, drafts of it that an earlier, uncertain attempt left in Drafts are deleted first
+        (each holds the reported message when it went to the security team); the next attempt
+        makes its own.
 
         :raises DeliveryFailed: Graph could not be asked (answering False could send twice).
         """
+        try:
+            sent = self._tagged(message, SENT_ITEMS, "listSentItems", top=1)
+        except (GraphHttpError, GraphUnreachable, ServiceError) as exc:
+            raise _delivery_failed(exc, permanent_4xx=False) from None
+        if sent:
+            return True
+        try:
+            for draft_id in self._tagged(message, DRAFTS, "listDrafts", top=10):
+                self._discard(message.from_address, draft_id)
+        except (GraphHttpError, GraphUnreachable, ServiceError):
+            log.warning("could not look for drafts an earlier attempt left")
+        return False
+
+    def _tagged(self, message: OutgoingMessage, folder: str, operation: str, *, top: int) -> list[str]:
+        """Ids of the messages in ``folder`` tagged with ``message.message_id``."""
         match = (
             f"singleValueExtendedProperties/Any(ep: ep/id eq {odata_quote(NOTIFICATION_ID_PROPERTY)}"
             f" and ep/value eq {odata_quote(message.message_id)})"
         )
-        query = {"$filter": match, "$select": "id,internetMessageId", "$top": "1"}
-        url = self._http.url("users", message.from_address, "mailFolders", SENT_ITEMS, "messages", query=query)
-        try:
-            data = _json(self._call("GET", url, "listSentItems"))
-        except (GraphHttpError, GraphUnreachable, ServiceError) as exc:
-            raise _delivery_failed(exc, permanent_4xx=False) from None
+        query = {"$filter": match, "$select": "id,internetMessageId", "$top": str(top)}
+        url = self._http.url("users", message.from_address, "mailFolders", folder, "messages", query=query)
+        data = _json(self._call("GET", url, operation))
         found = data.get("value") if isinstance(data, dict) else None
-        return isinstance(found, list) and len(found) > 0
+        if not isinstance(found, list):
+            return []
+        return [str(m["id"]) for m in found if isinstance(m, dict) and m.get("id")]
 
     # -- the draft path -----------------------------------------------------------------------
 

@@ -109,6 +109,26 @@ def test_a_5_mb_attachment_goes_through_an_upload_session(server: GraphServer) -
     assert sender.already_sent(message)
 
 
+def test_a_draft_left_by_a_send_that_may_have_failed_is_deleted_before_the_next_attempt(server: GraphServer) -> None:
+    """A 5xx answering the draft's send leaves it in Drafts, holding the reported message."""
+    big = base64.b64encode(bytes(range(256)) * 15_000)[: 5 * 1024 * 1024]
+    sender = GraphSender(graph_settings(server.graph_url, exchange_max_wait="1"), DoubleTokens(server))
+    message = notification(Attachment("reported.eml", "message/rfc822", big))
+    server.faults.add(service_unavailable(retry_after=1), operation="sendDraft", times=None)
+    with pytest.raises(DeliveryFailed):
+        sender.send(message)
+    drafts = [m for m in server.state.messages.values() if m.folder == "drafts"]
+    assert len(drafts) == 1
+    server.faults.clear()
+
+    assert not sender.already_sent(message)
+    sender.send(message)
+
+    assert [m for m in server.state.messages.values() if m.folder == "drafts"] == []
+    (sent,) = server.sent
+    assert sent.attachments == (("reported.eml", "message/rfc822", big),)
+
+
 def test_throttled_sending_is_waited_out_when_graph_says_it_is_short(server: GraphServer) -> None:
     server.faults.add(throttled(retry_after=1), operation="sendMail", times=1)
 

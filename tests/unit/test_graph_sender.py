@@ -258,6 +258,39 @@ def test_not_in_sent_items_means_not_sent(graph: responses.RequestsMock) -> None
     assert not sender().already_sent(message())
 
 
+def test_drafts_an_uncertain_attempt_left_are_deleted_when_it_was_not_sent(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages", json=fixture("sent_items_empty.json")
+    )
+    graph.add(
+        responses.GET,
+        f"{GRAPH}/users/{SECURITY}/mailFolders/drafts/messages",
+        json={"value": [{"id": "AAMkDRAFT1="}, {"id": "AAMkDRAFT2="}]},
+    )
+    for draft in ("AAMkDRAFT1=", "AAMkDRAFT2="):
+        graph.add(responses.DELETE, f"{DRAFTS}/{draft}", status=204)
+
+    assert not sender().already_sent(message())
+
+    listed = unquote((graph.calls[1].request.url or "").split("?", 1)[1])
+    assert listed.startswith(f"$filter=singleValueExtendedProperties/Any(ep: ep/id eq '{NOTIFICATION_ID_PROPERTY}' ")
+    assert [(c.request.method, unquote(c.request.url or "")) for c in graph.calls[2:]] == [
+        ("DELETE", f"{DRAFTS}/AAMkDRAFT1="), ("DELETE", f"{DRAFTS}/AAMkDRAFT2="),
+    ]
+
+
+def test_drafts_that_cannot_be_listed_do_not_change_the_answer(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages", json=fixture("sent_items_empty.json")
+    )
+    graph.add(
+        responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/drafts/messages", status=403,
+        json=fixture("error_access_denied.json"),
+    )
+
+    assert not sender().already_sent(message())
+
+
 def test_already_sent_does_not_guess_when_graph_cannot_be_asked(graph: responses.RequestsMock) -> None:
     graph.add(
         responses.GET,
