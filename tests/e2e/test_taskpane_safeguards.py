@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -185,6 +186,74 @@ def test_a_retry_answered_with_its_own_unanswered_first_attempt_does_not_say_the
     expect(pane.ui.locator("#receipt-not-added")).to_be_hidden()
 
 
+def test_reporting_again_asking_to_save_other_messages_says_it_was_not_done(outlook: DemoOutlook) -> None:
+    pane = _report_then_reopen(outlook, "Re: project review")
+    pane.fill("Bullying")
+    pane.include_related.check()
+
+    assert pane.report()["status"] == 200
+
+    expect(pane.ui.locator("#receipt-not-added")).to_contain_text(
+        "What you added this time (saving your other messages from this sender) was not added"
+    )
+
+
+def test_a_proxy_timeout_after_the_report_was_filed_is_not_taken_for_not_filed(
+    outlook: DemoOutlook, page: Page
+) -> None:
+    """A proxy in front of a long capture answers 504 after the service filed the report: the pane
+    said "Nothing is lost" and, after Try again, that the note was not added; it was."""
+    filed: list[int] = []
+
+    def file_then_time_out(route: Route) -> None:
+        if filed:
+            route.continue_()
+            return
+        filed.append(route.fetch().status)
+        route.fulfill(status=504, headers={"Content-Type": "text/html"}, body="<html>Gateway Time-out</html>")
+
+    page.route(REPORTS, file_then_time_out)
+    pane = outlook.open_pane("People like you")
+    pane.fill("Hate or bias", note="Third one this month.")
+    pane.report_button.click()
+    expect(pane.error_heading).to_have_text("We could not tell whether your report was filed")
+
+    pane.try_again.click()
+
+    expect(pane.ui.locator("#receipt-replayed")).to_be_visible()
+    assert filed == [201]
+    expect(pane.ui.locator("#receipt-not-added")).to_be_hidden()
+
+
+def test_what_is_being_filed_cannot_change_on_screen_meanwhile(outlook: DemoOutlook, live: LiveService) -> None:
+    """A note added or a box ticked while the request was on its way was silently not in the report."""
+    arrived, release = threading.Event(), threading.Event()
+    capture = live.mailbox.capture
+
+    def held(*args: Any) -> Any:
+        arrived.set()
+        release.wait(10)
+        return capture(*args)
+
+    live.mailbox.capture = held  # type: ignore[method-assign]
+    try:
+        pane = outlook.open_pane("You will regret this")
+        pane.fill("Threat or violence", note="He followed me.")
+        pane.report_button.click()
+        assert arrived.wait(10)
+
+        expect(pane.note).to_have_attribute("readonly", "")
+        pane.ui.get_by_text("I feel unsafe", exact=True).click()
+        expect(pane.feels_unsafe).not_to_be_checked()
+    finally:
+        release.set()
+        live.mailbox.capture = capture  # type: ignore[method-assign]
+
+    expect(pane.receipt_heading).to_be_visible()
+    expect(pane.note).not_to_have_attribute("readonly", "")
+    assert live.reports.calls[-1].body["feels_unsafe"] is False
+
+
 # ---- F3: a pinned pane keeps an unsent report when the selection changes ------------------------
 
 
@@ -232,6 +301,21 @@ def test_report_the_selected_message_instead_starts_over_for_it(outlook: DemoOut
     pane.fill("Stalking")
     assert pane.report()["status"] == 201
     assert live.reports.calls[-1].body["item_id"] == STALKING_ID
+
+
+def test_a_message_opened_where_it_was_moved_keeps_the_note_written_for_it(outlook: DemoOutlook) -> None:
+    """"This message is no longer there" says to open it in its new folder and report it from there."""
+    pane = outlook.open_pane("Last warning")
+    pane.fill("Threat or violence", note="Sent at 3 a.m. again.")
+    pane.feels_unsafe.check()
+    assert pane.report()["status"] == 404
+
+    outlook.select("You will regret this")
+
+    expect(pane.ui.locator("#msg-subject")).to_have_text("You will regret this")
+    expect(pane.note).to_have_value("Sent at 3 a.m. again.")
+    expect(pane.feels_unsafe).to_be_checked()
+    expect(pane.category("Threat or violence")).to_be_checked()
 
 
 # ---- F4: bidi controls cannot reorder what the pane shows ---------------------------------------

@@ -454,6 +454,7 @@
     // After an attempt under this key went unanswered, the replay may be that very request.
     if (sent.body.note.trim() && !state.unanswered[sent.key]) missing.push("your note");
     if (sent.body.feels_unsafe && !report.urgent) missing.push("\u201cI feel unsafe\u201d");
+    if (sent.body.include_related && !report.related) missing.push("saving your other messages from this sender");
     return missing;
   }
 
@@ -554,6 +555,13 @@
           next: "Check your connection, then try again. However many times you try, the report is filed only once.",
           retry: true,
         };
+      case "uncertain":
+        return {
+          title: "We could not tell whether your report was filed",
+          text: "The connection to the reporting service failed before it answered.",
+          next: "Trying again is safe: the report is filed only once.",
+          retry: true,
+        };
       case "timeout":
         return {
           title: "The reporting service is taking too long",
@@ -626,7 +634,7 @@
     }
     return {
       title: "Something went wrong",
-      text: "Nothing was filed.",
+      text: "Your report may not have been filed.",
       next: "Please try again. If it keeps happening, contact your IT help desk" +
         (problem.request_id ? " and quote the reference below." : "."),
       retry: true,
@@ -665,6 +673,8 @@
 
   function setBusy(busy) {
     state.busy = busy;
+    // What is being filed cannot change on screen meanwhile: the edit would not be in the report.
+    $("note").readOnly = busy;
     $("submit").setAttribute("aria-disabled", busy ? "true" : "false");
     $("report-form").setAttribute("aria-busy", busy ? "true" : "false");
     if (busy) setStatus("Filing your report. This can take a few seconds.", true);
@@ -714,12 +724,20 @@
     return value && /^\s*\d+\s*$/.test(value) ? Number(value) : null;
   }
 
+  // A proxy's 502 or 504 (not this service's own problem answer), or a 500, may come after the
+  // report was filed; a proxy's 503 means the request found no server.
+  function uncertainAnswer(status, problem) {
+    return status === 500 || ((status === 502 || status === 504) && problem.status !== status);
+  }
+
   function answered(request, response) {
     return response.json().catch(function () { return null; }).then(function (body) {
       if (response.ok && body && body.case_id) return showReceipt(body, response.status === 200, request);
       var problem = body && typeof body === "object" ? body : {};
       if (!problem.retry_after && retryAfterHeader(response)) problem.retry_after = retryAfterHeader(response);
-      return showProblem(null, response.status, problem);
+      if (!uncertainAnswer(response.status, problem)) return showProblem(null, response.status, problem);
+      state.unanswered[request.key] = true;
+      return showProblem(response.status === 500 ? null : "uncertain", response.status, problem);
     });
   }
 
@@ -804,7 +822,28 @@
     if (state.view === "form" && (boundItemSelected() || formHoldsReport())) return showSelectionNotice();
     var item = mailbox().item;
     if (!item || !item.itemId) return unavailable(NO_MESSAGE, false, true);
+    // After "This message is no longer there" the reporter opens it where it went: keep what they wrote.
+    var kept = state.view === "error" ? formValues() : null;
     showForm(false);
+    if (kept) restoreFormValues(kept);
+  }
+
+  function formValues() {
+    return {
+      category: selectedCategory(),
+      note: $("note").value,
+      unsafe: $("feels-unsafe").checked,
+      related: $("include-related").checked,
+    };
+  }
+
+  function restoreFormValues(values) {
+    var category = values.category && document.getElementById("category-" + values.category);
+    if (category) category.checked = true;
+    $("note").value = values.note;
+    $("feels-unsafe").checked = values.unsafe;
+    $("include-related").checked = values.related;
+    showNoteLimit();
   }
 
   function watchSelection() {
@@ -856,6 +895,10 @@
   }
 
   $("report-form").addEventListener("submit", onSubmit);
+  $("report-form").addEventListener("click", function (event) {
+    // A box ticked while the report is being filed would not be in it.
+    if (state.busy && event.target instanceof HTMLInputElement) event.preventDefault();
+  });
   $("note").addEventListener("input", showNoteLimit);
   $("error-retry").addEventListener("click", function () { submit(false); });
   $("error-signin").addEventListener("click", function () { submit(true); });
