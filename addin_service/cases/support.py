@@ -20,9 +20,9 @@ def support_contacts(settings: Settings) -> dict[str, Any]:
     """The support block of every report response, from configuration."""
     return {
         "eap": {"name": settings.eap_name, "phone": settings.eap_phone, "url": settings.eap_url},
-        "support_24x7": {"name": "24/7 technical support center", "phone": settings.support_phone, "url": ""},
+        "support_24x7": {"name": "24/7 technical support centre", "phone": settings.support_phone, "url": ""},
         "incident_response": {
-            "name": "Computer security incident response center",
+            "name": "Computer security incident response centre",
             "phone": settings.incident_response_phone,
             "url": "",
         },

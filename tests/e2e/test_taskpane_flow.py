@@ -58,7 +58,7 @@ def test_receipt_says_who_was_told_what_happens_next_and_where_to_get_help(outlo
     expect(help_list).to_contain_text("Employee Assistance Program")
     expect(help_list.get_by_role("link", name="+1 800 555 0100")).to_have_attribute("href", "tel:+18005550100")
     expect(help_list.get_by_role("link", name="eap.contoso.com")).to_have_attribute("href", "https://eap.contoso.com/")
-    expect(help_list).to_contain_text("24/7 technical support center")
+    expect(help_list).to_contain_text("24/7 technical support centre")
     expect(pane.ui.locator("#emergency-last")).to_have_text("If you are in immediate danger, call 911 now.")
 
 
@@ -76,7 +76,7 @@ def test_feeling_unsafe_marks_the_report_urgent_and_puts_24_7_help_first(
     assert live.reports.calls[0].body["include_related"] is True
     expect(pane.ui.locator("#receipt-urgent")).to_be_visible()
     expect(pane.ui.locator("#emergency-first")).to_have_text("If you are in immediate danger, call 911 now.")
-    expect(pane.ui.locator("#help-first-list")).to_contain_text("24/7 technical support center")
+    expect(pane.ui.locator("#help-first-list")).to_contain_text("24/7 technical support centre")
     expect(pane.ui.locator("#emergency-last")).to_be_hidden()
 
 

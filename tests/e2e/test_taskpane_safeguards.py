@@ -141,13 +141,13 @@ def test_reporting_again_feeling_unsafe_puts_urgent_help_first_and_says_what_was
     assert pane.report()["status"] == 200
 
     expect(pane.ui.locator("#emergency-first")).to_be_visible()
-    expect(pane.ui.locator("#help-first-list")).to_contain_text("24/7 technical support center")
+    expect(pane.ui.locator("#help-first-list")).to_contain_text("24/7 technical support centre")
     expect(pane.ui.locator("#emergency-last")).to_be_hidden()
     expect(pane.ui.locator("#receipt-urgent")).to_be_hidden()
     not_added = pane.ui.locator("#receipt-not-added")
     expect(not_added).to_contain_text("What you added this time (your note and \u201cI feel unsafe\u201d)")
     expect(not_added).to_contain_text("was not added to the earlier report")
-    expect(not_added).to_contain_text("contact the security team (Computer security incident response center")
+    expect(not_added).to_contain_text("contact the security team (Computer security incident response centre")
 
 
 def test_reporting_again_with_nothing_new_says_only_that_it_is_the_same_case(outlook: DemoOutlook) -> None:
@@ -345,7 +345,7 @@ def test_a_right_to_left_override_in_the_senders_name_cannot_reverse_the_address
 
 ODD_PHONES = {
     "eap": {"name": "Employee Assistance Program", "phone": "+44 (0)20 7946 0000", "url": "https://eap.contoso.com/"},
-    "support_24x7": {"name": "24/7 technical support center", "phone": "+1 555 0199 (demo, 24/7)", "url": ""},
+    "support_24x7": {"name": "24/7 technical support centre", "phone": "+1 555 0199 (demo, 24/7)", "url": ""},
     "incident_response": {"name": "Incident response", "phone": "(555) 123-4567 ext. 89", "url": ""},
 }
 
