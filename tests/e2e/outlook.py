@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.sync_api import Frame, FrameLocator, Locator, Page
+from playwright.sync_api import Frame, FrameLocator, Locator, Page, Request
 
 from tests.e2e.harness import LiveService
 
@@ -121,3 +121,15 @@ class DemoOutlook:
         self.report_harassment.click()
         self.pane.wait_until_interactive()
         return self.pane
+
+
+def report_keys_sent(page: Page) -> list[str]:
+    """Idempotency-Key of every report request the browser made, including ones that never arrived."""
+    keys: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/api/v1/reports") and request.method == "POST":
+            keys.append(request.headers["idempotency-key"])
+
+    page.on("request", record)
+    return keys

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, expect
 
 from addin_service.errors import MailboxUnavailable
 from addin_service.ratelimit import SlidingWindowLimiter
 from tests.e2e.harness import SHARED_MAILBOX, USER, LiveService
-from tests.e2e.outlook import DemoOutlook
+from tests.e2e.outlook import DemoOutlook, report_keys_sent
 
 pytestmark = pytest.mark.browser
-
-
-def _keys_sent(page: Page) -> list[str]:
-    """Idempotency-Key of every report request the browser made, including ones that never arrived."""
-    keys: list[str] = []
-
-    def record(request: Request) -> None:
-        if request.url.endswith("/api/v1/reports") and request.method == "POST":
-            keys.append(request.headers["idempotency-key"])
-
-    page.on("request", record)
-    return keys
 
 
 def test_exchange_busy_try_again_resends_the_same_idempotency_key(outlook: DemoOutlook, live: LiveService) -> None:
@@ -72,7 +60,7 @@ def test_offline_reporter_is_told_to_check_the_connection_and_try_again(
 def test_connection_lost_while_sending_try_again_reuses_the_idempotency_key(
     outlook: DemoOutlook, live: LiveService, page: Page
 ) -> None:
-    keys = _keys_sent(page)
+    keys = report_keys_sent(page)
     pane = outlook.open_pane("Re: project review")
     pane.fill("Bullying")
     page.route("**/api/v1/reports", lambda route: route.abort("internetdisconnected"))

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, Request, Route, expect
+from playwright.sync_api import Page, Route, expect
 
 from addin_service.errors import MailboxUnavailable
 from tests.e2e.harness import STALKING_ID, THREAT_ID, LiveService
-from tests.e2e.outlook import DemoOutlook, TaskPane
+from tests.e2e.outlook import DemoOutlook, TaskPane, report_keys_sent
 
 pytestmark = pytest.mark.browser
 
 REPORTS = "**/api/v1/reports"
 PROBLEM = {"Content-Type": "application/problem+json"}
-
-
-def _keys_sent(page: Page) -> list[str]:
-    """Idempotency-Key of every report request the browser made, including ones that never arrived."""
-    keys: list[str] = []
-
-    def record(request: Request) -> None:
-        if request.url.endswith("/api/v1/reports") and request.method == "POST":
-            keys.append(request.headers["idempotency-key"])
-
-    page.on("request", record)
-    return keys
 
 
 def _answer_first_report(page: Page, status: int, body: str, headers: dict[str, str]) -> None:
@@ -112,7 +101,7 @@ def test_sign_in_again_sends_what_was_added_since(outlook: DemoOutlook, live: Li
 def test_a_key_refused_for_a_different_request_is_replaced_before_trying_again(
     outlook: DemoOutlook, live: LiveService, page: Page
 ) -> None:
-    keys = _keys_sent(page)
+    keys = report_keys_sent(page)
     _answer_first_report(page, 422, _problem(422, "idempotency-key-reused"), PROBLEM)
     pane = outlook.open_pane("Re: project review")
     pane.fill("Bullying")
@@ -161,23 +150,37 @@ def test_reporting_again_with_nothing_new_says_only_that_it_is_the_same_case(out
     expect(pane.ui.locator("#emergency-first")).to_be_hidden()
 
 
-def test_a_retry_answered_with_its_own_unanswered_first_attempt_does_not_say_the_note_was_lost(
-    outlook: DemoOutlook, page: Page
+# How the answer to a request the service filed can be lost on its way back, and what the pane says.
+LOST_ANSWERS: dict[str, tuple[Callable[[Route], None], str]] = {
+    "connection reset": (lambda route: route.abort("connectionreset"), "The reporting service could not be reached"),
+    # A proxy in front of a long capture gives up first: the pane said "Nothing is lost", and
+    # after Try again that the note was not added, which it was.
+    "proxy 504": (
+        lambda route: route.fulfill(status=504, headers={"Content-Type": "text/html"}, body="<html>Time-out</html>"),
+        "We could not tell whether your report was filed",
+    ),
+}
+
+
+@pytest.mark.parametrize("lost", LOST_ANSWERS)
+def test_a_retry_answered_with_its_own_first_attempt_does_not_say_the_note_was_lost(
+    outlook: DemoOutlook, page: Page, lost: str
 ) -> None:
+    lose, heading = LOST_ANSWERS[lost]
     filed: list[int] = []
 
-    def file_then_drop_the_answer(route: Route) -> None:
+    def file_then_lose_the_answer(route: Route) -> None:
         if filed:
             route.continue_()
             return
         filed.append(route.fetch().status)
-        route.abort("connectionreset")
+        lose(route)
 
-    page.route(REPORTS, file_then_drop_the_answer)
+    page.route(REPORTS, file_then_lose_the_answer)
     pane = outlook.open_pane("People like you")
     pane.fill("Hate or bias", note="Third one this month.")
     pane.report_button.click()
-    expect(pane.error_heading).to_have_text("The reporting service could not be reached")
+    expect(pane.error_heading).to_have_text(heading)
 
     pane.try_again.click()
 
@@ -198,34 +201,9 @@ def test_reporting_again_asking_to_save_other_messages_says_it_was_not_done(outl
     )
 
 
-def test_a_proxy_timeout_after_the_report_was_filed_is_not_taken_for_not_filed(
-    outlook: DemoOutlook, page: Page
+def test_what_is_being_filed_cannot_change_on_screen_meanwhile(
+    outlook: DemoOutlook, live: LiveService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A proxy in front of a long capture answers 504 after the service filed the report: the pane
-    said "Nothing is lost" and, after Try again, that the note was not added; it was."""
-    filed: list[int] = []
-
-    def file_then_time_out(route: Route) -> None:
-        if filed:
-            route.continue_()
-            return
-        filed.append(route.fetch().status)
-        route.fulfill(status=504, headers={"Content-Type": "text/html"}, body="<html>Gateway Time-out</html>")
-
-    page.route(REPORTS, file_then_time_out)
-    pane = outlook.open_pane("People like you")
-    pane.fill("Hate or bias", note="Third one this month.")
-    pane.report_button.click()
-    expect(pane.error_heading).to_have_text("We could not tell whether your report was filed")
-
-    pane.try_again.click()
-
-    expect(pane.ui.locator("#receipt-replayed")).to_be_visible()
-    assert filed == [201]
-    expect(pane.ui.locator("#receipt-not-added")).to_be_hidden()
-
-
-def test_what_is_being_filed_cannot_change_on_screen_meanwhile(outlook: DemoOutlook, live: LiveService) -> None:
     """A note added or a box ticked while the request was on its way was silently not in the report."""
     arrived, release = threading.Event(), threading.Event()
     capture = live.mailbox.capture
@@ -235,7 +213,7 @@ def test_what_is_being_filed_cannot_change_on_screen_meanwhile(outlook: DemoOutl
         release.wait(10)
         return capture(*args)
 
-    live.mailbox.capture = held  # type: ignore[method-assign]
+    monkeypatch.setattr(live.mailbox, "capture", held)
     try:
         pane = outlook.open_pane("You will regret this")
         pane.fill("Threat or violence", note="He followed me.")
@@ -247,7 +225,6 @@ def test_what_is_being_filed_cannot_change_on_screen_meanwhile(outlook: DemoOutl
         expect(pane.feels_unsafe).not_to_be_checked()
     finally:
         release.set()
-        live.mailbox.capture = capture  # type: ignore[method-assign]
 
     expect(pane.receipt_heading).to_be_visible()
     expect(pane.note).not_to_have_attribute("readonly", "")

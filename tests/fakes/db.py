@@ -125,6 +125,22 @@ def empty_postgres_url(postgres_url: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema yet, on each back end."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'addin.db'}"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+@pytest.fixture
+def empty_database(empty_url: str) -> Iterator[Database]:
+    database = Database(empty_url)
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(scope="session")
 def migrated_postgres_url(postgres_url: str) -> Iterator[str]:
     with postgres_schema(postgres_url) as url:

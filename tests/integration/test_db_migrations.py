@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,21 +21,6 @@ from addin_service.db.models import Base
 from addin_service.errors import DatabaseUnavailable
 
 TABLES = set(Base.metadata.tables) | {"alembic_version"}  # every revision's tables, this one's included
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'addin.db'}"
-    url: str = request.getfixturevalue("empty_postgres_url")
-    return url
-
-
-@pytest.fixture
-def empty_database(empty_url: str) -> Iterator[Database]:
-    database = Database(empty_url)
-    yield database
-    database.dispose()
 
 
 def differences(database: Database, metadata: MetaData) -> list[Any]:

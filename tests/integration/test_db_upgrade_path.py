@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -28,26 +27,16 @@ OUTBOX = cast(Table, OutboxRow.__table__)
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'addin.db'}"
-    url: str = request.getfixturevalue("empty_postgres_url")
-    return url
+@pytest.fixture
+def database(empty_database: Database) -> Database:
+    return empty_database
 
 
 @pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
-def admin_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def admin_env(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in [n for n in os.environ if n.startswith("ADDIN_")]:
         monkeypatch.delenv(name)
-    return {"ADDIN_DATABASE_URL": database_url}
+    return {"ADDIN_DATABASE_URL": empty_url}
 
 
 def at_revision(database: Database, revision: str) -> None:
