@@ -11,7 +11,14 @@ import click
 from flask.cli import AppGroup
 
 from addin_service.cases.records_check import reconcile
-from addin_service.cli_support import CommandFailed, host_port, listen_problem, stops_cleanly, storage_only_settings
+from addin_service.cli_support import (
+    CommandFailed,
+    host_port,
+    listen_problem,
+    missing_sqlite_file,
+    stops_cleanly,
+    storage_only_settings,
+)
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
@@ -146,15 +153,14 @@ def _recorded_packages(
 ) -> tuple[dict[tuple[str, str], str] | None, str]:
     """The case database's reports (→ manifest sha256), all or ``case_id``'s, or None and why
     they could not be read."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from addin_service.db import Database, ReportRepository
     from addin_service.errors import ServiceError
 
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        return None, f"there is no case database at {url.database} (set ADDIN_DATABASE_URL to the service's)"
+    missing = missing_sqlite_file(settings)
+    if missing is not None:
+        return None, f"there is no case database at {missing} (set ADDIN_DATABASE_URL to the service's)"
     try:
         database = Database(settings.database_url)
     except (ValueError, SQLAlchemyError) as exc:

@@ -8,6 +8,7 @@ import socket
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -87,6 +88,17 @@ def listen_problem(exc: OSError | ValueError, host: str) -> str:
 def host_port(host: str, port: int) -> str:
     """``host:port`` as a URL writes it (``[::1]:8000`` for IPv6)."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """The file ``ADDIN_DATABASE_URL`` names when it is SQLite and the file is not there, else None.
+    A command that only reads must not open it: that would leave an empty database behind."""
+    if not settings.is_sqlite:
+        return None
+    from sqlalchemy.engine import make_url
+
+    path = make_url(settings.database_url).database or ""
+    return None if Path(path).is_file() else path
 
 
 def storage_only_settings() -> Settings:

@@ -16,12 +16,11 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
 
-from addin_service.cli_support import CommandFailed, stops_cleanly, storage_only_settings
+from addin_service.cli_support import CommandFailed, missing_sqlite_file, stops_cleanly, storage_only_settings
 from addin_service.errors import ConfigError
 from addin_service.notify.backoff import Backoff
 from addin_service.notify.bootstrap import Notifications
@@ -37,16 +36,13 @@ def _outbox(*, upgrade: bool) -> Any:
     """The outbox; an SQLite schema is upgraded first only for a command that writes (``retry``),
     as the service does at start: looking at the outbox must not change a database that an older
     version, still running, would then refuse at its next start."""
-    from sqlalchemy.engine import make_url
-
     from addin_service.db.database import Database, schema_behind
     from addin_service.notify.outbox import Outbox
 
     settings = storage_only_settings()
-    if settings.is_sqlite and not upgrade:
-        path = make_url(settings.database_url).database or ""
-        if not Path(path).is_file():  # opening it would leave an empty database file behind
-            raise CommandFailed(f"there is no database at {path} (ADDIN_DATABASE_URL)")
+    missing = None if upgrade else missing_sqlite_file(settings)
+    if missing is not None:
+        raise CommandFailed(f"there is no database at {missing} (ADDIN_DATABASE_URL)")
     database = Database(settings.database_url)
     if settings.is_sqlite and upgrade:
         database.upgrade()
