@@ -22,6 +22,15 @@ PROBLEM = "application/problem+json"
 
 
 RETRY_AFTER = {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}
+# OpenAPI links: a filed report's report_id is what GET /api/v1/reports/{report_id} takes (clients
+# and stateful API testers follow it from the answer instead of guessing ids).
+_READ_IT_BACK = {
+    "GetReport": {
+        "operationId": "getReport",
+        "parameters": {"report_id": "$response.body#/report_id"},
+        "description": "Read the report back (only its reporter can)",
+    }
+}
 
 
 def _problem(
@@ -89,10 +98,12 @@ def build_spec(server_url: str) -> dict[str, Any]:
                     "201": {
                         "description": "Filed",
                         "content": {"application/json": {"schema": "ReportResponse"}},
+                        "links": _READ_IT_BACK,
                     },
                     "200": {
                         "description": "Already filed: the first answer, replayed",
                         "content": {"application/json": {"schema": "ReportResponse"}},
+                        "links": _READ_IT_BACK,
                     },
                     "400": _problem("Malformed or invalid request; errors lists each field"),
                     "403": _problem("Not your mailbox"),

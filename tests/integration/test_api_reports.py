@@ -459,6 +459,23 @@ def test_the_openapi_document_is_valid(stack: Stack) -> None:
     assert "ReportRequest" in spec["components"]["schemas"]
 
 
+def test_the_openapi_links_lead_from_a_filed_report_to_reading_it_back(stack: Stack) -> None:
+    spec = stack.client.get("/openapi.json").get_json()
+    operations = {op["operationId"]: (path, op) for path, ops in spec["paths"].items() for op in ops.values()}
+    _, create = operations["createReport"]
+    filed = stack.report(stack.add_message(MIME))
+    link = create["responses"][str(filed.status_code)]["links"]["GetReport"]
+    path, _ = operations[link["operationId"]]
+
+    (name, expression), *_ = link["parameters"].items()
+    assert expression.startswith("$response.body#/")  # a JSON pointer into the answer
+    value = filed.get_json()[expression.removeprefix("$response.body#/")]
+    read_back = stack.client.get(path.replace("{" + name + "}", value), headers=stack.auth())
+
+    assert read_back.status_code == 200
+    assert read_back.get_json()["report_id"] == filed.get_json()["report_id"]
+
+
 def test_the_openapi_document_states_what_the_validation_accepts(stack: Stack) -> None:
     import re
 
