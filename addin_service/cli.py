@@ -22,6 +22,7 @@ from addin_service.cli_support import (
 from addin_service.manifest import manifest_cli
 from addin_service.notify.cli import outbox_cli, start_worker_thread, worker_command
 from addin_service.settings import Settings
+from addin_service.untrusted_numbers import decimal
 
 cli = AppGroup(
     "addin-service",
@@ -204,9 +205,10 @@ def _ledger_anchor(_ctx: click.Context, _param: click.Parameter, values: tuple[s
     anchors: dict[int, str] = {}
     for value in values:
         sequence, _, digest = value.partition(":")
-        if not sequence.isdigit() or int(sequence) < 1 or not is_sha256_tag(digest):
+        number = decimal(sequence)
+        if number is None or number < 1 or not is_sha256_tag(digest):
             raise click.BadParameter(f"{value!r} is not SEQUENCE:sha256:<64 hex digits>, as verify prints the head")
-        anchors[int(sequence)] = digest
+        anchors[number] = digest
     return anchors
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import authres
 
 from addin_service.cases.origin_headers import MAX_KEPT_CHARS, MAX_PARSED_CHARS, shorten, too_hostile_to_parse
+from addin_service.untrusted_numbers import decimal
 
 # Stands in for Microsoft's missing authserv-id while authres parses; never shown.
 _PLACEHOLDER_ID = "authserv-id-absent.invalid"
@@ -314,11 +315,8 @@ def parse_arc(position: int, name: str, value: str) -> ArcHeader:
         key, equals, tag_value = part.partition("=")
         if equals:
             tags.setdefault(key.strip().lower(), "".join(tag_value.split()))
-    instance: int | None = None
-    raw_instance = tags.get("i")
-    if raw_instance is not None and raw_instance.isdigit() and len(raw_instance) <= 3:
-        instance = int(raw_instance)
-    else:
+    instance = decimal(tags.get("i"), max_digits=3)
+    if instance is None:
         problems.append("it has no valid i= tag")
     cv = tags.get("cv")
     if kind == "ARC-Seal" and cv is None:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 import requests
 import urllib3
 
+from addin_service.untrusted_numbers import decimal
+
 # Once the capture's waiting budget is spent, a download must have averaged at least this rate
 # (bytes received per second of the time past the budget) to go on: a 100 MB message may take
 # over three minutes, a server sending a byte every second may not hold a report for hours.
@@ -39,8 +41,7 @@ def declared_length(response: requests.Response) -> int | None:
     """``Content-Length`` when the body is not encoded (so it is the size of what is stored)."""
     if _encoding(response) != "identity":
         return None
-    value = response.headers.get("Content-Length", "").strip()
-    return int(value) if value.isdigit() else None
+    return decimal(response.headers.get("Content-Length"))
 
 
 def body_chunks(
@@ -82,7 +83,7 @@ def body_chunks(
                 raise DownloadFailed(f"{encoding} body does not decode") from None
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
         raise DownloadFailed(type(exc).__name__) from None
-    if expected.isdigit() and on_wire != int(expected):
+    if (length := decimal(expected)) is not None and on_wire != length:
         raise DownloadFailed("fewer bytes than Content-Length")
     if decoder is not None and not decoder.eof:
         raise DownloadFailed(f"{encoding} body cut short")

@@ -39,6 +39,7 @@ from addin_service.mail.ews_retry import Retrier, RetryPolicy, TransientFailure
 from addin_service.mail.graph_tokens import GraphTokens, TokenSource
 from addin_service.mail.ports import ITEM_ID_MAX_LENGTH, NO_MIME_DETAIL, CapturedItem, ItemRef, MimeSink
 from addin_service.settings import Settings
+from addin_service.untrusted_numbers import decimal
 
 T = TypeVar("T")
 
@@ -242,7 +243,7 @@ class EwsMailbox:
             sender=item.sender,
             from_address=item.from_address,
             received_at=item.received_at,
-            exchange_size=int(size) if size.isdigit() else None,
+            exchange_size=decimal(size),
             adapter=self.name,
             server_version=response.server_version or f"{version.api_version} ({version.build})",
             mime_source="ews-mimecontent",

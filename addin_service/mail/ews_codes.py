@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from addin_service.errors import MailboxUnavailable, MessageNotFound, NotYourMailbox, ServiceError
 from addin_service.mail.ews_retry import TransientFailure
+from addin_service.untrusted_numbers import bounded_wait
 
 NOT_FOUND = frozenset(
     {
@@ -72,7 +73,7 @@ def failure_for(code: str | None, back_off_ms: int | None = None) -> ServiceErro
     if code in NOT_YOURS:
         return NotYourMailbox(NOT_YOURS_DETAIL)
     if code in TRANSIENT:
-        back_off = back_off_ms / 1000 if back_off_ms is not None else None
+        back_off = bounded_wait(back_off_ms / 1000) if back_off_ms is not None else None
         return TransientFailure(f"Exchange answered {code}", back_off=back_off)
     if code in WRONG_VERSION:
         return MailboxUnavailable(

@@ -44,6 +44,7 @@ from addin_service.errors import ConfigError, MailboxUnavailable
 from addin_service.mail.ews_retry import TransientFailure
 from addin_service.mail.http_env import EnvironmentSettings
 from addin_service.settings import Settings
+from addin_service.untrusted_numbers import is_decimal, retry_after_seconds
 
 READ_CHUNK = 64 * 1024
 DEFAULT_MAX_CONNECTIONS = 4
@@ -175,7 +176,7 @@ def pinned_version(value: str | None) -> Any:
         build, name = names[-1]  # the oldest server that speaks this schema
         return Version(build=build, api_version=name)
     parts = text.split(".")
-    if 2 <= len(parts) <= 4 and all(part.isdigit() for part in parts):
+    if 2 <= len(parts) <= 4 and all(is_decimal(part) and len(part) <= 9 for part in parts):
         numbers = [int(part) for part in parts] + [0] * (4 - len(parts))
         try:
             return Version(build=Build(*numbers))
@@ -216,11 +217,8 @@ def _credentials(settings: Settings) -> tuple[Any, str]:
 
 
 def _retry_after_header(response: requests.Response) -> float | None:
-    try:
-        seconds = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
+    seconds = retry_after_seconds(response.headers.get("Retry-After"))
+    return float(seconds) if seconds is not None else None
 
 
 def _check_status(response: requests.Response) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from addin_service.mail.ews_base64 import Base64Error, Base64StreamDecoder
+from addin_service.untrusted_numbers import decimal
 
 _PREFIXES = {
     "http://schemas.xmlsoap.org/soap/envelope/": "s",
@@ -104,10 +105,7 @@ def _is_back_off(tag: str, attrs: dict[str, str]) -> bool:
 
 
 def _milliseconds(value: str) -> int | None:
-    try:
-        return max(0, int(value.strip()))
-    except ValueError:
-        return None
+    return decimal(value, max_digits=12)
 
 
 def _stripped(value: str) -> str:

@@ -49,6 +49,7 @@ from addin_service.mail.ews_retry import TransientFailure
 from addin_service.notify.compose import one_line
 from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
 from addin_service.settings import Settings
+from addin_service.untrusted_numbers import bounded_wait
 
 log = logging.getLogger("addin_service.mail.ews_sender")
 
@@ -186,9 +187,10 @@ def _delivery_failed(exc: BaseException) -> DeliveryFailed:
         )
     if isinstance(exc, ErrorServerBusy):
         back_off: Any = getattr(exc, "back_off", None)
-        return DeliveryFailed("Exchange is busy (ErrorServerBusy).", retry_after=int(back_off) if back_off else None)
+        seconds = bounded_wait(back_off) if isinstance(back_off, int | float) else None
+        return DeliveryFailed("Exchange is busy (ErrorServerBusy).", retry_after=seconds)
     if isinstance(exc, TransientFailure):
-        return DeliveryFailed(exc.detail, retry_after=int(exc.back_off) if exc.back_off else None)
+        return DeliveryFailed(exc.detail, retry_after=bounded_wait(exc.back_off))
     if isinstance(exc, EWSError | requests.RequestException | OAuth2Error | OSError | ServiceError):
         return DeliveryFailed(f"Exchange could not be reached or failed ({code}).")
     log.error("unexpected failure while sending through exchange", extra={"error": code})

@@ -21,14 +21,12 @@ Logs carry the operation, status, Graph error code and ``request-id``; never a t
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +35,7 @@ import urllib3
 
 from addin_service.mail.graph_tokens import GraphTokens, TokenSource
 from addin_service.settings import Settings
+from addin_service.untrusted_numbers import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -98,22 +97,6 @@ def odata_quote(value: str) -> str:
 def query_string(params: Mapping[str, str]) -> str:
     """Encode OData query options, keeping ``$`` in names and OData punctuation in values."""
     return "&".join(f"{quote(name, safe='$')}={quote(value, safe=_QUERY_SAFE)}" for name, value in params.items())
-
-
-def retry_after_seconds(value: str | None, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> int | None:
-    """Parse a ``Retry-After`` header: delta-seconds (what Graph sends) or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return int(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0, int((when - now()).total_seconds() + 0.999))
 
 
 def parse_error(response: requests.Response, operation: str) -> GraphHttpError:

@@ -50,6 +50,7 @@ from addin_service.mail.graph_http import (
 )
 from addin_service.notify.ports import Attachment, DeliveryFailed, OutgoingMessage
 from addin_service.settings import is_loopback_host
+from addin_service.untrusted_numbers import decimal
 
 log = logging.getLogger(__name__)
 
@@ -262,9 +263,9 @@ def _json(response: requests.Response) -> dict[str, Any]:
 def _next_start(ranges: Any, default: int) -> int:
     """The first byte Graph expects next, from ``nextExpectedRanges`` (``["2097152"]``, ``["0-"]``)."""
     if isinstance(ranges, list) and ranges and isinstance(ranges[0], str):
-        head = ranges[0].split("-", 1)[0].strip()
-        if head.isdigit():
-            return int(head)
+        head = decimal(ranges[0].split("-", 1)[0])
+        if head is not None:
+            return head
     return default
 
 

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
+from addin_service.untrusted_numbers import decimal
+
 NS_APP = "http://schemas.microsoft.com/office/appforoffice/1.1"
 NS_BT = "http://schemas.microsoft.com/office/officeappbasictypes/1.0"
 NS_VO = "http://schemas.microsoft.com/office/mailappversionoverrides"
@@ -341,7 +343,7 @@ class _Checker:
                         self.fail(source, f"must be the task pane {expected}")
                 if (height := self.one(parts, a("RequestedHeight"))) is not None:
                     value = self.text(height, pattern=re.compile(r"^[0-9]+$"), what="a height in pixels")
-                    if value.isdigit() and not 32 <= int(value) <= 450:
+                    if (pixels := decimal(value)) is not None and not 32 <= pixels <= 450:
                         self.fail(height, f"must be between 32 and 450 (got {value})")
 
     def rule(self, el: Any) -> None:
@@ -569,7 +571,7 @@ class _Checker:
 
     def int_attr(self, el: Any, name: str) -> int | None:
         value = self.attr(el, name, pattern=re.compile(r"^[0-9]+$"), what="a whole number")
-        return int(value) if value is not None and value.isdigit() else None
+        return decimal(value)
 
     def reference(self, el: Any, scope: _Scope, kind: str) -> str | None:
         """Record a ``resid`` reference; returns the resource's value when it resolves (else None)."""

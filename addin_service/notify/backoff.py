@@ -2,8 +2,9 @@
 
 Exponential backoff with "equal jitter" (half the ceiling fixed, half random), so that a mail
 server that comes back after an outage is not hit by every queued message at the same second;
-never sooner than the transport asked (``retry_after``). The defaults spread eight attempts over
-about two hours: long enough to ride out a mail server restart or a throttling window, short
+never sooner than the transport asked (``retry_after``), unless it asked for more than an hour
+(a wait of a year would hide a notification from the dead-letter count). The defaults spread
+eight attempts over about two hours: long enough to ride out a mail server restart or a throttling window, short
 enough that a dead notification is noticed (``/metrics``, ``addin-service outbox list``) the same
 working day.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from addin_service.untrusted_numbers import bounded_wait
 
 _RANDOM = secrets.SystemRandom()
 
@@ -38,7 +41,7 @@ class Backoff:
         """Seconds to wait after ``attempts`` failed attempts."""
         ceiling = min(self.max_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
         wait = jitter(ceiling / 2, ceiling)
-        return max(wait, float(retry_after or 0))
+        return max(wait, bounded_wait(retry_after) or 0.0)
 
     def exhausted(self, attempts: int) -> bool:
         """True when ``attempts`` attempts have been made and no more are allowed."""

@@ -23,7 +23,7 @@ class DeliveryFailed(ServiceError):
     title = "Delivery failed"
     type_slug = "delivery-failed"
 
-    def __init__(self, detail: str, *, permanent: bool = False, retry_after: int | None = None) -> None:
+    def __init__(self, detail: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
         super().__init__(detail)
         self.permanent = permanent
         self.retry_after = retry_after

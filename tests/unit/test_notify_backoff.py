@@ -55,3 +55,9 @@ def test_the_defaults_spread_retries_over_about_two_hours() -> None:
 def test_nonsense_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("asked", [31_536_000, 400_000_000_000, float("inf")])
+def test_a_server_asking_for_a_year_or_forever_gets_at_most_an_hour(asked: float) -> None:
+    # Otherwise the row would sit queued far beyond its last attempt, never counted as dead.
+    assert Backoff(base_seconds=30).delay(1, retry_after=asked, jitter=highest) <= 3600

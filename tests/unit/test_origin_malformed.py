@@ -198,6 +198,20 @@ def test_random_junk_never_raises_and_always_serialises() -> None:
         json.dumps(analysis.to_dict())
 
 
+def test_digits_that_are_not_ascii_are_a_problem_of_the_header_never_a_crash() -> None:
+    # "²".isdigit() is True but int("²") raises: a sender could have made their message unreportable.
+    headers = [
+        ("ARC-Seal", "i=²; a=rsa-sha256; cv=none; d=evil.example; s=k; b=AAAA"),
+        ("ARC-Authentication-Results", "i=①; mx.contoso.com; dmarc=pass header.from=contoso.com"),
+        ("From", "Jordan Reyes <jordan.reyes@contoso.com>"),
+    ]
+
+    analysis = analyze_origin(headers, ACCEPTED)
+
+    assert [arc.problems for arc in analysis.arc] == [("it has no valid i= tag",), ("it does not start with i=<number>;",)]
+    json.dumps(analysis.to_dict())
+
+
 def test_split_header_block_keeps_folding_and_stops_at_the_body() -> None:
     text = (
         "From: Jordan\r\n <jordan.reyes@contoso.com>\r\nnot a header line\r\nSubject: x\r\n\r\nBody: no\r\n"
