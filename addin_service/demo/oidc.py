@@ -63,7 +63,7 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ASSERTION_ALGORITHMS = ("PS256", "RS256")  # what Entra accepts for certificate credentials
 OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 DEFAULT_APP_ROLES: Mapping[str, tuple[str, ...]] = {
-    GRAPH: ("Mail.Read", "Mail.Send", "User.Read.All"),
+    GRAPH: ("Mail.Read", "Mail.ReadWrite", "Mail.Send", "User.Read.All"),  # what the README asks admins to grant
     EXCHANGE_ONLINE: ("full_access_as_app",),
 }
 DEFAULT_DELEGATED_SCOPES: Mapping[str, tuple[str, ...]] = {

@@ -5,14 +5,17 @@ application access policy): the outbox worker has no user to act for.
 
 * Small messages: one ``POST /users/{from}/sendMail`` with the message as JSON and
   ``saveToSentItems: true``; attachments ride along as ``fileAttachment`` (base64). Graph takes
-  at most 4 MB per request, so this path is used only while the whole JSON fits.
-* Larger ones: a draft (``POST /users/{from}/messages``), each attachment under 3 MB added with
-  ``POST …/attachments``, each larger one through an upload session
+  at most 4 MB per request, so this path is used only while the whole JSON fits (a 413 falls
+  back to the draft).
+* Larger ones: a draft (``POST /users/{from}/messages``), each attachment under 3 MB whose JSON
+  fits one request added with ``POST …/attachments``, each larger one through an upload session
   (``POST …/attachments/createUploadSession`` then ``PUT`` byte ranges of at most 3 MiB to the
-  pre-authenticated ``uploadUrl``, with no ``Authorization`` header), then
-  ``POST /users/{from}/messages/{id}/send``. A draft whose sending surely failed is deleted; one
-  whose sending may have failed (5xx, connection lost) is deleted by ``already_sent`` when Sent
-  Items shows it was not sent.
+  pre-authenticated ``uploadUrl``, with no ``Authorization`` header); when Graph refuses one way
+  for the size (413, ``ErrorAttachmentSizeShouldNotBeLessThanMinimumSize``) the other is tried.
+  Then ``POST /users/{from}/messages/{id}/send``. A range refused as already received (416: its
+  answer was lost and it was sent again) discards the draft and the send is retried. A draft
+  whose sending surely failed is deleted; one whose sending may have failed (5xx, connection
+  lost) is deleted by ``already_sent`` when Sent Items shows it was not sent.
 
 The body is sent as HTML only: Graph's JSON message has a single body, with no
 ``multipart/alternative`` text part (the plain text is used only when there is no HTML).
@@ -58,6 +61,7 @@ log = logging.getLogger(__name__)
 SMALL_ATTACHMENT_LIMIT = 3 * 1024 * 1024
 MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Graph's 4 MB request limit, with headroom
 UPLOAD_CHUNK = 3 * 1024 * 1024  # "keep each byte range less than 4 MB"
+UPLOAD_TOO_SMALL = "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"  # createUploadSession, under "3 MB"
 NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name ReportNotificationId"
 SENT_ITEMS = "sentitems"
 DRAFTS = "drafts"
@@ -80,12 +84,18 @@ class GraphSender(GraphAppClient):
         payload: dict[str, Any] | None = None
         if all(len(a.data) < SMALL_ATTACHMENT_LIMIT for a in message.attachments):
             payload = {"message": self._message(message, message.attachments), "saveToSentItems": True}
-            if len(json.dumps(payload, ensure_ascii=False).encode("utf-8")) > MAX_REQUEST_BYTES:
+            if not _fits_one_request(payload):
                 payload = None  # too big for one request: go through a draft
         try:
             if payload is not None:
-                url = self._http.url("users", message.from_address, "sendMail")
-                self._call("POST", url, "sendMail", json_body=payload, idempotent=False).close()
+                try:
+                    url = self._http.url("users", message.from_address, "sendMail")
+                    self._call("POST", url, "sendMail", json_body=payload, idempotent=False).close()
+                except GraphHttpError as exc:
+                    if exc.status != 413:
+                        raise
+                    # Graph's "4 MB" counted smaller than ours: it sent nothing, so a draft may.
+                    self._send_with_draft(message)
             else:
                 self._send_with_draft(message)
         except (GraphHttpError, GraphUnreachable, ServiceError) as exc:
@@ -157,11 +167,29 @@ class GraphSender(GraphAppClient):
             raise
 
     def _attach(self, sender: str, draft_id: str, attachment: Attachment) -> None:
-        if len(attachment.data) < SMALL_ATTACHMENT_LIMIT:
-            url = self._http.url("users", sender, "messages", draft_id, "attachments")
-            body = _file_attachment(attachment)
-            self._call("POST", url, "addAttachment", json_body=body, idempotent=False).close()
-            return
+        """Attach in one request when it fits, else through an upload session. Graph documents the
+        border only as "3 MB" for the file and "4 MB" for a request, and refuses an upload session
+        for a file it deems small: when one way is refused for the size, the other is tried."""
+        body = _file_attachment(attachment)
+        in_one_request = len(attachment.data) < SMALL_ATTACHMENT_LIMIT and _fits_one_request(body)
+        try:
+            if in_one_request:
+                self._post_attachment(sender, draft_id, body)
+            else:
+                self._upload_attachment(sender, draft_id, attachment)
+        except GraphHttpError as exc:
+            if in_one_request and exc.status == 413:
+                self._upload_attachment(sender, draft_id, attachment)
+            elif not in_one_request and exc.code == UPLOAD_TOO_SMALL:
+                self._post_attachment(sender, draft_id, body)
+            else:
+                raise
+
+    def _post_attachment(self, sender: str, draft_id: str, body: dict[str, Any]) -> None:
+        url = self._http.url("users", sender, "messages", draft_id, "attachments")
+        self._call("POST", url, "addAttachment", json_body=body, idempotent=False).close()
+
+    def _upload_attachment(self, sender: str, draft_id: str, attachment: Attachment) -> None:
         url = self._http.url("users", sender, "messages", draft_id, "attachments", "createUploadSession")
         body = {
             "AttachmentItem": {
@@ -241,6 +269,16 @@ class GraphSender(GraphAppClient):
         return graph_message
 
 
+def _upload_lost_its_place(exc: GraphHttpError) -> bool:
+    """A byte range refused as already received: a range whose answer was lost was sent again.
+    The draft is discarded; the next attempt uploads into a new one."""
+    return exc.operation == "uploadRange" and exc.status == 416
+
+
+def _fits_one_request(body: dict[str, Any]) -> bool:
+    return len(json.dumps(body, ensure_ascii=False).encode("utf-8")) <= MAX_REQUEST_BYTES
+
+
 def _file_attachment(attachment: Attachment) -> dict[str, Any]:
     return {
         "@odata.type": "#microsoft.graph.fileAttachment",
@@ -290,7 +328,7 @@ def _delivery_failed(exc: Exception, *, permanent_4xx: bool = True) -> DeliveryF
                 "over 3 MB) and its access policy for ADDIN_NOTIFY_FROM.",
                 retry_after=CONFIG_RETRY_AFTER,
             )
-        if exc.status in (401, 408, 429) or exc.status >= 500 or not permanent_4xx:
+        if exc.status in (401, 408, 429) or exc.status >= 500 or not permanent_4xx or _upload_lost_its_place(exc):
             return DeliveryFailed(detail, retry_after=exc.retry_after)
         log.error("graph refused a notification", extra={"status": exc.status, "graph_code": exc.code})
         return DeliveryFailed(detail, permanent=True)

@@ -236,6 +236,100 @@ def test_a_draft_whose_upload_was_refused_is_deleted(graph: responses.RequestsMo
     assert graph.calls[-1].request.method == "DELETE"
 
 
+TOO_LARGE = {"error": {"code": "RequestEntityTooLarge", "message": "The request is larger than 4 MB."}}
+UPLOAD_TOO_SMALL = {
+    "error": {
+        "code": "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize",
+        "message": "Attachment size should not be less than 3 MB.",
+    }
+}
+
+
+def calls_of(graph: responses.RequestsMock) -> list[tuple[str, str]]:
+    return [(c.request.method or "", (c.request.url or "").split("?")[0].removeprefix(GRAPH)) for c in graph.calls]
+
+
+def test_send_mail_refused_as_too_large_goes_through_a_draft(graph: responses.RequestsMock) -> None:
+    # Graph's "4 MB" may count smaller than the JSON size this sender allows itself.
+    graph.add(responses.POST, SEND_MAIL, status=413, json=TOO_LARGE)
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments", status=201, json={"id": "att"})
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/send", status=202)
+
+    sender().send(message(Attachment("reported.eml", "message/rfc822", b"x" * 2_000_000)))
+
+    draft = f"/users/{SECURITY}/messages/{DRAFT_ID}"
+    assert calls_of(graph) == [
+        ("POST", f"/users/{SECURITY}/sendMail"),
+        ("POST", f"/users/{SECURITY}/messages"),
+        ("POST", f"{draft}/attachments"),
+        ("POST", f"{draft}/send"),
+    ]
+
+
+def test_an_attachment_too_large_for_one_request_is_uploaded_instead(graph: responses.RequestsMock) -> None:
+    data = b"y" * 2_900_000  # under "3 MB", but Graph refuses the request that carries it
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments", status=413, json=TOO_LARGE)
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession",
+        status=201,
+        json=fixture("upload_session.json"),
+    )
+    graph.add(responses.PUT, UPLOAD_URL, status=201, headers={"Location": "https://outlook.office.com/x"})
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/send", status=202)
+
+    # Two attachments: the small one alone would fit sendMail, together they need a draft.
+    sender().send(message(Attachment("a.eml", "message/rfc822", data), Attachment("b.eml", "message/rfc822", data)))
+
+    puts = [c for c in graph.calls if c.request.method == "PUT"]
+    assert [p.request.body for p in puts] == [data, data]
+    assert calls_of(graph)[-1] == ("POST", f"/users/{SECURITY}/messages/{DRAFT_ID}/send")
+
+
+def test_an_attachment_graph_deems_too_small_for_an_upload_session_is_posted(graph: responses.RequestsMock) -> None:
+    data = b"z" * (3 * 1024 * 1024 - 10)  # its JSON is over 4 MiB - 64 KiB, so this sender tries a session
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession", status=400, json=UPLOAD_TOO_SMALL
+    )
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments", status=201, json={"id": "att"})
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/send", status=202)
+
+    sender().send(message(Attachment("reported.eml", "message/rfc822", data)))
+
+    posted = [c for c in graph.calls if (c.request.url or "").endswith("/attachments")]
+    assert base64.b64decode(body_of(posted[0])["contentBytes"]) == data  # type: ignore[arg-type]
+    assert calls_of(graph)[-1] == ("POST", f"/users/{SECURITY}/messages/{DRAFT_ID}/send")
+
+
+def test_a_range_whose_answer_was_lost_is_retried_later_in_a_new_draft(graph: responses.RequestsMock) -> None:
+    # The first PUT was stored but its answer lost; sent again, Graph says it already has it.
+    data = b"\1" * (4 * 1024 * 1024)
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession",
+        status=201,
+        json=fixture("upload_session.json"),
+    )
+    graph.add(responses.PUT, UPLOAD_URL, body=requests.ConnectionError("reset after the server stored it"))
+    graph.add(
+        responses.PUT,
+        UPLOAD_URL,
+        status=416,
+        json={"error": {"code": "invalidRange", "message": "Uploaded fragment overlaps with existing data."}},
+    )
+    graph.add(responses.DELETE, f"{DRAFTS}/{DRAFT_ID}", status=204)
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message(Attachment("reported.eml", "message/rfc822", data)))
+
+    assert not raised.value.permanent  # the security team still gets it, on the next attempt
+    assert calls_of(graph)[-1] == ("DELETE", f"/users/{SECURITY}/messages/{DRAFT_ID}")
+
+
 def test_already_sent_looks_for_the_notification_id_in_sent_items(graph: responses.RequestsMock) -> None:
     graph.add(
         responses.GET, f"{GRAPH}/users/{SECURITY}/mailFolders/sentitems/messages", json=fixture("sent_items_found.json")

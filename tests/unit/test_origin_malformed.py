@@ -208,7 +208,10 @@ def test_digits_that_are_not_ascii_are_a_problem_of_the_header_never_a_crash() -
 
     analysis = analyze_origin(headers, ACCEPTED)
 
-    assert [arc.problems for arc in analysis.arc] == [("it has no valid i= tag",), ("it does not start with i=<number>;",)]
+    assert [arc.problems for arc in analysis.arc] == [
+        ("it has no valid i= tag",),
+        ("it does not start with i=<number>;",),
+    ]
     json.dumps(analysis.to_dict())
 
 
