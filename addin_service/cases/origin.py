@@ -413,12 +413,22 @@ def _read_authentication_results(
     trusted: dict[int, str] = {}
     first_hop = next_received(parsed[0].position)
     boundary = first_hop
+    # Exchange Online writes one header, in its own form, above everything the message arrived with.
+    # When the topmost header has that form, any other above the first Received came with the
+    # message: for a message submitted inside (no hop in from outside is recorded), the sender may
+    # have added it together with a Received that only looks like that hop.
+    exchange_online = parsed[0].microsoft_form
+    below_exchange_online: list[int] = []
     for header in parsed:
         # With no Received below the topmost header, no server recorded a hop before it was written, so
         # the sender's own software may have written it when our system writes none. Only an authserv-id
         # the admin named as ours (whose server removes forged copies, RFC 8601 section 5) is trusted then.
         anchored = boundary is not None or header.authserv_id in trusted_ids
-        if anchored and (boundary is None or header.position < boundary) and ours(header):
+        above_hop = boundary is None or header.position < boundary
+        if exchange_online and header is not parsed[0] and above_hop and header.authserv_id not in trusted_ids:
+            below_exchange_online.append(header.position)
+            continue
+        if anchored and above_hop and ours(header):
             if header.authserv_id is None:
                 who = "no authserv-id, the form Exchange Online writes"
             elif header.authserv_id in trusted_ids:
@@ -449,6 +459,14 @@ def _read_authentication_results(
             result.append(replace(header, trust="not used: it could not be parsed"))
         elif header.position in trusted:
             result.append(replace(header, trusted=True, trust=trusted[header.position]))
+        elif header.position in below_exchange_online:
+            result.append(
+                replace(
+                    header,
+                    trust="not trusted: Exchange Online's own header is the topmost one, and this one lies below "
+                    "it, so it came with the message, where the sender could have written it",
+                )
+            )
         elif first_hop is not None and header.position > first_hop:
             result.append(
                 replace(

@@ -14,6 +14,11 @@ The rules (DESIGN "Routing"), strongest first:
    delivers ``sam+hr@`` to ``sam@``). The senders named by earlier reports of the same case
    (``case_senders``) count as claimed senders of this report too: a supervisor named in one
    message of a case is not told about the case when the next message does not name them.
+   The configured mailboxes (security, fallback, Internal Affairs, Office of Investigations)
+   are the exception: only this message's own sender address (From, Sender, or Exchange's)
+   keeps one from being told. Anyone can write any address into a display name, and a
+   person named there has a stand-in above them; these mailboxes have none, so a name in a
+   display name must not silence them.
 2. The reporter's supervisor is told, unless they are the claimed sender; then the next
    manager up who is not the sender is told instead (``skip-level``), or the fallback
    mailbox when nobody in the chain is left. The text says whether the sender was
@@ -38,7 +43,7 @@ The rules (DESIGN "Routing"), strongest first:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -68,6 +73,8 @@ ROLE_ORDER: tuple[Role, ...] = (
 )
 # People in the reporter's management chain: never sent the message content.
 MANAGER_ROLES: frozenset[str] = frozenset({"supervisor", "skip-level"})
+# Configured mailboxes rather than people: excluded only by this report's own sender address (rule 1).
+MAILBOX_ROLES: frozenset[str] = frozenset({"internal-affairs", "investigations", "security", "fallback"})
 _INVESTIGATOR_ROLES: frozenset[str] = frozenset({"internal-affairs", "investigations"})
 # Told once per campaign: what they learn is about the message, not about one reporter.
 CAMPAIGN_ROLES: frozenset[str] = frozenset({"security", *_INVESTIGATOR_ROLES})
@@ -266,6 +273,10 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             if a
         )
     )
+    # The message's own sender addresses, without those only written in a display name.
+    sent_as = tuple(
+        dict.fromkeys(a for a in (normalise_address(x) for x in (*origin.claimed_senders, *ctx.also_claimed)) if a)
+    )
     earlier = tuple(
         a for a in sorted(normalise_address(x) for x in ctx.case_senders) if a and not people.matches_any(a, claimed)
     )
@@ -276,6 +287,10 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
 
     def is_sender(address: str) -> bool:
         return people.matches_any(address, (*claimed, *earlier))
+
+    def sent_it(address: str) -> bool:
+        """Whether this message's own sender address is ``address`` (rule 1's exception)."""
+        return people.matches_any(address, sent_as)
 
     def add(role: Role, to: str | None, reason: str, attach: bool = False) -> None:
         if to:
@@ -371,7 +386,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                 )
 
     # 2. The investigators.
-    _plan_investigators(ctx, conflict, in_chain, auth, add, decisions)
+    _plan_investigators(ctx, conflict, in_chain, auth, add, decisions, sent_it)
 
     # 3. The security team.
     security_ids = (mailboxes.security, *ctx.security_team)
@@ -387,7 +402,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                 "No security mailbox is configured, so this mailbox is told in its place.",
                 mailboxes.security_attach_message,
             )
-    elif any(is_sender(a) for a in security_ids if a):
+    elif sent_it(mailboxes.security) or any(is_sender(a) for a in ctx.security_team if a):
         decisions.append(
             "The claimed sender matches the security mailbox, one of its aliases or a member of the security "
             "team: the security mailbox is not told, the fallback mailbox is told in its place."
@@ -420,13 +435,22 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
     #    receipt excepted: someone may report a message forged in their own name).
     kept: list[PlannedNotification] = []
     for notification in planned:
-        if notification.role != "reporter" and is_sender(notification.to):
+        if notification.role == "reporter":
+            kept.append(notification)
+        elif notification.role in MAILBOX_ROLES and not sent_it(notification.to):
+            if is_sender(notification.to):
+                decisions.append(
+                    f"{notification.to} is named in the message or the case, but is not the message's sender "
+                    f"address: the {notification.role} mailbox is told all the same."
+                )
+            kept.append(notification)
+        elif is_sender(notification.to):
             decisions.append(
                 f"The {notification.role} notification to {notification.to} was dropped: that address "
                 "matches the claimed sender."
             )
-            continue
-        kept.append(notification)
+        else:
+            kept.append(notification)
 
     if ctx.feels_unsafe:
         decisions.append("The reporter feels unsafe: every notification is marked urgent.")
@@ -474,6 +498,7 @@ def _plan_investigators(
     auth: str,
     add: _Add,
     decisions: list[str],
+    sent_it: Callable[[str], bool],
 ) -> None:
     mailboxes = ctx.mailboxes
     origin = ctx.origin
@@ -504,30 +529,25 @@ def _plan_investigators(
             f" The claimed sender ({', '.join(in_chain)}) is in the reporter's management chain, so the "
             "usual escalation path cannot be trusted."
         )
-    if mailbox:
+    if mailbox and not sent_it(mailbox):
         add(role, mailbox, reason)
         decisions.append(f"{name} is told because the sender appears to be {kind}.")
         return
-    decisions.append(f"{name} was not told: no mailbox is configured ({variable}).")
-    if not conflict:
+    if mailbox:
+        # Its own mailbox sent the message: the case must still reach investigators.
+        missing, why = f"{name}'s mailbox is the message's sender address", "it appears to be the sender"
+    else:
+        missing, why = f"no mailbox is configured ({variable})", "it has no mailbox configured"
+    decisions.append(f"{name} was not told: {missing}.")
+    if not conflict and not mailbox:
         return
     other_role, other_mailbox, other_name, _ = other
-    if other_mailbox:
-        add(
-            other_role,
-            other_mailbox,
-            reason + f" You are told in place of {name}, which has no mailbox configured.",
-        )
-        decisions.append(f"Because of the conflict of interest, {other_name} is told in place of {name}.")
-    elif mailboxes.fallback:
-        add(
-            "fallback",
-            mailboxes.fallback,
-            reason + " You are told because no investigators' mailbox is configured.",
-        )
-        decisions.append(
-            "Because of the conflict of interest, the fallback mailbox is told in place of investigators."
-        )
+    if other_mailbox and not sent_it(other_mailbox):
+        add(other_role, other_mailbox, reason + f" You are told in place of {name}, {why}.")
+        decisions.append(f"{other_name} is told in place of {name}.")
+    elif mailboxes.fallback and not sent_it(mailboxes.fallback):
+        add("fallback", mailboxes.fallback, reason + " You are told because no investigators' mailbox can be.")
+        decisions.append("The fallback mailbox is told in place of investigators.")
     else:
         decisions.append(
             "No investigator could be told about this conflict of interest: configure "

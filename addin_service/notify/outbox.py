@@ -57,7 +57,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from addin_service.cases.origin_headers import normalise_address
-from addin_service.cases.routing import People
+from addin_service.cases.routing import MAILBOX_ROLES, People
 from addin_service.db.database import Database
 from addin_service.db.models import AuditRow, CaseRow
 from addin_service.db.reports import CaseReserver, ChosenCase, message_id_key, senders_of_case, senders_of_cases
@@ -205,8 +205,10 @@ def is_named_sender(connection: Connection, case_id: str, role: str, recipient: 
 
 def _named(role: str, recipient: str, senders: frozenset[str]) -> bool:
     """:func:`is_named_sender` against senders already read. The reporter's own receipt is never
-    withheld: someone may report a message forged in their own name."""
-    return role != "reporter" and People({}).matches_any(recipient, senders)
+    withheld: someone may report a message forged in their own name. Nor is a configured mailbox's
+    (security, fallback, investigators): the case's senders include addresses merely written in a
+    display name, and routing lets only a message's own sender address exclude those."""
+    return role != "reporter" and role not in MAILBOX_ROLES and People({}).matches_any(recipient, senders)
 
 
 class Outbox:

@@ -254,6 +254,30 @@ def test_a_notification_still_queued_when_a_report_names_its_recipient_is_withhe
     assert withheld.state == "dead" and withheld.last_error == WITHHELD
 
 
+def test_a_mailbox_written_into_a_later_display_name_is_neither_withheld_nor_skipped(
+    stack: Stack, smtp: SmtpServer
+) -> None:
+    """A routing audit: an outsider named the mailboxes in a display name, and a later report of the
+    campaign withheld the security team's copy already queued for the first report."""
+    report_mime(stack, mime("dmercer@example.net"))
+    forged = mime("dmercer@example.net").replace(
+        b"From: Someone <", f'From: "{SECURITY} {INVESTIGATIONS}" <'.encode(), 1
+    )
+    report_mime(stack, forged)
+    queued = len(rows(stack))
+    notifications = stack.app.extensions["addin"].notifications
+
+    stop = start_worker_thread(notifications, config=WorkerConfig(poll_interval=0.05))
+    try:
+        received = smtp.wait_for(queued)
+    finally:
+        stop()
+
+    recipients = [to for message in received for to in message.rcpt_tos]
+    assert recipients.count(SECURITY) == 1 and INVESTIGATIONS in recipients
+    assert not [row for row in rows(stack) if row.last_error == WITHHELD]
+
+
 def test_the_report_records_the_origin_in_the_evidence(stack: Stack) -> None:
     answer = report(stack)
 

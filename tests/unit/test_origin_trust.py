@@ -404,3 +404,35 @@ def test_microsoft_form_whose_first_result_has_no_properties_keeps_that_result()
 
     assert header.authserv_id is None
     assert [(r.method, r.result) for r in header.results] == [("spf", "pass"), ("dkim", "pass")]
+
+
+INTERNAL_SUBMISSION = [
+    (
+        "Received",
+        "from DM6PR11MB4123.namprd11.prod.outlook.com (2001:db8:4c1::1a) by "
+        "BN6PR11MB1875.namprd11.prod.outlook.com with HTTPS; Tue, 14 Jan 2025 09:30:12 +0000",
+    ),
+    (
+        "Authentication-Results",
+        "dkim=none (message not signed) header.d=none;dmarc=none action=none header.from=contoso.com;",
+    ),
+]
+SUBMITTED = [("From", "Jordan Reyes <jordan.reyes@contoso.com>"), ("X-MS-Exchange-Organization-AuthAs", "Internal")]
+
+
+def test_a_failure_an_internal_sender_wrote_below_exchange_onlines_header_is_not_trusted() -> None:
+    # A routing audit: an internal sender adds a result and a Received that looks like the hop in, to be
+    # taken for an outsider (Office of Investigations, "NOT authenticated") instead of Internal Affairs.
+    for forged in ("contoso.com; dmarc=fail header.from=contoso.com", "dmarc=fail action=none header.from=contoso.com"):
+        headers = [
+            *INTERNAL_SUBMISSION,
+            ("Authentication-Results", forged),
+            ("Received", "from x.invalid by y.invalid; Tue, 14 Jan 2025 09:30:10 +0000"),
+            *SUBMITTED,
+        ]
+
+        analysis = analyze_origin(headers, ACCEPTED)
+
+        assert (analysis.verdict, analysis.authenticated) == ("internal", True), forged
+        assert [h.trusted for h in analysis.authentication] == [True, False]
+        assert "came with the message" in analysis.authentication[1].trust

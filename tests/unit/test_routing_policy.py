@@ -495,3 +495,44 @@ def test_supervisor_listed_twice_under_different_aliases_counts_once() -> None:
 
     assert any("appears twice" in d for d in result.decisions)
     assert recipients(result)["supervisor"] == SUPERVISOR
+
+
+# --- names written in a display name cannot silence the configured mailboxes ----------------
+
+
+def test_mailboxes_named_only_in_a_display_name_are_still_told() -> None:
+    # An outsider writes every mailbox and the supervisor into the display name of a forged From.
+    named = " ".join(
+        ("security@contoso.com", "hr-helpdesk@contoso.com", "investigations@contoso.com", SUPERVISOR)
+    )
+    result = plan(origin(f'"{named}" <x@evil.example>', auth_as="Anonymous"))
+
+    assert recipients(result)["security"] == "security@contoso.com"
+    assert recipients(result)["investigations"] == "investigations@contoso.com"
+    assert recipients(result)["skip-level"] == SKIP_LEVEL  # a person named there still gets a stand-in
+    assert SUPERVISOR not in told(result)
+    assert any("is told all the same" in d for d in result.decisions)
+
+
+def test_a_mailbox_named_by_an_earlier_report_of_the_case_is_still_told() -> None:
+    result = plan(case_senders=frozenset({"security@contoso.com", "investigations@contoso.com"}))
+
+    assert recipients(result)["security"] == "security@contoso.com"
+    assert recipients(result)["investigations"] == "investigations@contoso.com"
+
+
+def test_an_investigators_mailbox_that_sent_the_message_has_a_stand_in() -> None:
+    result = plan(origin("investigations@contoso.com", auth_as="Anonymous"))
+
+    assert "investigations@contoso.com" not in told(result)
+    assert recipients(result)["internal-affairs"] == "internal.affairs@contoso.com"
+    assert any("mailbox is the message's sender address" in d for d in result.decisions)
+
+
+def test_without_other_investigators_the_fallback_stands_in_for_a_sending_investigators_mailbox() -> None:
+    mailboxes = replace(MAILBOXES, internal_affairs=None)
+
+    result = plan(origin("investigations@contoso.com", auth_as="Anonymous"), mailboxes=mailboxes)
+
+    assert "investigations@contoso.com" not in told(result)
+    assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
