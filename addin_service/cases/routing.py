@@ -165,6 +165,9 @@ class RoutingPlan:
     # The claimed senders and every manager or security address matched to one: kept with the case
     # (``RoutingContext.case_senders`` of its next reports), and never shown the case.
     senders: tuple[str, ...] = ()
+    # The mailbox in the security team's place for this report (the security mailbox, or the
+    # fallback told instead of it): an unconfirmed manager notification is escalated there too.
+    security_stand_in: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The full plan, addresses included, for the case record and the audit log."""
@@ -390,6 +393,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
 
     # 3. The security team.
     security_ids = (mailboxes.security, *ctx.security_team)
+    security_stand_in: str | None = None
     if not mailboxes.security:
         decisions.append(
             "No security mailbox is configured (ADDIN_SECURITY_MAILBOX); the fallback mailbox is told in "
@@ -402,6 +406,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                 "No security mailbox is configured, so this mailbox is told in its place.",
                 mailboxes.security_attach_message,
             )
+            security_stand_in = mailboxes.fallback
     elif sent_it(mailboxes.security) or any(is_sender(a) for a in ctx.security_team if a):
         decisions.append(
             "The claimed sender matches the security mailbox, one of its aliases or a member of the security "
@@ -415,6 +420,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                 "mailbox's place. " + auth,
                 mailboxes.security_attach_message,
             )
+            security_stand_in = mailboxes.fallback
         else:
             decisions.append("No fallback mailbox is configured (ADDIN_FALLBACK_MAILBOX): no one stands in.")
     else:
@@ -424,6 +430,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             "Every report goes to the security team (network administrator and incident response).",
             mailboxes.security_attach_message,
         )
+        security_stand_in = mailboxes.security
 
     # 4. The reporter's receipt.
     if reporter:
@@ -470,6 +477,11 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         conflict_note=conflict_note,
         already_told=already_told,
         senders=tuple(dict.fromkeys((*claimed, *known_as, *(normalise_address(a) for a in matched)))),
+        security_stand_in=(
+            normalise_address(security_stand_in)
+            if security_stand_in and not sent_it(security_stand_in)
+            else None
+        ),
     )
 
 

@@ -114,7 +114,7 @@ def build_notifications(
     supervisor_map = load_supervisor_map(settings.supervisor_map)
     if supervisor_map:
         log.info("supervisor mapping file loaded", extra={"event": "notify.map_loaded", "entries": len(supervisor_map)})
-    outbox = Outbox(database)
+    outbox = Outbox(database, mailboxes=(settings.security_mailbox or "", settings.fallback_mailbox or ""))
     chosen_directory = directory if directory is not None else _directory(settings)
     cached = CachingDirectory(chosen_directory) if chosen_directory is not None else None
     chosen_sender = sender if sender is not None else _sender(settings)

@@ -189,8 +189,9 @@ class Composer:
 
         ``chain`` is the cleaned management chain; the escalation target of a manager notification is
         the next person up who is not the claimed sender (``is_sender``), plus ``escalation_extra``
-        (the security mailbox). With ``campaign_key``, notices the plan marks ``once_per_campaign``
-        are queued once per campaign (:func:`campaign_notice_key`).
+        (the mailbox routing put in the security team's place, ``RoutingPlan.security_stand_in``).
+        With ``campaign_key``, notices the plan marks ``once_per_campaign`` are queued once per
+        campaign (:func:`campaign_notice_key`).
         """
         rendered = []
         for planned in plan.notifications:
@@ -201,7 +202,7 @@ class Composer:
                     dict.fromkeys(
                         a
                         for a in (*_above(chain, planned.to, is_sender)[:1], *escalation_extra)
-                        if a and normalise_address(a) != planned.to and not is_sender(a)
+                        if a and normalise_address(a) != planned.to
                     )
                 )
             once = planned.once_per_campaign and campaign_key is not None

@@ -195,15 +195,10 @@ class NotificationPlanner:
         claimed_addresses = [a for a in (normalise_address(c) for c in (*claimed, *case_senders)) if a]
 
         def is_sender(address: str) -> bool:
-            """The routing policy's own test (who is who by alias), for the escalation targets."""
+            """The routing policy's own test (who is who by alias), for the managers to escalate to."""
             return people.matches_any(address, claimed_addresses)
 
-        extra: list[str] = []
-        security = self._settings.security_mailbox
-        if security and not any(is_sender(a) for a in (security, *self._security_team)):
-            extra.append(security)
-        elif self._settings.fallback_mailbox:
-            extra.append(self._settings.fallback_mailbox)
+        extra = [plan.security_stand_in] if plan.security_stand_in else []
         facts = ReportFacts(
             case_id=case_id,
             report_id=report_id,

@@ -214,9 +214,14 @@ def _named(role: str, recipient: str, senders: frozenset[str]) -> bool:
 class Outbox:
     """The outbox table's operations. Thread-safe (every method uses its own session)."""
 
-    def __init__(self, database: Database, *, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self, database: Database, *, clock: Callable[[], datetime] = _utcnow, mailboxes: Collection[str] = ()
+    ) -> None:
+        """``mailboxes``: the configured mailboxes (security, fallback), which a later report's naming
+        never removes from an escalation (routing lets only a message's own sender address do that)."""
         self.db = database
         self._clock = clock
+        self._mailboxes = frozenset(normalise_address(m) for m in mailboxes if m)
 
     # -- filing ------------------------------------------------------------------------------
 
@@ -637,7 +642,11 @@ class Outbox:
         by_report: dict[str, DueEscalation] = {}
         for r in rows:
             named = senders[r.case_id]
-            targets = tuple(t for t in (r.escalate_to or "").split(",") if t and not _named("escalation", t, named))
+            targets = tuple(
+                t
+                for t in (r.escalate_to or "").split(",")
+                if t and (t in self._mailboxes or not _named("escalation", t, named))
+            )
             sent = r.sent_at or r.updated_at
             found = by_report.get(r.report_id)
             if found is None:

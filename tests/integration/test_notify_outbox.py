@@ -246,6 +246,30 @@ def test_an_escalation_never_goes_to_someone_a_later_report_of_the_case_named_as
     assert due.targets == ("security@contoso.com",)
 
 
+def test_a_configured_mailbox_named_by_a_later_report_is_still_escalated_to(
+    any_database: Database, clock: Clock
+) -> None:
+    """A name written into a display name must not silence a mailbox (routing rule 1's exception)."""
+    outbox = Outbox(any_database, clock=clock, mailboxes=("Security@contoso.com",))
+    case_id, _ = file_report(outbox, notification())
+    outbox.mark_sent(outbox.claim(10, 60)[0])
+    later = make_report("alex@contoso.com", item_id="AAMkLATER=")
+    ReportRepository(outbox.db).file(
+        later,
+        case_id,
+        claim_token=None,
+        idem_key=None,
+        fingerprint=None,
+        audit={},
+        senders=["sam@contoso.com", "security@contoso.com"],
+    )
+    clock.advance(3600)
+
+    [due] = outbox.due_escalations(3600)
+
+    assert due.targets == ("security@contoso.com",)
+
+
 def test_an_acknowledged_notification_is_not_escalated(outbox: Outbox, clock: Clock) -> None:
     n = notification()
     file_report(outbox, n)

@@ -536,3 +536,17 @@ def test_without_other_investigators_the_fallback_stands_in_for_a_sending_invest
 
     assert "investigations@contoso.com" not in told(result)
     assert recipients(result)["fallback"] == "hr-helpdesk@contoso.com"
+
+
+def test_the_plan_names_the_mailbox_in_the_security_teams_place_for_escalations() -> None:
+    named_only = origin('"security@contoso.com" <x@evil.example>')
+    from_the_team = origin("avery.soc@contoso.com", auth_as="Internal")
+
+    assert plan().security_stand_in == "security@contoso.com"
+    assert plan(named_only).security_stand_in == "security@contoso.com"
+    assert plan(from_the_team, security_team=frozenset({"avery.soc@contoso.com"})).security_stand_in == (
+        "hr-helpdesk@contoso.com"
+    )
+    assert plan(mailboxes=replace(MAILBOXES, security=None)).security_stand_in == "hr-helpdesk@contoso.com"
+    sent_by_security = origin("security@contoso.com", auth_as="Internal")
+    assert plan(sent_by_security, mailboxes=replace(MAILBOXES, fallback=None)).security_stand_in is None
