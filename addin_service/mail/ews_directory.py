@@ -1,9 +1,18 @@
 """The directory over EWS: ``ResolveNames`` against Active Directory, for Exchange Server.
 
-* ``person(address)``: ``ResolveNames`` of ``smtp:<address>`` (an exact proxy-address match, so an
-  alias finds its owner) with ``ReturnFullContactData`` and ``ContactDataShape="AllProperties"``.
-  The answer's ``Mailbox`` is the primary address; the contact's ``EmailAddresses`` (``SMTP:``/
-  ``smtp:`` proxy addresses) are the aliases.
+* ``person(address)``: ``ResolveNames`` of ``smtp:<address>`` with ``ReturnFullContactData`` and
+  ``ContactDataShape="AllProperties"``. The answer's ``Mailbox`` is the primary address; the
+  contact's ``EmailAddresses`` (``SMTP:``/``smtp:`` proxy addresses) are the aliases. ResolveNames
+  matches the *start* of each proxy address (``smtp:bob@contoso.co`` also finds
+  ``bob@contoso.com``), and a contact shows at most three addresses (``EmailAddress1`` to ``3``;
+  hybrid users often have more). A candidate is the person when it shows the address. If none
+  does, the sole candidate is taken (proxy addresses are unique, and the owner of one is always
+  among the candidates) when its three places are full (the address may be one it could not
+  show) and none of the addresses it shows starts with the one asked about (that address, not
+  this one, would explain the match). What stays open: a hidden address that merely starts with
+  the one asked about, while nobody in the address lists owns it. A sender is then taken for
+  that person, which can only leave a supervisor out and tell the next level; so the chain,
+  where a wrong person would tell a stranger's manager, starts only from an address it shows.
 * ``manager_chain(address)``: the same lookup, hop by hop. Exchange 2010 SP2 and later return the
   manager's mailbox (``ManagerMailbox``); older servers only the manager's display name
   (``Manager``), which is then resolved in turn and used only when exactly one person has that name
@@ -22,7 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -40,6 +49,8 @@ log = logging.getLogger("addin_service.mail.ews_directory")
 CACHE_TTL_SECONDS = 60.0
 MAX_CACHED = 5_000
 _UNAVAILABLE = "The directory (Exchange ResolveNames) could not be asked."
+# A contact's EmailAddresses has three places (EmailAddress1..3), whatever the number of proxy addresses.
+SHOWN_ADDRESSES = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class _Resolved:
     person: Person
     manager_address: str | None
     manager_name: str | None
+    shows_every_address: bool  # fewer addresses than the contact has places for: none is hidden
 
 
 class EwsDirectory:
@@ -76,7 +88,7 @@ class EwsDirectory:
 
         :raises DirectoryUnavailable: the directory cannot be reached.
         """
-        found = self._by_address(address)
+        found = self._by_address(address, unshown=True)
         return found.person if found is not None else None
 
     def manager_chain(self, address: str, depth: int = 3) -> list[Person]:
@@ -118,13 +130,19 @@ class EwsDirectory:
                 )
         return None
 
-    def _by_address(self, address: str) -> _Resolved | None:
+    def _by_address(self, address: str, *, unshown: bool = False) -> _Resolved | None:
+        """Who has this address; with ``unshown``, also the sole candidate that may hold it among the
+        addresses its contact could not show (see the module's description)."""
         wanted = address.strip().lower().removeprefix("smtp:")
         if not wanted or "@" not in wanted:
             return None
-        for found in self._resolve(f"smtp:{wanted}"):
+        candidates = self._resolve(f"smtp:{wanted}")
+        for found in candidates:
             if found.person.address == wanted or wanted in found.person.aliases:
                 return found
+        if unshown and len(candidates) == 1 and _may_hide(candidates[0], wanted):
+            found = candidates[0]
+            return replace(found, person=replace(found.person, aliases=found.person.aliases | {wanted}))
         return None
 
     def _resolve(self, entry: str) -> list[_Resolved]:
@@ -171,15 +189,32 @@ def _resolution(result: Any) -> _Resolved | None:
     if not address or "@" not in address:
         return None
     display = str(getattr(contact, "display_name", "") or getattr(mailbox, "name", "") or "")
+    entries = list(getattr(contact, "email_addresses", None) or [])
     aliases: set[str] = set()
-    for entry in getattr(contact, "email_addresses", None) or []:
-        value = str(getattr(entry, "email", "") or "").strip()
-        if value.lower().startswith("smtp:"):
-            value = value[5:]
-        value = value.lower()
+    for entry in entries:
+        value = str(getattr(entry, "email", "") or "").strip().lower()
+        kind, colon, rest = value.partition(":")
+        if colon and "@" not in kind:
+            if kind != "smtp":
+                continue  # SIP:, X500:, SPO:... take a place but are not mail addresses
+            value = rest.strip()
         if "@" in value and value != address:
             aliases.add(value)
     manager_box = getattr(contact, "manager_mailbox", None)
     manager_address = str(getattr(manager_box, "email_address", "") or "").strip().lower() or None
     manager_name = str(getattr(contact, "manager", "") or "").strip() or None
-    return _Resolved(Person(address, display, frozenset(aliases)), manager_address, manager_name)
+    return _Resolved(
+        Person(address, display, frozenset(aliases)),
+        manager_address,
+        manager_name,
+        shows_every_address=contact is None or len(entries) < SHOWN_ADDRESSES,
+    )
+
+
+def _may_hide(found: _Resolved, wanted: str) -> bool:
+    """Whether ``smtp:<wanted>`` found this candidate through an address its contact had no place to
+    show. A complete list, or a shown address that starts with ``wanted`` (``bob@contoso.com.au``
+    for ``bob@contoso.com``), explains the match without ``wanted`` being theirs."""
+    if found.shows_every_address:
+        return False
+    return not any(shown.startswith(wanted) for shown in (found.person.address, *found.person.aliases))

@@ -14,8 +14,10 @@ token (``User.Read.All``) in every ``ADDIN_GRAPH_AUTH`` mode.
   ``/contacts/{id}/manager``; a loop in the directory ends it.
 
 A person's aliases are their ``smtp:``/``SMTP:`` proxy addresses, prefix removed, lower-cased,
-without the primary address. Any failure to ask (Graph down or throttling beyond the allowed
-wait, missing permission, token refused) is :class:`DirectoryUnavailable`; routing falls back.
+and their ``userPrincipalName`` (not always a proxy address, yet it names them alone in the
+tenant and ``person`` finds them by it), without the primary address. Any failure to ask (Graph
+down or throttling beyond the allowed wait, missing permission, token refused) is
+:class:`DirectoryUnavailable`; routing falls back.
 """
 
 from __future__ import annotations
@@ -146,8 +148,11 @@ def _person(entry: dict[str, Any]) -> Person | None:
     # marked by the upper-case ``SMTP:`` prefix.
     primary = str(entry.get("mail") or "").strip().lower()
     primary = primary or next((p[5:].strip().lower() for p in proxies if p.startswith("SMTP:")), "")
-    primary = primary or str(entry.get("userPrincipalName") or "").strip().lower()
+    upn = str(entry.get("userPrincipalName") or "").strip().lower()
+    primary = primary or upn
     if not primary:
         return None
+    if "@" in upn:
+        aliases.add(upn)
     aliases.discard(primary)
     return Person(address=primary, display_name=str(entry.get("displayName") or ""), aliases=frozenset(aliases))

@@ -22,7 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from addin_service.cases.origin import OriginAnalysis
-from addin_service.cases.origin_headers import normalise_address
+from addin_service.cases.origin_headers import domain_of, in_domains, normalise_address
 from addin_service.cases.routing import People, RoutingContext, RoutingMailboxes, RoutingPlan, plan_notifications
 from addin_service.db.models import AuditRow, ReportRow
 from addin_service.evidence.ports import SealedPackage
@@ -45,6 +45,24 @@ def mailboxes(settings: Settings) -> RoutingMailboxes:
         investigations_name=settings.investigations_name,
         security_attach_message=settings.security_attach_message,
     )
+
+
+def _worth_asking_first(
+    origin: OriginAnalysis, also_claimed: frozenset[str], accepted: tuple[str, ...]
+) -> list[str]:
+    """The claimed senders in the order the directory is asked about them (it is asked about only the
+    first few): addresses in our accepted domains first, where a mailbox's aliases live, so that
+    outside addresses put first cannot use up the lookups; within each, Exchange's own sender, then
+    the From and Sender addresses, then addresses written in display names."""
+    ordered = [
+        a
+        for a in dict.fromkeys(
+            normalise_address(x)
+            for x in (*sorted(also_claimed), *origin.claimed_senders, *origin.display_name_addresses)
+        )
+        if a
+    ]
+    return sorted(ordered, key=lambda a: in_domains(domain_of(a), accepted) is None)
 
 
 @dataclass
@@ -170,7 +188,8 @@ class NotificationPlanner:
         :raises DatabaseUnavailable: the campaign lookup could not be made.
         """
         claimed = (*origin.claimed_senders, *origin.display_name_addresses, *also_claimed)
-        resolution = self._resolver.resolve(reporter, claimed, watched=self._security_ids)
+        ask_first = _worth_asking_first(origin, also_claimed, self._settings.accepted_domains)
+        resolution = self._resolver.resolve(reporter, ask_first, watched=self._security_ids)
         told = (
             self._outbox.campaign_told(campaign_key, case_id, self._campaign_recipients, urgent=feels_unsafe)
             if campaign_key

@@ -31,7 +31,7 @@ log = logging.getLogger("addin_service.notify.supervisors")
 
 CHAIN_DEPTH = 3
 PREFETCH_THREADS = 8
-MAX_CLAIMED_LOOKUPS = 3
+MAX_CLAIMED_LOOKUPS = 6  # each a directory round trip in the report's request
 _CLAIMED_UNKNOWN = (
     "The directory could not say who the claimed sender is; only the addresses in the message were compared."
 )

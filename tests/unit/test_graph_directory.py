@@ -174,3 +174,56 @@ def test_no_token_is_directory_unavailable(graph: responses.RequestsMock) -> Non
         directory(tokens).manager_chain(ALEX)
 
     assert len(graph.calls) == 0
+
+
+HYBRID_USER = {
+    "displayName": "Morgan Lee",
+    "mail": "Morgan.Lee@contoso.com",
+    "userPrincipalName": "MLee@corp.contoso.com",
+    "proxyAddresses": [
+        "SMTP:Morgan.Lee@contoso.com",
+        "smtp:m1@contoso.com",
+        "smtp:m2@contoso.com",
+        "smtp:m3@contoso.com",
+        "SIP:morgan.lee@contoso.com",
+        "X500:/o=ExchangeLabs/ou=Exchange Administrative Group/cn=Recipients/cn=mlee",
+    ],
+}
+
+
+def test_a_sign_in_name_that_is_no_mail_address_is_among_the_person_s_aliases(graph: responses.RequestsMock) -> None:
+    graph.add(responses.GET, f"{GRAPH}/users", json={"value": [HYBRID_USER]})
+
+    person = directory().person("mlee@corp.contoso.com")
+
+    assert person == Person(
+        address="morgan.lee@contoso.com",
+        display_name="Morgan Lee",
+        aliases=frozenset({"mlee@corp.contoso.com", "m1@contoso.com", "m2@contoso.com", "m3@contoso.com"}),
+    )
+
+
+def test_a_manager_s_sign_in_name_is_among_their_aliases(graph: responses.RequestsMock) -> None:
+    manager = {**HYBRID_USER, "id": SARA_ID, "@odata.type": "#microsoft.graph.user"}
+    graph.add(responses.GET, f"{GRAPH}/users/{ALEX}/manager", json=manager, match=SELECT)
+
+    [person] = directory().manager_chain(ALEX, depth=1)
+
+    assert "mlee@corp.contoso.com" in person.aliases
+
+
+def test_a_person_without_a_mailbox_is_known_by_their_sign_in_name_alone(graph: responses.RequestsMock) -> None:
+    unlicensed = {"displayName": "Jo Park", "mail": None, "userPrincipalName": "JPark@contoso.com"}
+    graph.add(responses.GET, f"{GRAPH}/users", json={"value": [unlicensed]})
+
+    assert directory().person("jpark@contoso.com") == Person("jpark@contoso.com", "Jo Park", frozenset())
+
+
+def test_a_third_smtp_alias_is_looked_up_among_the_proxy_addresses(graph: responses.RequestsMock) -> None:
+    graph.add(responses.GET, f"{GRAPH}/users", json={"value": [HYBRID_USER]})
+
+    person = directory().person("M3@Contoso.com")
+
+    assert person is not None and person.address == "morgan.lee@contoso.com"
+    query = unquote((graph.calls[0].request.url or "").split("?", 1)[1])
+    assert "proxyAddresses/any(p:p eq 'smtp:m3@contoso.com')" in query
