@@ -300,7 +300,12 @@ def evidence_verify(expected: dict[int, str]) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @stops_cleanly
 def evidence_export(case_id: str, output: Path) -> None:
-    """Write CASE_ID's evidence, ledger entries and how-to-verify into a zip."""
+    """Write CASE_ID's evidence, ledger entries and how-to-verify into a zip.
+
+    Each package is checked as verify checks one report. A damaged one is still exported as found
+    (REPORT.html marks it); each problem is printed and the command exits 1.
+    """
+    from addin_service.evidence.ports import ExportResult
     from addin_service.ids import is_case_id
 
     if not is_case_id(case_id):
@@ -310,13 +315,14 @@ def evidence_export(case_id: str, output: Path) -> None:
     recorded, not_compared = _recorded_packages(settings, case_id)
     filed = {report_id for _, report_id in recorded} if recorded is not None else None
     try:
-        count = _evidence_store(settings).export_case(case_id, output, recorded=filed)
+        exported: ExportResult = _evidence_store(settings).export_case(case_id, output, recorded=filed)
     except KeyError:
         click.echo(f"error: no evidence for case {case_id}", err=True)
         sys.exit(1)
     except ValueError as exc:  # no usable public key to ship with the evidence
         click.echo(f"error: cannot export {case_id}: {exc}", err=True)
         sys.exit(1)
+    count = exported.count
     click.echo(f"exported {count} report(s) of {case_id} to {output}")
     if filed is None:
         click.echo(f"note: not compared with the case database: {not_compared}")
@@ -333,6 +339,20 @@ def evidence_export(case_id: str, output: Path) -> None:
             f"note: {on_disk - count} package folder(s) of {case_id} are not in the ledger and were not exported: "
             "run evidence verify, which says what each one is"
         )
+    if exported.problems:
+        for problem in exported.problems:
+            click.echo(
+                f"EVIDENCE PROBLEM: {problem.case_id}/{problem.report_id} (ledger #{problem.ledger_sequence}): "
+                f"{problem.problem}",
+                err=True,
+            )
+        damaged = len({problem.report_id for problem in exported.problems})
+        click.echo(
+            f"error: {damaged} report(s) of {case_id} are not as they were sealed; the export holds what was "
+            "found, and REPORT.html marks each one",
+            err=True,
+        )
+        sys.exit(1)
 
 
 cli.add_command(manifest_cli)

@@ -1,5 +1,10 @@
 """Export one case as a zip an investigator can verify by hand (see ``howto.py``), with a printable
-summary of it (see ``printable.py``)."""
+summary of it (see ``printable.py``).
+
+Each package is checked as ``evidence verify`` checks one report before it is exported. A damaged
+package is still exported as it was found (an investigator may need to show the damage), but the
+problems are returned to the caller and REPORT.html marks it, next to what was sealed.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,19 @@ from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from addin_service.errors import ServiceError
 from addin_service.evidence import signing
-from addin_service.evidence.canonical import utc_now_iso
-from addin_service.evidence.fsio import CHUNK, fsync_dir, open_regular
+from addin_service.evidence.canonical import SHA256_PREFIX, utc_now_iso
+from addin_service.evidence.fsio import CHUNK, FileDigest, fsync_dir, open_regular
 from addin_service.evidence.howto import verify_text
 from addin_service.evidence.keys import PUBLIC_KEY_NAME, LedgerKeys
 from addin_service.evidence.layout import MESSAGE, PACKAGE_FILES, StoreLayout
-from addin_service.evidence.ledger import Ledger, LedgerLine, split_lines
+from addin_service.evidence.ledger import Ledger, LedgerEntry, LedgerLine
+from addin_service.evidence.ports import ExportResult, VerifyProblem
 from addin_service.evidence.printable import PackageView, read_package, render_report
+from addin_service.evidence.verify import Verifier
 from addin_service.ids import is_case_id
 
 LEDGER_ENTRIES_NAME = "ledger-entries.jsonl"
@@ -48,6 +57,14 @@ class OutputFolderUnusable(ServiceError, OSError):
             why = f"it cannot be written ({cause.strerror or type(cause).__name__})"
         super().__init__(f"cannot write the export into {folder}: {why}; choose another -o path")
         self.folder = folder
+
+
+class LedgerUnreadable(ServiceError, OSError):
+    """The ledger (or its lock file) cannot be read, so there is nothing to export from: the CLI ends
+    with the one line that says why (``cli_support.stops_cleanly``)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"cannot export: {why}; run addin-service evidence verify")
 
 
 class _Zip:
@@ -97,27 +114,38 @@ def export_case(
     out: Path,
     *,
     recorded: Collection[str] | None = None,
-) -> int:
+) -> ExportResult:
     """Write ``case_id``'s ledgered packages, their ledger lines, the public key, SHA256SUMS and
     VERIFY.txt to the zip ``out`` (written to a temporary name, then renamed). Packages that
     are missing from disk are left out; their ledger lines stay in, so the gap shows.
 
-    Returns the number of packages exported. With ``recorded`` (the report ids the case database
-    holds), REPORT.html marks each other package as sealed by a request that failed before filing it.
+    Every package is checked as ``evidence verify`` checks one report; one that does not match what
+    was sealed (or is missing) is still exported as found, and REPORT.html marks it. Returns the
+    number of packages exported and those problems. With ``recorded`` (the report ids the case
+    database holds), REPORT.html marks each other package as sealed by a request that failed before
+    filing it.
 
     :raises KeyError: no ledger entry belongs to ``case_id``.
     :raises ValueError: there is no public key to include.
+    :raises LedgerUnreadable: the ledger or its lock file cannot be read (an OSError).
     :raises OutputFolderUnusable: nothing can be created in ``out``'s folder (an OSError).
     :raises OSError: a file could not be read or the zip could not be written.
     """
     if not is_case_id(case_id):
         raise KeyError(case_id)
-    with ledger.shared():
-        lines = [
-            line
-            for line in split_lines(ledger.read_bytes())
-            if line.entry is not None and line.entry.case_id == case_id
-        ]
+    verifier = Verifier(layout, ledger, keys)
+    try:
+        with ledger.shared():
+            lines = [
+                line
+                for line in verifier.ledger_lines()
+                if line.entry is not None and line.entry.case_id == case_id
+            ]
+    except OSError as exc:
+        why = ledger.unreadable(exc)
+        if why is None:
+            raise
+        raise LedgerUnreadable(why) from exc
     if not lines:
         raise KeyError(case_id)
     public_key = keys.public_key()
@@ -132,7 +160,7 @@ def export_case(
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 members = _Zip(zf)
-                views = _add_packages(members, layout, lines)
+                views, problems = _add_packages(members, layout, verifier, public_key, lines)
                 if recorded is not None:
                     views = [replace(view, filed=view.report_id in recorded) for view in views]
                 count = len(views)
@@ -146,7 +174,13 @@ def export_case(
                 )
                 members.add_bytes(
                     REPORT_NAME,
-                    render_report(case_id=case_id, packages=views, exported_at=exported_at, fingerprint=fingerprint),
+                    render_report(
+                        case_id=case_id,
+                        packages=views,
+                        exported_at=exported_at,
+                        fingerprint=fingerprint,
+                        problems=problems,
+                    ),
                 )
                 zf.writestr(_text_info(SUMS_NAME), members.sums_file())
             fh.flush()
@@ -156,31 +190,53 @@ def export_case(
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    return count
+    return ExportResult(count=count, problems=tuple(problems))
 
 
-def _add_packages(members: _Zip, layout: StoreLayout, lines: list[LedgerLine]) -> list[PackageView]:
-    """Add each ledgered package's files; return what the printable summary needs of each."""
+def _add_packages(
+    members: _Zip, layout: StoreLayout, verifier: Verifier, key: Ed25519PublicKey, lines: list[LedgerLine]
+) -> tuple[list[PackageView], list[VerifyProblem]]:
+    """Check and add each ledgered package's files; return what the printable summary needs of
+    each, and every problem found, in ledger order."""
     views: list[PackageView] = []
-    seen: set[str] = set()
+    problems: list[VerifyProblem] = []
+    entries: dict[str, list[LedgerEntry]] = {}
     for line in lines:
-        entry = line.entry
-        if entry is None or entry.report_id in seen:
-            continue
-        seen.add(entry.report_id)
+        if line.entry is not None:
+            entries.setdefault(line.entry.report_id, []).append(line.entry)
+    for entry, *duplicates in entries.values():
+        check = verifier.check_report(entry, key)
+        if duplicates:
+            check.problems.append("this report appears more than once in the ledger")
         package = layout.package_dir(entry.case_id, entry.report_id)
-        try:
-            if not stat.S_ISDIR(os.lstat(package).st_mode):
-                continue
-        except FileNotFoundError:
-            continue
-        exported = {
-            name: members.add_file(f"{entry.case_id}/{entry.report_id}/{name}", package / name, stored=name == MESSAGE)
-            for name in PACKAGE_FILES
-            if _is_regular(package / name)
-        }
-        views.append(read_package(package, entry, exported))
-    return views
+        if _is_folder(package):
+            exported = {
+                name: members.add_file(
+                    f"{entry.case_id}/{entry.report_id}/{name}", package / name, stored=name == MESSAGE
+                )
+                for name in PACKAGE_FILES
+                if _is_regular(package / name)
+            }
+            check.problems += _changed_since_checked(check.found, exported)
+            views.append(read_package(package, entry, exported, listed=check.listed, problems=check.problems))
+        problems += [VerifyProblem(entry.case_id, entry.report_id, entry.sequence, p) for p in check.problems]
+    return views, problems
+
+
+def _changed_since_checked(found: dict[str, FileDigest], exported: dict[str, tuple[str, int]]) -> list[str]:
+    """The files whose copy in the zip is not what the check just read: each changed in between."""
+    return [
+        f"{name} changed while it was being exported (the copy in the export is not the file that was checked)"
+        for name, digest in sorted(found.items())
+        if name in exported and (SHA256_PREFIX + exported[name][0], exported[name][1]) != (digest.sha256, digest.size)
+    ]
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _is_regular(path: Path) -> bool:

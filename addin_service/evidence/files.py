@@ -33,7 +33,7 @@ from addin_service.evidence.keys import LedgerKeys
 from addin_service.evidence.layout import StoreLayout
 from addin_service.evidence.ledger import Ledger, LedgerUnusable
 from addin_service.evidence.package import FilePendingPackage
-from addin_service.evidence.ports import VerifyResult
+from addin_service.evidence.ports import ExportResult, VerifyResult
 from addin_service.evidence.sealing import Sealer
 from addin_service.evidence.verify import Verifier
 from addin_service.ids import is_report_id
@@ -182,11 +182,15 @@ class FileEvidenceStore:
             ) from exc
         return (entry.sequence, entry.hash) if entry is not None else None
 
-    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
-        """Write the case's evidence as a zip verifiable by hand; returns the number of packages.
+    def export_case(
+        self, case_id: str, out: Path, *, recorded: Collection[str] | None = None
+    ) -> ExportResult:
+        """Write the case's evidence as a zip verifiable by hand, checking each package as verify
+        does; returns the number of packages and what is wrong with any of them.
 
         :raises KeyError: unknown case.
-        :raises OSError: the zip could not be written.
+        :raises ValueError: there is no usable public key to include.
+        :raises OSError: the ledger could not be read or the zip could not be written.
         """
         return export_case(self._layout, self._ledger, self._keys, case_id, out, recorded=recorded)
 

@@ -261,22 +261,44 @@ def make_private_dir(path: Path) -> bool:
     return True
 
 
-def open_regular(path: Path) -> int:
-    """Open ``path`` for reading, refusing symbolic links and anything but a regular file.
+class NotRegularFile(IsADirectoryError):
+    """Where a regular file belongs there is something else: a FIFO, a device, a socket or a folder.
 
-    :raises OSError: missing, a link, or not a regular file.
+    An :class:`IsADirectoryError` (errno ``EISDIR``) only because callers already tell that errno
+    apart; its ``strerror`` is "not a regular file", which is what every message built from it says.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(errno.EISDIR, "not a regular file", str(path))
+
+
+def open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600, *, follow: bool = False) -> int:
+    """Open ``path`` (for reading, by default), refusing anything but a regular file, and symbolic
+    links unless ``follow``.
+
+    The open itself never waits: without ``O_NONBLOCK`` opening a FIFO blocks until someone opens its
+    other end, which would hang ``evidence verify``, an export or a filing for good. It is cleared
+    again once the descriptor is known to be a regular file.
+
+    :raises NotRegularFile: ``path`` is a FIFO, a device, a socket or a folder (an OSError).
+    :raises OSError: missing, a link (``ELOOP``), or cannot be opened.
+    """
+    no_follow = 0 if follow else os.O_NOFOLLOW
+    fd = os.open(path, flags | no_follow | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+        os.set_blocking(fd, True)
+    except BaseException:
         os.close(fd)
-        raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        raise
     return fd
 
 
 def digest_file(path: Path) -> FileDigest:
     """Hash a regular file in 1 MiB chunks (messages can be 100 MB).
 
-    :raises OSError: the file is missing, a link, or unreadable.
+    :raises OSError: the file is missing, a link, not a regular file, or unreadable.
     """
     fd = open_regular(path)
     hasher = hashlib.sha256()
@@ -293,7 +315,7 @@ def digest_file(path: Path) -> FileDigest:
 def read_regular(path: Path, limit: int | None = None) -> bytes:
     """Read a regular file (no links). With ``limit``, read at most ``limit + 1`` bytes.
 
-    :raises OSError: the file is missing, a link, or unreadable.
+    :raises OSError: the file is missing, a link, not a regular file, or unreadable.
     """
     fd = open_regular(path)
     try:

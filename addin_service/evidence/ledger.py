@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from addin_service.errors import EvidenceStoreUnavailable
 from addin_service.evidence import signing
 from addin_service.evidence.canonical import canonical_json, is_sha256_tag, sha256_tag
-from addin_service.evidence.fsio import fsync_dir, write_all
+from addin_service.evidence.fsio import NotRegularFile, fsync_dir, open_regular, read_regular, write_all
 from addin_service.evidence.keys import Signer
 from addin_service.ids import is_case_id, is_report_id
 
@@ -183,7 +183,7 @@ class Ledger:
     def __init__(self, directory: Path, lock_timeout: float = 30.0) -> None:
         self.directory = directory
         self.path = directory / LEDGER_NAME
-        self._lock_path = directory / LOCK_NAME
+        self.lock_path = directory / LOCK_NAME
         self._timeout = lock_timeout
         self._thread_lock = threading.Lock()
         self._tail: _Tail | None = None  # read and written under the writers' lock only
@@ -193,13 +193,13 @@ class Ledger:
         """Hold the writers' lock (threads and processes).
 
         :raises EvidenceStoreUnavailable: the lock was not obtained within the timeout.
-        :raises OSError: the lock file cannot be opened.
+        :raises OSError: the lock file cannot be opened or is not a regular file.
         """
         started = time.monotonic()
         if not self._thread_lock.acquire(timeout=self._timeout):
             raise self._busy()
         try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = self._open_lock(os.O_RDWR | os.O_CREAT)
             try:
                 # One timeout for both waits, behind this process's writers and then another's.
                 self._flock(fd, fcntl.LOCK_EX, max(0.0, self._timeout - (time.monotonic() - started)))
@@ -218,14 +218,17 @@ class Ledger:
         writing, so the snapshot proceeds without a lock.
 
         :raises EvidenceStoreUnavailable: a writer held the lock for longer than the timeout.
+        :raises NotRegularFile: the lock file is a FIFO, a device, a socket or a folder.
         """
-        try:
-            fd: int | None = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError:
+        fd: int | None = None
+        for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
             try:
-                fd = os.open(self._lock_path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = self._open_lock(flags)
+                break
+            except NotRegularFile:
+                raise  # not a read-only copy: something has taken the lock file's place
             except OSError:
-                fd = None
+                continue
         try:
             if fd is not None:
                 self._flock(fd, fcntl.LOCK_SH, timeout)
@@ -237,12 +240,32 @@ class Ledger:
     def read_bytes(self) -> bytes:
         """The whole ledger file (empty if there is none yet). Call under a lock.
 
-        :raises OSError: it exists but cannot be read.
+        :raises NotRegularFile: it is a FIFO, a device, a socket or a folder (never waited on).
+        :raises OSError: it exists but cannot be read, or is a symbolic link.
         """
         try:
-            return self.path.read_bytes()
+            return read_regular(self.path)
         except FileNotFoundError:
             return b""
+
+    def unreadable(self, exc: OSError) -> str | None:
+        """Why the ledger cannot be read, in words, when ``exc`` came from opening or reading the
+        ledger file or opening its lock file (:meth:`read_bytes`, :meth:`shared`); else None."""
+        if exc.filename is None:
+            return None
+        path = Path(os.fsdecode(exc.filename))
+        if path not in (self.path, self.lock_path):
+            return None
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or type(exc).__name__
+        return f"{self.directory.name}/{path.name} cannot be read ({why})"
+
+    def _open_lock(self, flags: int) -> int:
+        """The lock file opened with ``flags``; never waits, even on a FIFO put in its place.
+
+        :raises NotRegularFile: it is not a regular file.
+        :raises OSError: it cannot be opened.
+        """
+        return open_regular(self.lock_path, flags, 0o600, follow=True)
 
     def last_entry(self, key: Ed25519PublicKey) -> LedgerEntry | None:
         """The entry to chain onto, checked: well formed, its hash right and signed by ``key``.
@@ -311,16 +334,19 @@ class Ledger:
         self._tail = _Tail(line, entry, signed_by)
 
     def _open_for_append(self) -> tuple[int, bool]:
-        """The ledger opened for appending, and whether this call created it."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        """The ledger opened for appending, and whether this call created it.
+
+        :raises OSError: it cannot be opened, is a symbolic link or is not a regular file.
+        """
+        flags = os.O_WRONLY | os.O_APPEND
         try:
-            return os.open(self.path, flags), False
+            return open_regular(self.path, flags), False
         except FileNotFoundError:
             pass
         try:
-            return os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
+            return open_regular(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600), True
         except FileExistsError:
-            return os.open(self.path, flags), False
+            return open_regular(self.path, flags), False
 
     def _remembered_tail(self, fd: int, size: int, key: Ed25519PublicKey) -> LedgerEntry | None:
         """The remembered last entry if the file of ``size`` bytes still ends with exactly its line
@@ -348,9 +374,12 @@ class Ledger:
 
     @contextmanager
     def _opened(self) -> Iterator[tuple[int, int] | None]:
-        """The ledger opened for reading, as (descriptor, size); None when it is missing or empty."""
+        """The ledger opened for reading, as (descriptor, size); None when it is missing or empty.
+
+        :raises OSError: it cannot be opened, is a symbolic link or is not a regular file.
+        """
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_regular(self.path)
         except FileNotFoundError:
             yield None
             return

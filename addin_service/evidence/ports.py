@@ -85,6 +85,20 @@ class VerifyResult:
         return problems
 
 
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: how many packages, and everything wrong with the case's reports as
+    ``evidence verify`` checks one report (ledger entry, manifest, each file), in ledger order.
+    Damaged packages are exported as they were found, and REPORT.html marks each one."""
+
+    count: int
+    problems: tuple[VerifyProblem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 class PendingPackage(Protocol):
     """A package being written. Nothing is visible under ``<case_id>/`` until :meth:`seal`."""
 
@@ -148,9 +162,12 @@ class EvidenceStore(Protocol):
         """
         ...
 
-    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
+    def export_case(
+        self, case_id: str, out: Path, *, recorded: Collection[str] | None = None
+    ) -> ExportResult:
         """Write a zip with the case's packages, the ledger entries they need, the public key and
-        a VERIFY.txt. Returns the number of packages exported. ``recorded``: the report ids the case
-        database holds for the case, when known; REPORT.html marks any other package as sealed but
-        never filed. :raises KeyError: unknown case."""
+        a VERIFY.txt. Returns how many packages were exported and what is wrong with any of them
+        (each is checked as ``verify`` checks one report; a damaged one is still exported, marked in
+        REPORT.html). ``recorded``: the report ids the case database holds for the case, when known;
+        REPORT.html marks any other package as sealed but never filed. :raises KeyError: unknown case."""
         ...

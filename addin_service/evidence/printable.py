@@ -3,7 +3,9 @@
 Investigators, HR and the police are asked for a printout "with full headers"; this page puts each
 report's facts, the sender's origin analysis, the hashes, the message text and the full transport
 headers on paper, one report per page. It is made from the package files at export time and says
-so: it is a reading aid, not evidence, and the files it summarises are beside it in the zip.
+so: it is a reading aid, not evidence, and the files it summarises are beside it in the zip. A
+package that did not pass the export's check is marked at the top of the page and on its own page,
+with its problems and each file's hash as sealed next to the hash of what was found.
 
 Everything shown comes from an untrusted message, so the page is rendered with autoescaping, the
 message's HTML is never rendered (its text is extracted instead), there is no script and no remote
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
@@ -26,9 +28,11 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from addin_service.cases.origin import verdict_words
-from addin_service.evidence.fsio import read_regular
-from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA
+from addin_service.evidence.canonical import SHA256_PREFIX
+from addin_service.evidence.fsio import FileDigest, read_regular
+from addin_service.evidence.layout import HEADERS, MESSAGE, METADATA, PAYLOAD_FILES
 from addin_service.evidence.ledger import LedgerEntry
+from addin_service.evidence.ports import VerifyProblem
 
 # Larger messages are listed with their hashes but not parsed: the email package holds the whole
 # message (and its decoded parts) in memory.
@@ -61,6 +65,24 @@ class MessageText:
 
 
 @dataclass(frozen=True)
+class FileIntegrity:
+    """One payload file's sha256 and size as its manifest lists them (sealed) and as exported (found)."""
+
+    name: str
+    sealed_sha256: str | None = None
+    sealed_size: int | None = None
+    found_sha256: str | None = None
+    found_size: int | None = None
+
+    @property
+    def matches(self) -> bool:
+        return self.sealed_sha256 is not None and (self.sealed_sha256, self.sealed_size) == (
+            self.found_sha256,
+            self.found_size,
+        )
+
+
+@dataclass(frozen=True)
 class PackageView:
     """One exported package, read from its files."""
 
@@ -75,11 +97,27 @@ class PackageView:
     text: MessageText | None = None
     missing: tuple[str, ...] = ()
     filed: bool | None = None  # whether the case database records it as a report; None: not known
+    problems: tuple[str, ...] = ()  # how it does not match what was sealed; empty when intact
+    files: tuple[FileIntegrity, ...] = ()  # each payload file, as sealed and as exported
+
+    @property
+    def message(self) -> FileIntegrity:
+        """message.eml as sealed and as exported."""
+        return next((f for f in self.files if f.name == MESSAGE), FileIntegrity(MESSAGE))
 
 
-def read_package(folder: Path, entry: LedgerEntry, exported: Mapping[str, tuple[str, int]]) -> PackageView:
+def read_package(
+    folder: Path,
+    entry: LedgerEntry,
+    exported: Mapping[str, tuple[str, int]],
+    *,
+    listed: Mapping[str, FileDigest] | None = None,
+    problems: Sequence[str] = (),
+) -> PackageView:
     """Read what the page needs from a package folder. ``exported``: the files just put in the zip,
-    with their sha256 (hex) and size; any other file is named as missing and not read."""
+    with their sha256 (hex) and size; any other file is named as missing and not read. ``listed``:
+    what the package's manifest lists for each payload file; ``problems``: how the package does not
+    match what was sealed (from the export's check)."""
     missing: list[str] = []
 
     def read(name: str) -> bytes | None:
@@ -108,6 +146,17 @@ def read_package(folder: Path, entry: LedgerEntry, exported: Mapping[str, tuple[
     else:
         raw_message = read(MESSAGE)
         text = message_text(raw_message) if raw_message is not None else None
+    sealed = listed or {}
+    files = tuple(
+        FileIntegrity(
+            name,
+            sealed_sha256=sealed[name].sha256 if name in sealed else None,
+            sealed_size=sealed[name].size if name in sealed else None,
+            found_sha256=SHA256_PREFIX + exported[name][0] if name in exported else None,
+            found_size=exported[name][1] if name in exported else None,
+        )
+        for name in PAYLOAD_FILES
+    )
     return PackageView(
         case_id=entry.case_id,
         report_id=entry.report_id,
@@ -119,6 +168,8 @@ def read_package(folder: Path, entry: LedgerEntry, exported: Mapping[str, tuple[
         message_size=size,
         text=text,
         missing=tuple(missing),
+        problems=tuple(problems),
+        files=files,
     )
 
 
@@ -225,9 +276,23 @@ def _environment() -> Environment:
 _ENV = _environment()
 
 
-def render_report(*, case_id: str, packages: list[PackageView], exported_at: str, fingerprint: str) -> bytes:
-    """REPORT.html for one export, as UTF-8 bytes."""
+def render_report(
+    *,
+    case_id: str,
+    packages: list[PackageView],
+    exported_at: str,
+    fingerprint: str,
+    problems: Sequence[VerifyProblem] = (),
+) -> bytes:
+    """REPORT.html for one export, as UTF-8 bytes. ``problems``: everything the export's check found
+    wrong with the case's reports (including those whose package is missing), listed at the top."""
     template = _ENV.get_template("printable_report.html.j2")
+    damaged = sorted({problem.report_id for problem in problems if problem.report_id})
     return template.render(
-        case_id=case_id, packages=packages, exported_at=exported_at, fingerprint=fingerprint
+        case_id=case_id,
+        packages=packages,
+        exported_at=exported_at,
+        fingerprint=fingerprint,
+        problems=problems,
+        damaged=damaged,
     ).encode("utf-8")

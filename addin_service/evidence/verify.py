@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from addin_service.evidence.canonical import sha256_tag
-from addin_service.evidence.fsio import digest_file, read_regular
+from addin_service.evidence.fsio import FileDigest, digest_file, read_regular
 from addin_service.evidence.keys import LedgerKeys
 from addin_service.evidence.layout import MANIFEST, PACKAGE_FILES, StoreLayout
-from addin_service.evidence.ledger import Ledger, LedgerEntry, split_lines
+from addin_service.evidence.ledger import Ledger, LedgerEntry, LedgerLine, split_lines
 from addin_service.evidence.manifest import check_manifest
 from addin_service.evidence.ports import VerifyProblem, VerifyResult
 
@@ -26,6 +26,17 @@ INTERRUPTED_SEAL = (
     "package is not in the ledger: it is genuine (signed, intact, chained onto the entry before it), so its "
     "seal was interrupted before the ledger entry was written"
 )
+
+
+@dataclass
+class PackageCheck:
+    """What checking one package against its ledger entry found."""
+
+    problems: list[str] = field(default_factory=list)  # empty when the package is intact
+    # What manifest.json lists for each payload file (empty when it cannot be read or parsed).
+    listed: dict[str, FileDigest] = field(default_factory=dict)
+    # What was read on disk: manifest.json and each listed file, as far as they could be read.
+    found: dict[str, FileDigest] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,12 +59,18 @@ class Verifier:
     def verify_all(self) -> VerifyResult:
         """Check the whole ledger chain, every package, and that nothing was added or removed.
 
+        A ledger that cannot be read (or a lock file that is not a file) is the one problem found:
+        nothing can be checked without it.
+
         :raises EvidenceStoreUnavailable: a writer held the ledger lock for too long.
-        :raises OSError: the ledger or the store's root cannot be read at all.
+        :raises OSError: the store's root cannot be read at all.
         """
-        with self._ledger.shared():
-            lines = split_lines(self._ledger.read_bytes())
-            scan = self._layout.scan()
+        try:
+            with self._ledger.shared():
+                lines = self.ledger_lines()
+                scan = self._layout.scan()
+        except OSError as exc:
+            return self._unreadable_ledger(exc)
         result = VerifyResult()
         key = self._public_key(result) if lines else None
         chain = _Chain()
@@ -99,11 +116,13 @@ class Verifier:
 
         :raises ValueError: an id is malformed.
         :raises KeyError: neither a ledger entry nor a package exists for this report.
-        :raises OSError: the ledger cannot be read.
         """
         package = self._layout.package_dir(case_id, report_id)
-        with self._ledger.shared():
-            lines = split_lines(self._ledger.read_bytes())
+        try:
+            with self._ledger.shared():
+                lines = self.ledger_lines()
+        except OSError as exc:
+            return self._unreadable_ledger(exc)
         entries = [
             line.entry
             for line in lines
@@ -117,12 +136,35 @@ class Verifier:
             return result
         key = self._public_key(result)
         entry = entries[0]
-        problems = self._entry_problems(entry, key) + self.package_problems(entry, key)
+        problems = self.check_report(entry, key).problems
         if len(entries) > 1:
             problems.append("this report appears more than once in the ledger")
         result.reports_checked = 1
         result.problems += [VerifyProblem(case_id, report_id, entry.sequence, p) for p in problems]
         return result
+
+    def ledger_lines(self) -> list[LedgerLine]:
+        """The ledger's lines as read now. Call under the ledger's lock.
+
+        :raises OSError: the ledger cannot be read (:meth:`Ledger.unreadable` says why).
+        """
+        return split_lines(self._ledger.read_bytes())
+
+    def _unreadable_ledger(self, exc: OSError) -> VerifyResult:
+        """The result of a verification that could not read the ledger.
+
+        :raises OSError: ``exc`` came from elsewhere (the store's root), re-raised.
+        """
+        why = self._ledger.unreadable(exc)
+        if why is None:
+            raise exc
+        return VerifyResult(problems=[VerifyProblem(None, None, None, f"{why}: nothing can be checked without it")])
+
+    def check_report(self, entry: LedgerEntry, key: Ed25519PublicKey | None) -> PackageCheck:
+        """Check one report as ``verify`` does: its ledger entry (hash, signature) and its package."""
+        check = self.inspect_package(entry, key)
+        check.problems[:0] = self._entry_problems(entry, key)
+        return check
 
     def _interrupted_seal(
         self, case_id: str, report_id: str, key: Ed25519PublicKey | None, entry_hashes: dict[int, str]
@@ -162,31 +204,44 @@ class Verifier:
 
     def package_problems(self, entry: LedgerEntry, key: Ed25519PublicKey | None) -> list[str]:
         """Everything wrong with the package that ``entry`` seals; empty when it is intact."""
+        return self.inspect_package(entry, key).problems
+
+    def inspect_package(self, entry: LedgerEntry, key: Ed25519PublicKey | None) -> PackageCheck:
+        """Check the package that ``entry`` seals; also say what its manifest lists and what was found."""
         package = self._layout.package_dir(entry.case_id, entry.report_id)
+        check = PackageCheck()
+        problems = check.problems
         try:
             mode = os.lstat(package).st_mode
             present = set(os.listdir(package)) if stat.S_ISDIR(mode) else None
         except FileNotFoundError:
-            return ["package folder is missing (removed)"]
+            problems.append("package folder is missing (removed)")
+            return check
         except OSError as exc:
-            return [f"package folder cannot be read ({exc.strerror})"]
+            problems.append(f"package folder cannot be read ({exc.strerror})")
+            return check
         if present is None:
-            return ["package path is not a folder"]
-        problems = [
+            problems.append("package path is not a folder")
+            return check
+        problems += [
             f"unexpected file {name} in the package (added)" for name in sorted(present - set(PACKAGE_FILES))
         ]
         problems += [f"{name} is missing (removed)" for name in PACKAGE_FILES if name not in present]
         if MANIFEST not in present:
-            return problems
+            return check
         try:
             manifest_bytes = read_regular(package / MANIFEST, _MANIFEST_LIMIT)
         except OSError as exc:
-            return [*problems, f"manifest.json cannot be read ({exc.strerror})"]
+            problems.append(f"manifest.json cannot be read ({exc.strerror})")
+            return check
+        if len(manifest_bytes) <= _MANIFEST_LIMIT:  # else only its start was read
+            check.found[MANIFEST] = FileDigest(sha256_tag(manifest_bytes), len(manifest_bytes))
         if sha256_tag(manifest_bytes) != entry.manifest_sha256:
             problems.append(
                 "manifest.json does not match the hash in its ledger entry (it was edited or replaced)"
             )
         files, manifest_problems = check_manifest(manifest_bytes, entry, key)
+        check.listed = files
         problems += manifest_problems
         for name, listed in sorted(files.items()):
             if name not in present:
@@ -196,13 +251,14 @@ class Verifier:
             except OSError as exc:
                 problems.append(f"{name} cannot be read ({exc.strerror})")
                 continue
+            check.found[name] = actual
             if actual.size != listed.size:
                 problems.append(
                     f"{name} is {actual.size} bytes; the manifest says {listed.size} (it was edited)"
                 )
             elif actual.sha256 != listed.sha256:
                 problems.append(f"{name} does not match its sha256 in the manifest (it was edited)")
-        return problems
+        return check
 
     @staticmethod
     def _chain_problems(entry: LedgerEntry, chain: _Chain, seen: set[int]) -> list[str]:

@@ -18,7 +18,13 @@ from typing import Any
 
 from addin_service import ids
 from addin_service.errors import MessageTooLarge, ServiceError
-from addin_service.evidence.ports import EvidenceStore, SealedPackage, VerifyProblem, VerifyResult
+from addin_service.evidence.ports import (
+    EvidenceStore,
+    ExportResult,
+    SealedPackage,
+    VerifyProblem,
+    VerifyResult,
+)
 
 PACKAGE_FILES = ("headers.txt", "manifest.json", "message.eml", "metadata.json")
 
@@ -185,15 +191,19 @@ class InMemoryEvidenceStore:
         result = VerifyResult()
         for sequence, key in enumerate(self.ledger, start=1):
             result.reports_checked += 1
-            files = self.packages.get(key)
-            if files is None:
-                result.problems.append(VerifyProblem(*key, sequence, "package folder is missing (removed)"))
-                continue
-            listed = json.loads(files["manifest.json"])["files"]
-            for name, facts in sorted(listed.items()):
-                if sha256(files.get(name, b"")) != facts["sha256"]:
-                    result.problems.append(VerifyProblem(*key, sequence, f"{name} does not match its sha256"))
+            result.problems += self._package_problems(key, sequence)
         return result
+
+    def _package_problems(self, key: tuple[str, str], sequence: int) -> list[VerifyProblem]:
+        files = self.packages.get(key)
+        if files is None:
+            return [VerifyProblem(*key, sequence, "package folder is missing (removed)")]
+        listed = json.loads(files["manifest.json"])["files"]
+        return [
+            VerifyProblem(*key, sequence, f"{name} does not match its sha256")
+            for name, facts in sorted(listed.items())
+            if sha256(files.get(name, b"")) != facts["sha256"]
+        ]
 
     def ledger_head(self) -> tuple[int, str] | None:
         """The newest entry: its sequence and a stand-in hash (this store keeps no chain)."""
@@ -202,14 +212,16 @@ class InMemoryEvidenceStore:
             return None
         return len(self.ledger), sha256("/".join(self.ledger[-1]).encode())
 
-    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> int:
-        keys = [key for key in self.ledger if key[0] == case_id and key in self.packages]
-        if not keys:
+    def export_case(self, case_id: str, out: Path, *, recorded: Collection[str] | None = None) -> ExportResult:
+        ledgered = [(sequence, key) for sequence, key in enumerate(self.ledger, start=1) if key[0] == case_id]
+        if not ledgered:
             raise KeyError(case_id)
+        problems = [problem for sequence, key in ledgered for problem in self._package_problems(key, sequence)]
+        keys = [key for _, key in ledgered if key in self.packages]
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as zf:
             for key in keys:
                 for name, data in sorted(self.packages[key].items()):
                     zf.writestr(f"{key[0]}/{key[1]}/{name}", data)
         out.write_bytes(buffer.getvalue())
-        return len(keys)
+        return ExportResult(count=len(keys), problems=tuple(problems))

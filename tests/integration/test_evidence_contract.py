@@ -80,7 +80,8 @@ def test_export_writes_a_zip_and_counts_the_reports(store: EvidenceStore, tmp_pa
     case_id = ids.new_case_id()
     file_report(store, b"x", case_id=case_id)
     file_report(store, b"y", case_id=case_id)
-    assert store.export_case(case_id, tmp_path / "out.zip") == 2
+    result = store.export_case(case_id, tmp_path / "out.zip")
+    assert (result.count, result.problems) == (2, ())
     assert zipfile.is_zipfile(tmp_path / "out.zip")
 
 

@@ -99,3 +99,26 @@ def test_a_plain_text_message_is_shown_as_written(tmp_path: Path) -> None:
     page, _, _ = exported_report(tmp_path, mime)
     assert "Line one &lt;not a tag&gt;\n  indented line two" in page
     assert "plain-text part" in page
+
+
+def test_an_edited_message_is_marked_damaged_with_the_hash_it_was_filed_with(tmp_path: Path) -> None:
+    with running_stack(tmp_path) as stack:
+        response = stack.report(stack.add_message(HOSTILE))
+        assert response.status_code == 201, response.get_json()
+        filed = response.get_json()
+        message = stack.evidence_root / filed["case_id"] / filed["report_id"] / "message.eml"
+        message.parent.chmod(0o755)
+        message.chmod(0o644)
+        message.write_bytes(message.read_bytes().replace(b"I know where you live.", b"I know where you work."))
+        out = tmp_path / "case.zip"
+        result = FileEvidenceStore(stack.evidence_root).export_case(filed["case_id"], out)
+    with zipfile.ZipFile(out) as zf:
+        page = zf.read("REPORT.html").decode("utf-8")
+
+    found = "sha256:" + hashlib.sha256(message.read_bytes()).hexdigest()
+    assert [p.problem for p in result.problems] == [
+        "message.eml does not match its sha256 in the manifest (it was edited)"
+    ]
+    assert page.count("DAMAGED EVIDENCE") == 2  # at the top, and on the report's own page
+    assert f"message.eml as sealed (manifest.json)</th><td class=\"hash\">{filed['sha256']}" in page
+    assert f"message.eml as found (this export)</th><td class=\"hash\">{found}" in page

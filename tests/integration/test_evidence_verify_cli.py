@@ -252,3 +252,43 @@ def test_an_export_says_when_the_case_holds_packages_the_ledger_does_not_list(tm
     assert result.exit_code == 0, result.output
     assert "exported 1 report(s)" in result.output
     assert f"note: 1 package folder(s) of {case_id} are not in the ledger and were not exported" in result.output
+
+
+# -- export checks what it exports -----------------------------------------------------------------
+
+
+def export(root: Path, case_id: str, out: Path) -> Result:
+    env = {"ADDIN_EVIDENCE_URL": f"file://{root}", "ADDIN_DATABASE_URL": f"sqlite:///{root.parent / 'db.sqlite'}"}
+    return CliRunner().invoke(cli, ["evidence", "export", case_id, "-o", str(out)], env=env)
+
+
+def test_an_export_of_an_edited_message_names_the_problem_and_exits_1(root: Path, tmp_path: Path) -> None:
+    store = FileEvidenceStore(root)
+    intact = file_report(store, sample_message(b"intact"))
+    edited = file_report(store, sample_message(b"edited later"), case_id=intact.case_id)
+    message = root / edited.case_id / edited.report_id / "message.eml"
+    message.parent.chmod(0o755)
+    message.chmod(0o644)
+    message.write_bytes(message.read_bytes().replace(b"later", b"LATER"))
+    out = tmp_path / "case.zip"
+
+    result = export(root, intact.case_id, out)
+
+    assert result.exit_code == 1
+    assert f"exported 2 report(s) of {intact.case_id}" in result.stdout
+    assert (
+        f"EVIDENCE PROBLEM: {edited.case_id}/{edited.report_id} (ledger #2): "
+        "message.eml does not match its sha256 in the manifest (it was edited)\n"
+    ) in result.stderr
+    assert "REPORT.html marks each one" in result.stderr
+    assert zipfile.is_zipfile(out)
+
+
+def test_a_clean_export_prints_no_problem_and_exits_0(root: Path, tmp_path: Path) -> None:
+    sealed = file_report(FileEvidenceStore(root), sample_message())
+
+    result = export(root, sealed.case_id, tmp_path / "case.zip")
+
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert result.stdout.startswith(f"exported 1 report(s) of {sealed.case_id} to ")
