@@ -13,7 +13,11 @@ placeholder authserv-id in front when the value starts with ``method=result``, i
 bare-domain segments (recording the first as the authserv-id), and it drops empty segments
 (trailing ``;``). The results themselves are always read by ``authres``; when it still
 cannot parse a value the failure is recorded and no results are taken from it.
-Pure; never raises.
+
+``authres`` copies the rest of the value for every token it reads, so it is given values of at
+most ``MAX_AUTHRES_CHARS`` (a real one has a few hundred characters), each parse is remembered,
+and :func:`~addin_service.cases.origin_headers.normalise_headers` bounds how many characters of
+these headers one message can make it read. Pure; never raises.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Literal
 
 import authres
 
-from addin_service.cases.origin_headers import MAX_KEPT_CHARS, MAX_PARSED_CHARS, shorten, too_hostile_to_parse
+from addin_service.cases.origin_headers import MAX_AUTHRES_CHARS, MAX_KEPT_CHARS, shorten, too_hostile_to_parse
 from addin_service.untrusted_numbers import decimal
 
 # Stands in for Microsoft's missing authserv-id while authres parses; never shown.
@@ -34,6 +38,9 @@ _DOMAIN_SEGMENT = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
 )
 _ARC_INSTANCE = re.compile(r"\s*i\s*=\s*(\d{1,3})\s*;(.*)\Z", re.DOTALL)
+# A value that starts with ``method=`` has no authserv-id (Microsoft 365's form): authres would
+# either fail on it or take the method result for the id, so it goes straight to the repairs.
+_STARTS_WITH_RESULT = re.compile(r"[A-Za-z0-9._-]+\s*=")
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ class _Parsed:
 
 def parse_authentication_results(position: int, value: str) -> AuthResultsHeader:
     """Parse one unfolded ``Authentication-Results`` value. Never raises; not yet trusted."""
-    parsed = _parse_remembered(value) if len(value) <= MAX_PARSED_CHARS else _parse_value(value)
+    parsed = _parsed(value)
     return AuthResultsHeader(
         position=position,
         authserv_id=parsed.authserv_id,
@@ -148,22 +155,30 @@ def parse_authentication_results(position: int, value: str) -> AuthResultsHeader
     )
 
 
+def _parsed(value: str) -> _Parsed:
+    """The parse of one Authentication-Results value (or the part of an
+    ARC-Authentication-Results after ``i=``), remembered when it was handed to authres."""
+    return _parse_remembered(value) if len(value) <= MAX_AUTHRES_CHARS else _parse_value(value)
+
+
 # One message reaches many mailboxes with the same Authentication-Results (a campaign reported by
 # everyone who got it), and authres takes milliseconds per value: parsing is pure and its result
-# immutable, so the latest values (each at most MAX_PARSED_CHARS long) are remembered.
+# immutable, so the latest values (each at most MAX_AUTHRES_CHARS long) are remembered.
 @functools.lru_cache(maxsize=256)
 def _parse_remembered(value: str) -> _Parsed:
     return _parse_value(value)
 
 
 def _parse_value(value: str) -> _Parsed:
-    hostile = too_hostile_to_parse(value)
+    hostile = too_hostile_to_parse(value, MAX_AUTHRES_CHARS)
     if hostile is not None:
         return _Parsed(None, False, (), f"not parsed because {hostile}", ())
     text = value.strip()
-    header, error = _authres(text)
-    if header is not None and "=" not in str(getattr(header, "authserv_id", "")):
-        return _Parsed(_authserv_id(header), False, _results(header), None, ())
+    error: str | None = None
+    if not _STARTS_WITH_RESULT.match(text):
+        header, error = _authres(text)
+        if header is not None and "=" not in str(getattr(header, "authserv_id", "")):
+            return _Parsed(_authserv_id(header), False, _results(header), None, ())
     # authres reads "spf=pass; dkim=pass" as authserv-id "spf=pass" ('=' is atext): that is
     # Microsoft's id-less form too, so it takes the repair path below.
     error = error or "the first token is a method result, not an authserv-id"
@@ -299,7 +314,7 @@ def parse_arc(position: int, name: str, value: str) -> ArcHeader:
         match = _ARC_INSTANCE.match(value)
         if not match:
             return ArcHeader(position, kind, None, problems=("it does not start with i=<number>;",))
-        parsed = _parse_value(match.group(2))
+        parsed = _parsed(match.group(2))
         if parsed.error:
             problems.append(parsed.error)
         return ArcHeader(
