@@ -195,7 +195,8 @@ def analyze_origin(
     senders = _read_senders(by_key, notes)
     hops = _read_received(by_key.get("received", []), notes)
     exchange = _read_exchange_auth(by_key, notes)
-    auth_headers = _read_authentication_results(block, by_key, accepted, trusted_ids, notes)
+    submitted_inside = exchange.auth_as == "Internal"  # the least trusted of its values: never guessed
+    auth_headers = _read_authentication_results(block, by_key, accepted, trusted_ids, notes, submitted_inside)
     arc = _read_arc(by_key, notes)
 
     internal_claim = next((a for a in senders.claimed if in_domains(domain_of(a), accepted)), None)
@@ -391,7 +392,11 @@ def _read_authentication_results(
     accepted: tuple[str, ...],
     trusted_ids: frozenset[str],
     notes: list[str],
+    submitted_inside: bool = False,
 ) -> tuple[AuthResultsHeader, ...]:
+    """Which Authentication-Results our own mail system wrote. ``submitted_inside``: Exchange marked
+    the message as submitted inside the organisation (AuthAs=Internal), so it came through no
+    gateway of ours, and only Exchange Online's own header, on top, can be ours."""
     found = by_key.get("authentication-results", [])
     if len(found) > MAX_AUTH_HEADERS:
         notes.append(
@@ -419,7 +424,11 @@ def _read_authentication_results(
     # have added it together with a Received that only looks like that hop.
     exchange_online = parsed[0].microsoft_form
     below_exchange_online: list[int] = []
+    came_inside: list[int] = []
     for header in parsed:
+        if submitted_inside and not (header is parsed[0] and exchange_online):
+            came_inside.append(header.position)
+            continue
         # With no Received below the topmost header, no server recorded a hop before it was written, so
         # the sender's own software may have written it when our system writes none. Only an authserv-id
         # the admin named as ours (whose server removes forged copies, RFC 8601 section 5) is trusted then.
@@ -436,7 +445,7 @@ def _read_authentication_results(
             else:
                 who = f"authserv-id {header.authserv_id}, one of our accepted domains"
             trusted[header.position] = f"written by our mail system (above the hop into it; {who})"
-    while boundary is not None and trusted_ids:
+    while boundary is not None and trusted_ids and not submitted_inside:
         following = next_received(boundary)
         gateway = [
             h
@@ -459,6 +468,15 @@ def _read_authentication_results(
             result.append(replace(header, trust="not used: it could not be parsed"))
         elif header.position in trusted:
             result.append(replace(header, trusted=True, trust=trusted[header.position]))
+        elif header.position in came_inside:
+            result.append(
+                replace(
+                    header,
+                    trust="not trusted: Exchange marked the message as submitted inside our organisation, so it "
+                    "passed no gateway of ours; only Exchange Online's own header could be ours, and this one "
+                    "came with the message, where the sender could have written it",
+                )
+            )
         elif header.position in below_exchange_online:
             result.append(
                 replace(

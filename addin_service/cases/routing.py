@@ -236,6 +236,12 @@ class People:
         mine = self.ids(address)
         return any(mine & self.ids(c) for c in candidates)
 
+    def ids_of(self, addresses: Iterable[str]) -> frozenset[str]:
+        """Every id of every one of ``addresses``: ``bool(people.ids(a) & people.ids_of(b))`` is
+        ``people.matches_any(a, b)``, in time that does not grow with ``b`` (a message may name
+        thousands of addresses, and each is checked against the others)."""
+        return frozenset(i for address in addresses for i in self.ids(address))
+
 
 def without_subaddress(address: str) -> str:
     """``sam.boss+hr@contoso.com`` → ``sam.boss@contoso.com``: the mailbox Exchange delivers it to."""
@@ -276,24 +282,28 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             if a
         )
     )
-    # The message's own sender addresses, without those only written in a display name.
-    sent_as = tuple(
-        dict.fromkeys(a for a in (normalise_address(x) for x in (*origin.claimed_senders, *ctx.also_claimed)) if a)
-    )
+    # The message's own sender: its first From address, its Sender, and what Exchange reports. Not
+    # the addresses written in a display name, nor a From header's further addresses (a From may
+    # list any number of authors, and the Sender then says who sent it).
+    own = (origin.from_address or "", origin.sender_address or "", *ctx.also_claimed)
+    sent_as = tuple(dict.fromkeys(a for a in (normalise_address(x) for x in own) if a))
+    claimed_ids = people.ids_of(claimed)
     earlier = tuple(
-        a for a in sorted(normalise_address(x) for x in ctx.case_senders) if a and not people.matches_any(a, claimed)
+        a for a in sorted(normalise_address(x) for x in ctx.case_senders) if a and not people.ids(a) & claimed_ids
     )
+    sender_ids = claimed_ids | people.ids_of(earlier)
+    sent_as_ids = people.ids_of(sent_as)
     reporter = normalise_address(ctx.reporter)
     auth = _authentication_sentence(origin.authenticated)
     decisions: list[str] = []
     planned: list[PlannedNotification] = []
 
     def is_sender(address: str) -> bool:
-        return people.matches_any(address, (*claimed, *earlier))
+        return bool(people.ids(address) & sender_ids)
 
     def sent_it(address: str) -> bool:
         """Whether this message's own sender address is ``address`` (rule 1's exception)."""
-        return people.matches_any(address, sent_as)
+        return bool(people.ids(address) & sent_as_ids)
 
     def add(role: Role, to: str | None, reason: str, attach: bool = False) -> None:
         if to:
@@ -459,6 +469,26 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         else:
             kept.append(notification)
 
+    told_roles = {role for n in kept for role in (n.role, *n.also_as)}
+    if mailboxes.security and not told_roles & {"security", "fallback"}:
+        # A message can name both mailboxes as its own sender (From and Sender): a case must still
+        # reach someone who can act on it, and the security team's mailbox is a team's, not a person's.
+        decisions.append(
+            "Neither the security mailbox nor the fallback mailbox could be told; the security mailbox is "
+            "told all the same, because every case must reach the security team."
+        )
+        kept.append(
+            PlannedNotification(
+                "security",
+                normalise_address(mailboxes.security),
+                "Every report goes to the security team (network administrator and incident response). This "
+                "message names the security mailbox as its sender; it is most likely forged. " + auth,
+                ctx.feels_unsafe,
+                mailboxes.security_attach_message,
+            )
+        )
+        security_stand_in = mailboxes.security
+
     if ctx.feels_unsafe:
         decisions.append("The reporter feels unsafe: every notification is marked urgent.")
     notifications = _merge_same_person(kept, people, decisions)
@@ -477,11 +507,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         conflict_note=conflict_note,
         already_told=already_told,
         senders=tuple(dict.fromkeys((*claimed, *known_as, *(normalise_address(a) for a in matched)))),
-        security_stand_in=(
-            normalise_address(security_stand_in)
-            if security_stand_in and not sent_it(security_stand_in)
-            else None
-        ),
+        security_stand_in=normalise_address(security_stand_in) if security_stand_in else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -288,3 +289,17 @@ def test_a_removed_package_is_a_problem_and_its_ledger_line_still_shows_the_gap(
     with zipfile.ZipFile(out) as zf:
         assert case[0].report_id in zf.read("ledger-entries.jsonl").decode()
     assert f"Report {case[0].report_id} (ledger #1): package folder is missing (removed)" in report_page(out)
+
+
+def test_a_file_in_place_of_the_case_folder_is_a_problem_of_every_report_not_a_crash(
+    store: FileEvidenceStore, case: list[SealedPackage], tmp_path: Path
+) -> None:
+    case_folder = folder(store, case[0]).parent
+    case_folder.chmod(0o755)
+    shutil.rmtree(case_folder)
+    case_folder.write_bytes(b"not a folder")
+
+    result = store.export_case(case[0].case_id, tmp_path / "case.zip")
+
+    assert result.count == 0
+    assert {p.report_id for p in result.problems} == {r.report_id for r in case}

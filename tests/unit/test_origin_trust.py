@@ -436,3 +436,29 @@ def test_a_failure_an_internal_sender_wrote_below_exchange_onlines_header_is_not
         assert (analysis.verdict, analysis.authenticated) == ("internal", True), forged
         assert [h.trusted for h in analysis.authentication] == [True, False]
         assert "came with the message" in analysis.authentication[1].trust
+
+
+def test_a_result_added_to_a_message_submitted_inside_is_never_ours() -> None:
+    # Exchange Server writes no Authentication-Results, and a listed gateway never saw internal mail:
+    # whatever result an internal sender adds, with a Received that looks like a hop, came with it.
+    on_premises = [
+        (
+            "Received",
+            "from EX01.contoso.com (10.0.0.5) by EX02.contoso.com (10.0.0.6) with mapi id 15.2.1544.4; "
+            "Tue, 14 Jan 2025 09:30:11 +0000",
+        )
+    ]
+    for authserv_id in ("contoso.com", "mx.gw.example"):
+        forged = f"{authserv_id}; dmarc=fail header.from=contoso.com"
+        headers = [
+            *on_premises,
+            ("Authentication-Results", forged),
+            ("Received", "from x.invalid by y.invalid; Tue, 14 Jan 2025 09:30:10 +0000"),
+            *SUBMITTED,
+        ]
+
+        analysis = analyze_origin(headers, ACCEPTED, trusted_authserv_ids=("mx.gw.example",))
+
+        assert (analysis.verdict, analysis.authenticated) == ("internal", True), forged
+        assert not analysis.authentication[0].trusted
+        assert "submitted inside our organisation" in analysis.authentication[0].trust

@@ -549,4 +549,39 @@ def test_the_plan_names_the_mailbox_in_the_security_teams_place_for_escalations(
     )
     assert plan(mailboxes=replace(MAILBOXES, security=None)).security_stand_in == "hr-helpdesk@contoso.com"
     sent_by_security = origin("security@contoso.com", auth_as="Internal")
-    assert plan(sent_by_security, mailboxes=replace(MAILBOXES, fallback=None)).security_stand_in is None
+    assert plan(sent_by_security, mailboxes=replace(MAILBOXES, fallback=None)).security_stand_in == (
+        "security@contoso.com"  # nobody else can stand in: see the next test
+    )
+
+
+def test_a_case_always_reaches_the_security_team_or_the_fallback_mailbox() -> None:
+    # A routing re-check: From may list any number of addresses (Sender then says who sent it).
+    listed = "security@contoso.com, hr-helpdesk@contoso.com, investigations@contoso.com, internal.affairs@contoso.com"
+    many_authors = origin(f"{listed}, {SUPERVISOR}", sender="x@evil.example")
+    security_and_fallback = origin("security@contoso.com", sender="hr-helpdesk@contoso.com")
+
+    # Only the first From address counts as the message's own: the fallback stands in for security.
+    assert recipients(plan(many_authors)) == {
+        "reporter": REPORTER,
+        "skip-level": SKIP_LEVEL,
+        "investigations": "investigations@contoso.com",
+        "fallback": "hr-helpdesk@contoso.com",
+    }
+    result = plan(security_and_fallback)
+    assert recipients(result)["security"] == "security@contoso.com"
+    assert any("told all the same, because every case must reach the security team" in d for d in result.decisions)
+
+
+def test_checking_against_an_index_of_ids_agrees_with_checking_one_by_one() -> None:
+    # Routing checks every earlier case sender against every claimed address through ids_of, so that a
+    # message naming thousands of addresses costs linear time; the answers must stay the same.
+    from addin_service.cases.routing import People
+
+    people = People(
+        {SUPERVISOR: {"j.reyes@contoso.com", "boss+hr@contoso.com"}, "security@contoso.com": {"soc@contoso.com"}}
+    )
+    candidates = [SUPERVISOR, "J.Reyes+x@contoso.com", "soc@contoso.com", "riley@example.net", "boss@contoso.com", ""]
+    for count in range(len(candidates) + 1):
+        index = people.ids_of(candidates[:count])
+        for address in candidates:
+            assert bool(people.ids(address) & index) == people.matches_any(address, candidates[:count]), address
