@@ -123,6 +123,9 @@ class RoutingContext:
     security_team: frozenset[str] = frozenset()
     also_claimed: frozenset[str] = frozenset()
     case_senders: frozenset[str] = frozenset()
+    # Claimed senders in our domains the directory could not be asked about (the lookups a message
+    # can make are bounded): any of them may be an alias of the supervisor.
+    not_looked_up: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
             decisions.append(
                 "No fallback mailbox is configured (ADDIN_FALLBACK_MAILBOX): no manager is told."
             )
-    elif not is_sender(chain[0]):
+    elif not is_sender(chain[0]) and not ctx.not_looked_up:
         add("supervisor", chain[0], f"You are the reporter's supervisor (according to {source}).")
         decisions.append(f"The supervisor {chain[0]} is told (found in {source}).")
         if conflict:
@@ -362,14 +365,27 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
         supervisor = chain[0]
         above = next((a for a in chain[1:] if not is_sender(a)), None)
         skipped = [a for a in chain[1:] if is_sender(a)]
-        conflict_note = (
-            f"The reporter's supervisor ({supervisor}) appears to be the sender of the reported message, "
-            f"so they have not been told. {auth}"
-        )
-        decisions.append(
-            f"The claimed sender matches the reporter's supervisor ({supervisor}): the supervisor is not "
-            f"told. {auth}"
-        )
+        if is_sender(supervisor):
+            conflict_note = (
+                f"The reporter's supervisor ({supervisor}) appears to be the sender of the reported message, "
+                f"so they have not been told. {auth}"
+            )
+            decisions.append(
+                f"The claimed sender matches the reporter's supervisor ({supervisor}): the supervisor is not "
+                f"told. {auth}"
+            )
+        else:
+            unknown = len(ctx.not_looked_up)
+            conflict_note = (
+                f"The reported message names {unknown} more of our addresses than the directory could be asked "
+                f"about; any of them could be an alias of the reporter's supervisor ({supervisor}), so they "
+                "have not been told, as a precaution."
+            )
+            decisions.append(
+                f"{unknown} claimed sender address(es) in our domains were not looked up in the directory "
+                f"({', '.join(ctx.not_looked_up[:5])}{', ...' if unknown > 5 else ''}): the supervisor "
+                f"({supervisor}) could be one of them and is not told, as a precaution."
+            )
         if skipped:
             decisions.append(
                 "Higher manager(s) in the chain also match the claimed sender and are skipped too: "
@@ -381,7 +397,9 @@ def plan_notifications(ctx: RoutingContext) -> RoutingPlan:
                 "skip-level",
                 above,
                 # Whether the sender was authenticated is in the conflict note every recipient reads.
-                "You are told instead of the reporter's supervisor, who appears to be the sender.",
+                "You are told instead of the reporter's supervisor, who appears to be the sender."
+                if is_sender(supervisor)
+                else "You are told instead of the reporter's supervisor, as a precaution (see below).",
             )
             decisions.append(f"The next manager up who is not the sender, {above}, is told instead.")
         else:

@@ -208,6 +208,9 @@ class NotificationPlanner:
             security_team=self._security_team,
             also_claimed=also_claimed,
             case_senders=case_senders,
+            not_looked_up=tuple(
+                a for a in resolution.not_looked_up if in_domains(domain_of(a), self._settings.accepted_domains)
+            ),
         )
         plan = plan_notifications(context)
         people = People(resolution.aliases)

@@ -145,6 +145,8 @@ class SupervisorResolution:
     directory_available: bool
     aliases: dict[str, frozenset[str]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    # Claimed senders the directory was not asked about (more than MAX_CLAIMED_LOOKUPS), in order.
+    not_looked_up: tuple[str, ...] = ()
 
 
 class SupervisorResolver:
@@ -201,6 +203,7 @@ class SupervisorResolver:
         names: dict[str, str] = {}
         chain: tuple[str, ...] = ()
         source: SupervisorSource = "fallback"
+        not_looked_up: list[str] = []
         available = self._directory is not None
         if self._directory is None:
             decisions.append("No directory is configured; the supervisor mapping file is used.")
@@ -225,7 +228,10 @@ class SupervisorResolver:
                     decisions.append(f"The directory ({self._directory.name}) lists no manager for the reporter.")
             if available:
                 self._learn_reporter(reporter, aliases, names)
-                self._ask_about(claimed_senders, MAX_CLAIMED_LOOKUPS, aliases, names, decisions, _CLAIMED_UNKNOWN)
+                named = dict.fromkeys(normalise_address(x) for x in claimed_senders)
+                wanted = [a for a in named if a and a not in aliases]
+                not_looked_up = wanted[MAX_CLAIMED_LOOKUPS:]
+                self._ask_about(wanted, MAX_CLAIMED_LOOKUPS, aliases, names, decisions, _CLAIMED_UNKNOWN)
         if not chain:
             mapped = self._map.chain(reporter)
             if mapped:
@@ -242,6 +248,7 @@ class SupervisorResolver:
             directory_available=available,
             aliases=aliases,
             names=names,
+            not_looked_up=tuple(not_looked_up),
         )
 
     def _learn_reporter(self, reporter: str, aliases: dict[str, frozenset[str]], names: dict[str, str]) -> None:

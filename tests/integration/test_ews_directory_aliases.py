@@ -109,3 +109,22 @@ def test_outside_addresses_written_first_do_not_use_up_the_directory_lookups(sta
     assert response.status_code == 201, response.get_json()
     assert MORGAN not in told(stack).values()
     assert told(stack)["skip-level"] == SAM
+
+
+def test_more_of_our_addresses_than_the_directory_is_asked_about_keep_the_supervisor_out(stack: Stack) -> None:
+    """A routing re-check: six addresses of ours that nobody has, written first, used up the lookups, and
+    the supervisor writing from an alias EWS cannot show was told."""
+    ours = ", ".join(f"j{n}@contoso.com" for n in range(6))
+    message = (
+        "Received: from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
+        "X-MS-Exchange-Organization-AuthAs: Anonymous\r\n"
+        f"From: {ours}, Morgan <{ALIASES[2]}>\r\nTo: {REPORTER}\r\nSubject: About Friday\r\n"
+        "Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <decoys-ours@example.net>\r\n\r\n"
+        "You will regret this.\r\n"
+    ).encode()
+
+    response = stack.report(stack.add_message(message))
+
+    assert response.status_code == 201, response.get_json()
+    assert MORGAN not in told(stack).values()
+    assert told(stack)["skip-level"] == SAM

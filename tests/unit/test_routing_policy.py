@@ -585,3 +585,22 @@ def test_checking_against_an_index_of_ids_agrees_with_checking_one_by_one() -> N
         index = people.ids_of(candidates[:count])
         for address in candidates:
             assert bool(people.ids(address) & index) == people.matches_any(address, candidates[:count]), address
+
+
+def test_addresses_of_ours_the_directory_was_not_asked_about_keep_the_supervisor_out_as_a_precaution() -> None:
+    # The directory is asked about a few claimed senders only; a supervisor's alias may be among the rest.
+    context_plan = plan_notifications(
+        RoutingContext(
+            reporter=REPORTER,
+            supervisor_chain=CHAIN,
+            supervisor_source="directory",
+            origin=origin("j0@contoso.com", auth_as="Internal"),
+            mailboxes=MAILBOXES,
+            not_looked_up=("morgan.lee3@contoso.com",),
+        )
+    )
+
+    assert SUPERVISOR not in told(context_plan)
+    assert recipients(context_plan)["skip-level"] == SKIP_LEVEL
+    assert context_plan.conflict_note and "as a precaution" in context_plan.conflict_note
+    assert any("were not looked up in the directory" in d for d in context_plan.decisions)
