@@ -386,6 +386,17 @@ def _read_exchange_auth(by_key: dict[str, list[Header]], notes: list[str]) -> Ex
 # --- Authentication-Results and ARC -------------------------------------------------------
 
 
+_CAME_INSIDE = (
+    "not trusted: Exchange marked the message as submitted inside our organisation, so it passed no gateway "
+    "of ours; only Exchange Online's own header could be ours, and this one came with the message, where the "
+    "sender could have written it"
+)
+_BELOW_EXCHANGE_ONLINE = (
+    "not trusted: Exchange Online's own header is the topmost one, and this one lies below it, so it came "
+    "with the message, where the sender could have written it"
+)
+
+
 def _read_authentication_results(
     block: list[Header],
     by_key: dict[str, list[Header]],
@@ -423,11 +434,10 @@ def _read_authentication_results(
     # message: for a message submitted inside (no hop in from outside is recorded), the sender may
     # have added it together with a Received that only looks like that hop.
     exchange_online = parsed[0].microsoft_form
-    below_exchange_online: list[int] = []
-    came_inside: list[int] = []
+    came_with_message: dict[int, str] = {}  # position → why it is not ours
     for header in parsed:
         if submitted_inside and not (header is parsed[0] and exchange_online):
-            came_inside.append(header.position)
+            came_with_message[header.position] = _CAME_INSIDE
             continue
         # With no Received below the topmost header, no server recorded a hop before it was written, so
         # the sender's own software may have written it when our system writes none. Only an authserv-id
@@ -435,7 +445,7 @@ def _read_authentication_results(
         anchored = boundary is not None or header.authserv_id in trusted_ids
         above_hop = boundary is None or header.position < boundary
         if exchange_online and header is not parsed[0] and above_hop and header.authserv_id not in trusted_ids:
-            below_exchange_online.append(header.position)
+            came_with_message[header.position] = _BELOW_EXCHANGE_ONLINE
             continue
         if anchored and above_hop and ours(header):
             if header.authserv_id is None:
@@ -468,23 +478,8 @@ def _read_authentication_results(
             result.append(replace(header, trust="not used: it could not be parsed"))
         elif header.position in trusted:
             result.append(replace(header, trusted=True, trust=trusted[header.position]))
-        elif header.position in came_inside:
-            result.append(
-                replace(
-                    header,
-                    trust="not trusted: Exchange marked the message as submitted inside our organisation, so it "
-                    "passed no gateway of ours; only Exchange Online's own header could be ours, and this one "
-                    "came with the message, where the sender could have written it",
-                )
-            )
-        elif header.position in below_exchange_online:
-            result.append(
-                replace(
-                    header,
-                    trust="not trusted: Exchange Online's own header is the topmost one, and this one lies below "
-                    "it, so it came with the message, where the sender could have written it",
-                )
-            )
+        elif header.position in came_with_message:
+            result.append(replace(header, trust=came_with_message[header.position]))
         elif first_hop is not None and header.position > first_hop:
             result.append(
                 replace(

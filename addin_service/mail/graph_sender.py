@@ -170,10 +170,11 @@ class GraphSender(GraphAppClient):
         """Attach in one request when it fits, else through an upload session. Graph documents the
         border only as "3 MB" for the file and "4 MB" for a request, and refuses an upload session
         for a file it deems small: when one way is refused for the size, the other is tried."""
-        body = _file_attachment(attachment)
-        in_one_request = len(attachment.data) < SMALL_ATTACHMENT_LIMIT and _fits_one_request(body)
+        # Base64 only what may go in one request: a copy for an upload session can be 150 MB.
+        body = _file_attachment(attachment) if len(attachment.data) < SMALL_ATTACHMENT_LIMIT else None
+        in_one_request = body is not None and _fits_one_request(body)
         try:
-            if in_one_request:
+            if body is not None and in_one_request:
                 self._post_attachment(sender, draft_id, body)
             else:
                 self._upload_attachment(sender, draft_id, attachment)
@@ -181,7 +182,7 @@ class GraphSender(GraphAppClient):
             if in_one_request and exc.status == 413:
                 self._upload_attachment(sender, draft_id, attachment)
             elif not in_one_request and exc.code == UPLOAD_TOO_SMALL:
-                self._post_attachment(sender, draft_id, body)
+                self._post_attachment(sender, draft_id, body or _file_attachment(attachment))
             else:
                 raise
 

@@ -228,10 +228,9 @@ class SupervisorResolver:
                     decisions.append(f"The directory ({self._directory.name}) lists no manager for the reporter.")
             if available:
                 self._learn_reporter(reporter, aliases, names)
-                named = dict.fromkeys(normalise_address(x) for x in claimed_senders)
-                wanted = [a for a in named if a and a not in aliases]
-                not_looked_up = wanted[MAX_CLAIMED_LOOKUPS:]
-                self._ask_about(wanted, MAX_CLAIMED_LOOKUPS, aliases, names, decisions, _CLAIMED_UNKNOWN)
+                not_looked_up = self._ask_about(
+                    claimed_senders, MAX_CLAIMED_LOOKUPS, aliases, names, decisions, _CLAIMED_UNKNOWN
+                )
         if not chain:
             mapped = self._map.chain(reporter)
             if mapped:
@@ -273,21 +272,25 @@ class SupervisorResolver:
         names: dict[str, str],
         decisions: list[str],
         when_unavailable: str,
-    ) -> None:
+    ) -> list[str]:
         """Look up the first ``most`` (all, if None) of ``addresses`` not described yet; an alias
-        that resolves to someone is remembered as that person's. Stops at the first outage."""
+        that resolves to someone is remembered as that person's. Stops at the first outage.
+        Returns those left beyond ``most``, not asked about."""
         assert self._directory is not None
         wanted = [a for a in dict.fromkeys(normalise_address(x) for x in addresses) if a and a not in aliases]
+        beyond = wanted[most:] if most is not None else []
         for address in wanted[:most]:
             try:
                 person = self._directory.person(address)
             except DirectoryUnavailable:
                 decisions.append(when_unavailable)
-                return
+                return beyond
             if person is not None:
                 _learn(person, aliases, names)
                 if person.address != address:
                     aliases[address] = frozenset({person.address, *person.aliases})
+        return beyond
+
 
 def _learn(person: Person, aliases: dict[str, frozenset[str]], names: dict[str, str]) -> None:
     address = normalise_address(person.address)

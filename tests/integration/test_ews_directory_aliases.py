@@ -92,34 +92,26 @@ def test_a_supervisor_writing_from_their_third_alias_is_not_told_but_the_next_le
     }
 
 
-def test_outside_addresses_written_first_do_not_use_up_the_directory_lookups(stack: Stack) -> None:
-    """The directory is asked about a few claimed senders only: ours come first, so an alias of the
-    supervisor is looked up however many outside addresses the message names before it."""
-    outside = ", ".join(f"decoy{n}@example.net" for n in range(8))
+@pytest.mark.parametrize(
+    "decoys",
+    [
+        # The directory is asked about a few claimed senders only: ours come first, so outside
+        # addresses written before the alias cannot use up the lookups.
+        [f"decoy{n}@example.net" for n in range(8)],
+        # A routing re-check: six addresses of ours that nobody holds used up the lookups, and the
+        # supervisor writing from an alias EWS cannot show was told. Now they are skipped as a precaution.
+        [f"j{n}@contoso.com" for n in range(6)],
+    ],
+    ids=["outside", "ours"],
+)
+def test_addresses_written_before_the_supervisors_alias_do_not_get_the_supervisor_told(
+    stack: Stack, decoys: list[str]
+) -> None:
     message = (
         "Received: from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
         "X-MS-Exchange-Organization-AuthAs: Anonymous\r\n"
-        f"From: {outside}, Morgan <{ALIASES[2]}>\r\nTo: {REPORTER}\r\nSubject: About Friday\r\n"
+        f"From: {', '.join(decoys)}, Morgan <{ALIASES[2]}>\r\nTo: {REPORTER}\r\nSubject: About Friday\r\n"
         "Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <decoys@example.net>\r\n\r\n"
-        "You will regret this.\r\n"
-    ).encode()
-
-    response = stack.report(stack.add_message(message))
-
-    assert response.status_code == 201, response.get_json()
-    assert MORGAN not in told(stack).values()
-    assert told(stack)["skip-level"] == SAM
-
-
-def test_more_of_our_addresses_than_the_directory_is_asked_about_keep_the_supervisor_out(stack: Stack) -> None:
-    """A routing re-check: six addresses of ours that nobody has, written first, used up the lookups, and
-    the supervisor writing from an alias EWS cannot show was told."""
-    ours = ", ".join(f"j{n}@contoso.com" for n in range(6))
-    message = (
-        "Received: from mx.example.net (192.0.2.7) by mail.contoso.com; Tue, 25 Nov 2026 09:00:00 +0000\r\n"
-        "X-MS-Exchange-Organization-AuthAs: Anonymous\r\n"
-        f"From: {ours}, Morgan <{ALIASES[2]}>\r\nTo: {REPORTER}\r\nSubject: About Friday\r\n"
-        "Date: Tue, 25 Nov 2026 09:00:00 +0000\r\nMessage-ID: <decoys-ours@example.net>\r\n\r\n"
         "You will regret this.\r\n"
     ).encode()
 
