@@ -9,7 +9,12 @@ Two paths:
   gunicorn with ``infra/gunicorn.conf.py`` in its own processes (as deployed at scale), or by
   waitress inside this process. Baseline, same run, same double: the raw-protocol floor — every
   reporter's copy fetched by bare requests + lxml + base64 + fsync (issue 7's definition) with the
-  same number of client threads.
+  same number of client threads. Each reporter is a browser of their own, so each report comes on a
+  connection of its own (``--connections per-reporter``); ``kept-alive`` sends every report over a
+  few kept-alive connections (one per client thread), which gunicorn's threaded workers may all
+  accept in one process, leaving the others idle. The CPU each process used during the burst is
+  printed beside the rate (service, this client, the EWS double), with the ceiling it sets: on a
+  machine where all three share the cores, no more reports per second than cores ÷ CPU per report.
 * ``use-case`` — ``ReportFiler.file()`` called from threads, with an in-memory mailbox and directory:
   the filing work itself (evidence sealing, database, routing, rendering, outbox), no protocols;
   notifications on against off (case choice, origin analysis and campaign grouping stay on in both).
@@ -18,6 +23,7 @@ Target: ≥ 150 reports per second.
 
     .venv/bin/python -m benchmarks.outbox_burst [--reporters 1000] [--threads 16]
         [--path http|use-case] [--database sqlite|postgres] [--server gunicorn|waitress] [--web-workers 2]
+        [--connections per-reporter|kept-alive]
 """
 
 from __future__ import annotations
@@ -196,7 +202,8 @@ def exchange_headers(mime: bytes) -> list[tuple[str, str]]:
     return fields
 
 
-def run_http(count: int, threads: int, database: str, server: str, web_workers: int) -> dict[str, Any]:
+def run_http(count: int, threads: int, database: str, server: str, web_workers: int, kept_alive: bool
+             ) -> dict[str, Any]:
     """The raw-protocol floor (every reporter's GetItem fetched and fsynced by bare requests + lxml),
     then the whole service filing the same items, against the same EWS double in the same run."""
     work = scratch_dir()
@@ -223,22 +230,74 @@ def run_http(count: int, threads: int, database: str, server: str, web_workers: 
         with serve as base:
             def post(upn: str) -> None:
                 session = getattr(local, "session", None) or requests.Session()
-                local.session = session
+                if kept_alive:
+                    local.session = session
                 response = session.post(
                     f"{base}/api/v1/reports",
                     json={"item_id": ews["items"][upn], "category": "threat-or-violence"},
                     headers={"Authorization": f"Bearer {tokens[upn]}"},
                     timeout=300,
                 )
+                if not kept_alive:
+                    session.close()
                 with lock:
                     statuses[response.status_code] += 1
                     cases.add(response.json().get("case_id", ""))
 
-            seconds = timed_burst(upns, threads, post)
+            with CpuSplit(here="client" if server == "gunicorn" else "client_and_service") as cpu:
+                seconds = timed_burst(upns, threads, post)
         result = outcome(container, statuses, cases, count, seconds)
         container.close()
-    return {"raw_floor": floor, "service": result,
+    return {"raw_floor": floor, "service": result, "cpu": cpu.summary(count),
             "ratio_to_floor": round(result["reports_per_second"] / floor["fetches_per_second"], 3)}
+
+
+class CpuSplit:
+    """CPU seconds used during a block by this process (the client, and the service under waitress),
+    the gunicorn processes and the EWS double, each found among this process's descendants."""
+
+    def __init__(self, here: str) -> None:
+        self._here = here
+
+    def __enter__(self) -> CpuSplit:
+        self._before = self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._after = self._sample()
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        me = psutil.Process()
+        samples: dict[int, tuple[str, float]] = {}
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                command = " ".join(proc.cmdline())
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            role = self._here if proc.pid == me.pid else "service" if "gunicorn" in command \
+                else "ews_double" if "outbox_burst_double" in command else "other"
+            samples[proc.pid] = (role, times.user + times.system)
+        return samples
+
+    def summary(self, reports: int) -> dict[str, Any]:
+        used: Counter[str] = Counter()
+        service_processes: list[float] = []
+        for pid, (role, after) in self._after.items():
+            spent = after - self._before.get(pid, (role, 0.0))[1]
+            used[role] += spent
+            if role == "service" and spent > 0.05:  # the gunicorn arbiter only watches its workers
+                service_processes.append(spent)
+        per_report = {role: round(1000 * seconds / reports, 2) for role, seconds in used.items()}
+        total_ms = sum(per_report.values())
+        cores = os.cpu_count() or 1
+        return {
+            "seconds": {role: round(seconds, 2) for role, seconds in used.items()},
+            "ms_per_report": per_report,
+            "busy_service_processes": [round(seconds, 2) for seconds in sorted(service_processes, reverse=True)],
+            "cores": cores,
+            "ceiling_reports_per_second": round(cores * 1000 / total_ms, 1) if total_ms else None,
+        }
 
 
 def raw_floor_burst(ews: dict[str, Any], upns: list[str], threads: int, work: Path) -> dict[str, Any]:
@@ -327,12 +386,16 @@ def main() -> None:
     parser.add_argument("--server", choices=("gunicorn", "waitress"), default="gunicorn",
                         help="http path: gunicorn processes (infra/gunicorn.conf.py) or waitress in this process")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--connections", choices=("per-reporter", "kept-alive"), default="per-reporter",
+                        help="http path: a connection of its own for each report, or one kept alive per client thread")
     args = parser.parse_args()
     result: dict[str, Any] = {"benchmark": "outbox_burst", "path": args.path, "database": args.database,
                               "reporters": args.reporters, "threads": args.threads}
     if args.path == "http":
-        result.update(server=args.server, web_workers=args.web_workers if args.server == "gunicorn" else 1)
-        measured = run_http(args.reporters, args.threads, args.database, args.server, args.web_workers)
+        result.update(server=args.server, web_workers=args.web_workers if args.server == "gunicorn" else 1,
+                      connections=args.connections)
+        measured = run_http(args.reporters, args.threads, args.database, args.server, args.web_workers,
+                            args.connections == "kept-alive")
         result.update(measured)
         notified = measured["service"]
     else:
