@@ -49,6 +49,7 @@ ERROR_TEXT = {
     "ErrorUnsupportedTypeForConversion": "The id format is not supported for conversion.",
     "ErrorInvalidRecipients": "At least one recipient isn't valid.",
     "ErrorFolderNotFound": "The specified folder could not be found in the store.",
+    "ErrorMessageSizeExceeded": "The message exceeds the maximum supported size.",
 }
 
 
@@ -432,6 +433,10 @@ def create_item(ctx: OperationContext, op: etree._Element) -> Parts:
             )
             for attachment in message.iterfind(f"{_t('Attachments')}/{_t('FileAttachment')}")
         )
+        limit = ctx.store.max_send_bytes
+        if limit is not None and len(etree.tostring(message)) > limit:  # the XML, base64 and all, as MIME would be
+            messages.append(_error("CreateItem", "ErrorMessageSizeExceeded", "<m:Items/>"))
+            continue
         internet_id = (message.findtext(_t("InternetMessageId")) or "").strip()
         ctx.store.record_sent(
             SentMessage(

@@ -213,6 +213,8 @@ class MailStore:
         self._sent: list[SentMessage] = []
         self._rejected_recipients: set[str] = set()
         self.returns_manager_mailbox = True  # False: behave like Exchange before 2010 SP2 (name only)
+        # A mailbox's MaxSendSize: CreateItem of a larger message fails with ErrorMessageSizeExceeded.
+        self.max_send_bytes: int | None = None
 
     # accounts and mailboxes -------------------------------------------------------------------
     def add_account(self, account: Account) -> None:

@@ -177,7 +177,8 @@ def _delivery_failed(exc: BaseException) -> DeliveryFailed:
     code = type(exc).__name__
     if isinstance(exc, _PERMANENT) or code in _PERMANENT_CODES:
         log.error("exchange refused a notification", extra={"ews_code": code})
-        return DeliveryFailed(f"Exchange refused the notification ({code}).", permanent=True)
+        too_large = isinstance(exc, ErrorMessageSizeExceeded) or code == "ErrorMessageSizeExceeded"
+        return DeliveryFailed(f"Exchange refused the notification ({code}).", permanent=True, too_large=too_large)
     if isinstance(exc, UnauthorizedError) or code in _CONFIG_CODES:
         log.error("exchange refused to send as ADDIN_NOTIFY_FROM", extra={"ews_code": code})
         return DeliveryFailed(

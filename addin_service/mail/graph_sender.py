@@ -30,6 +30,10 @@ works even if Exchange were to replace the Message-ID.
 Outcomes: 202 → sent. 429, 408 and 5xx → :class:`DeliveryFailed` with ``retry_after``; other
 4xx → permanent, except 401 and 403 (a token refused even after renewal, or a permission or
 access policy missing — the service's own set-up, which an administrator can fix, so retried).
+413, ``ErrorMessageSizeExceeded`` and ``ErrorAttachmentSizeShouldNotBeGreaterThanMaximumSize`` are
+refusals for size: a file just under 3 MB whose base64 does not fit a 4 MB request while upload
+sessions refuse it as too small, a message over the mailbox's maximum send size (35 MB by default),
+a file over 150 MB. The worker then sends it without the attached copy.
 Sends are never retried here on an uncertain outcome (5xx, connection lost): the outbox asks
 ``already_sent`` first.
 """
@@ -62,6 +66,8 @@ SMALL_ATTACHMENT_LIMIT = 3 * 1024 * 1024
 MAX_REQUEST_BYTES = 4 * 1024 * 1024 - 64 * 1024  # Graph's 4 MB request limit, with headroom
 UPLOAD_CHUNK = 3 * 1024 * 1024  # "keep each byte range less than 4 MB"
 UPLOAD_TOO_SMALL = "ErrorAttachmentSizeShouldNotBeLessThanMinimumSize"  # createUploadSession, under "3 MB"
+# Refusals for size: over the mailbox's maximum send size (35 MB by default), over 150 MB for a session.
+TOO_LARGE_CODES = frozenset({"ErrorMessageSizeExceeded", "ErrorAttachmentSizeShouldNotBeGreaterThanMaximumSize"})
 NOTIFICATION_ID_PROPERTY = "String {7f1ed204-e136-4083-878e-ff3d96c335bf} Name ReportNotificationId"
 SENT_ITEMS = "sentitems"
 DRAFTS = "drafts"
@@ -332,6 +338,6 @@ def _delivery_failed(exc: Exception, *, permanent_4xx: bool = True) -> DeliveryF
         if exc.status in (401, 408, 429) or exc.status >= 500 or not permanent_4xx or _upload_lost_its_place(exc):
             return DeliveryFailed(detail, retry_after=exc.retry_after)
         log.error("graph refused a notification", extra={"status": exc.status, "graph_code": exc.code})
-        return DeliveryFailed(detail, permanent=True)
+        return DeliveryFailed(detail, permanent=True, too_large=exc.status == 413 or exc.code in TOO_LARGE_CODES)
     retry_after = getattr(exc, "retry_after", None)
     return DeliveryFailed("No Graph token could be had for sending.", retry_after=retry_after)

@@ -86,8 +86,8 @@ def outbox_list(state: str | None, limit: int) -> None:
         click.echo(
             f"{e.id:>7}  {e.state:<7}  {e.attempts:>5}  {e.role:<16}  {e.case_id:<16}  {_when(when):<20}  {e.recipient}"
         )
-        if e.last_error and e.state != "sent":
-            click.echo(f"{'':>9}last error: {e.last_error}")
+        if e.last_error:  # on a sent row, a note on how it went (found in Sent Items, sent without the copy)
+            click.echo(f"{'':>9}{'note' if e.state == 'sent' else 'last error'}: {e.last_error}")
 
 
 @outbox_cli.command("retry")

@@ -17,16 +17,20 @@ class DirectoryUnavailable(ServiceError):
 
 
 class DeliveryFailed(ServiceError):
-    """A notification could not be handed over. ``permanent`` failures are not retried."""
+    """A notification could not be handed over. ``permanent`` failures are not retried;
+    ``too_large``: the mail system refused the message for its size (its attachments, in practice)."""
 
     status = 503
     title = "Delivery failed"
     type_slug = "delivery-failed"
 
-    def __init__(self, detail: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, detail: str, *, permanent: bool = False, retry_after: float | None = None, too_large: bool = False
+    ) -> None:
         super().__init__(detail)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.too_large = too_large
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@
 
 Outcomes: 250 → sent. A 4xx reply, a dropped connection or a timeout → :class:`DeliveryFailed`
 to retry later. A 5xx reply to the message or its recipients → permanent (retrying the same message
-cannot help). Authentication, TLS and STARTTLS problems are the service's configuration, which an
+cannot help). The message's size is declared (``SIZE=``, RFC 1870) when the relay offers the
+extension; a message over the relay's advertised limit is not sent at all, and it or a 552 reply to
+the message (RFC 5321: storage exceeded) is a refusal for its size, which the worker answers by
+sending it again without the attached copy.
+
+Authentication, TLS and STARTTLS problems are the service's configuration, which an
 administrator can fix, so they are retried (and end ``dead`` after the last attempt, which
 ``/metrics`` shows) rather than failing the message for good.
 
@@ -39,6 +44,7 @@ from addin_service.errors import ConfigError
 from addin_service.notify.mime import HeaderInjection, build_message
 from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
 from addin_service.settings import is_loopback_host
+from addin_service.untrusted_numbers import decimal
 
 log = logging.getLogger("addin_service.notify.smtp")
 
@@ -118,6 +124,15 @@ class SmtpSender:
         except (HeaderInjection, ValueError) as exc:
             raise DeliveryFailed(f"The notification could not be written safely ({exc}).", permanent=True) from None
         options = ["BODY=8BITMIME"] if eight_bit else []
+        if connection.has_extn("size"):
+            limit = decimal(connection.esmtp_features.get("size", ""))
+            if limit and len(data) > limit:
+                raise DeliveryFailed(
+                    f"The mail server accepts messages of at most {limit} bytes; this one has {len(data)}.",
+                    permanent=True,
+                    too_large=True,
+                )
+            options.append(f"SIZE={len(data)}")
         try:
             try:
                 code, _ = connection.mail(message.from_address, options)
@@ -130,17 +145,17 @@ class SmtpSender:
                 code, _ = connection.mail(message.from_address, options)
             if code != 250:
                 self._reset(connection)
-                raise _refused("the sender address was refused", [code])
+                raise _refused("the sender address was refused", [code], sized=True)
             refused = self._recipients(connection, message.to)
             code, _ = connection.data(data)
             if code != 250:
                 self._reset(connection)
-                raise _refused("the message was refused", [code])
+                raise _refused("the message was refused", [code], sized=True)
         except DeliveryFailed:
             raise
         except smtplib.SMTPResponseException as exc:
             self._drop(connection)
-            raise _refused("the server answered an error", [exc.smtp_code]) from None
+            raise _refused("the server answered an error", [exc.smtp_code], sized=True) from None
         except (smtplib.SMTPException, OSError) as exc:
             self._drop(connection)
             raise DeliveryFailed(f"The connection to the mail server failed ({type(exc).__name__}).") from None
@@ -269,8 +284,10 @@ class SmtpSender:
                 connection.close()
 
 
-def _refused(what: str, codes: list[int]) -> DeliveryFailed:
-    """5xx everywhere → permanent; any 4xx (or no code) → retry."""
+def _refused(what: str, codes: list[int], *, sized: bool = False) -> DeliveryFailed:
+    """5xx everywhere → permanent; any 4xx (or no code) → retry. ``sized``: a reply to the message
+    (``MAIL FROM`` with its declared size, or its data), where 552 means it is too large."""
     shown = ", ".join(str(c) for c in codes) or "no code"
     permanent = bool(codes) and all(500 <= c < 600 for c in codes)
-    return DeliveryFailed(f"The mail server refused: {what} ({shown}).", permanent=permanent)
+    too_large = sized and codes == [552]
+    return DeliveryFailed(f"The mail server refused: {what} ({shown}).", permanent=permanent, too_large=too_large)

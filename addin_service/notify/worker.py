@@ -6,19 +6,25 @@ processes, as many as wanted: claims never overlap (see :mod:`addin_service.noti
 
 Per row: build the message (attaching the stored ``message.eml`` for the security team), ask the
 transport ``already_sent`` first if an earlier attempt may have gone out, send, then mark it sent —
-or failed, with backoff, or dead. A batch is claimed together; if working through it takes more
+or failed, with backoff, or dead. A message the mail system refuses for its size (a reported
+message over the mailbox's maximum send size, typically) goes again at once without the attached
+copy, saying where the evidence is: the security team being told matters more than the copy.
+
+A batch is claimed together; if working through it takes more
 than half the lease, the rest is handed back untried rather than risk another worker taking rows
 this one is about to send.
 """
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -191,7 +197,7 @@ class OutboxWorker:
                     self._metrics.found_sent.inc()
                 self._sent(row, "An earlier attempt had sent it (found in Sent Items).")
                 return
-            self._sender.send(message)
+            note = self._send(row, message)
         except DeliveryFailed as exc:
             self._failed(row, exc)
             return
@@ -199,7 +205,27 @@ class OutboxWorker:
             log.error("transport failed unexpectedly", extra={"event": "outbox.bug", "error": type(exc).__name__})
             self._failed(row, DeliveryFailed(f"Sending failed unexpectedly ({type(exc).__name__})."))
             return
-        self._sent(row, None)
+        self._sent(row, note)
+
+    def _send(self, row: ClaimedNotification, message: OutgoingMessage) -> str | None:
+        """Send ``message``; if the mail system refuses it for its size and it carries the reported
+        message, send it again without that copy. Returns the note to record with the outcome.
+
+        :raises DeliveryFailed: as the sender's ``send``.
+        """
+        try:
+            self._sender.send(message)
+            return None
+        except DeliveryFailed as exc:
+            if not (exc.too_large and message.attachments):
+                raise
+            refusal = exc.detail
+        log.warning(
+            "the mail system refused a notification for its size; sending it without the attached message",
+            extra={"event": "outbox.sent_without_copy", "outbox_id": row.id, "case_id": row.case_id},
+        )
+        self._sender.send(without_copy(message, row.case_id, row.report_id))
+        return f"Sent without the attached message, which was refused for its size: {refusal}"
 
     def _message(self, row: ClaimedNotification) -> OutgoingMessage:
         attachments: tuple[Attachment, ...] = ()
@@ -338,3 +364,23 @@ class OutboxWorker:
             )
             for target in due.targets
         ]
+
+
+def without_copy(message: OutgoingMessage, case_id: str, report_id: str | None) -> OutgoingMessage:
+    """``message`` without its attachments, opening with where the reported message is kept."""
+    size = sum(len(a.data) for a in message.attachments)
+    where = f"case {case_id}" + (f", report {report_id}" if report_id else "")
+    note = (
+        f"The reported message ({size / 1_048_576:.1f} MB) is not attached: the mail system refused it for "
+        f"its size. It is sealed in the evidence store as {where}; an administrator can export it with "
+        f"addin-service evidence export {case_id} -o {case_id}.zip"
+    )
+    body_open = re.search(r"<body\b[^>]*>", message.html, re.IGNORECASE)
+    at = body_open.end() if body_open else 0
+    paragraph = f'<p style="font-weight:bold">{html.escape(note)}</p>'
+    return replace(
+        message,
+        attachments=(),
+        text=f"{note}\n\n{message.text}",
+        html=message.html[:at] + paragraph + message.html[at:] if message.html else "",
+    )

@@ -9,6 +9,7 @@ Usage::
 
 Modes: plain (``smtp://``), STARTTLS (``tls=`` a :class:`ThrowawayTls`; ``smtp+starttls://``) and
 implicit TLS (``implicit_tls=True``; ``smtps://``), optionally requiring AUTH (``credentials=``).
+``data_size_limit=`` is the largest message accepted (advertised as ``SIZE``; aiosmtpd's 32 MiB by default).
 Misbehaviour: :meth:`refuse` answers the next MAIL/RCPT/DATA with a code of our choice,
 :meth:`stall_next_data` holds the reply to a DATA (the message has arrived but is not accepted
 yet: a client killed then has not delivered it), ``eight_bit_mime=False`` hides ``8BITMIME``.
@@ -118,6 +119,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         credentials: tuple[str, str] | None = None,
         eight_bit_mime: bool = True,
+        data_size_limit: int | None = None,
     ) -> None:
         if implicit_tls and tls is None:
             raise ValueError("implicit TLS needs tls=")
@@ -125,6 +127,7 @@ class SmtpServer:
         self.implicit_tls = implicit_tls
         self.credentials = credentials
         self.eight_bit_mime = eight_bit_mime
+        self.data_size_limit = data_size_limit
         self.auth_attempts = 0
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -252,6 +255,8 @@ class SmtpServer:
 
     def _protocol(self) -> SMTP:
         kwargs: dict[str, Any] = {"hostname": "smtp.double.test", "decode_data": False, "ident": "SMTP double"}
+        if self.data_size_limit is not None:
+            kwargs["data_size_limit"] = self.data_size_limit
         if self.tls is not None and not self.implicit_tls:
             kwargs["tls_context"] = self.tls.server_context()
         if self.credentials is not None:

@@ -11,6 +11,7 @@ from addin_service.demo.graph_server import GraphServer, service_unavailable, th
 from addin_service.mail.graph_directory import GraphDirectory
 from addin_service.mail.graph_sender import NOTIFICATION_ID_PROPERTY, GraphSender
 from addin_service.notify.ports import Attachment, DeliveryFailed, DirectoryUnavailable, OutgoingMessage
+from addin_service.notify.worker import without_copy
 from tests.fakes.graph import DoubleTokens, graph_settings, nasty_mime
 
 ALEX = "alex@contoso.com"
@@ -106,6 +107,29 @@ def test_a_5_mb_attachment_goes_through_an_upload_session(server: GraphServer) -
     assert {"id": NOTIFICATION_ID_PROPERTY, "value": message.message_id} in sent.message[
         "singleValueExtendedProperties"
     ]
+    assert sender.already_sent(message)
+
+
+def test_a_copy_graph_takes_neither_way_is_refused_for_its_size_and_the_notice_goes_without_it(
+    server: GraphServer,
+) -> None:
+    """Just under 3 MiB, its base64 overflows a 4 MB request and upload sessions refuse it as too
+    small: the notification was dead, and the security team never told."""
+    copy = Attachment("reported.eml", "message/rfc822", b"m" * (3 * 1024 * 1024 - 40))
+    sender = GraphSender(graph_settings(server.graph_url), DoubleTokens(server))
+    message = notification(copy)
+
+    with pytest.raises(DeliveryFailed) as caught:
+        sender.send(message)
+    assert caught.value.permanent and caught.value.too_large
+    assert server.sent == []
+    assert [m for m in server.state.messages.values() if m.folder == "drafts"] == []
+
+    sender.send(without_copy(message, "HR-2026-7K3M9Q2X", "R-0123456789ABCDEF"))
+
+    (sent,) = server.sent
+    assert sent.attachments == ()
+    assert "HR-2026-7K3M9Q2X" in sent.message["body"]["content"]
     assert sender.already_sent(message)
 
 

@@ -85,6 +85,22 @@ def test_outbox_list_shows_states_recipients_and_the_last_error(runner: CliRunne
     assert "no notifications in state sent" in sent.output
 
 
+def test_outbox_list_shows_how_a_sent_notification_went_when_there_is_a_note(
+    runner: CliRunner, outbox: Outbox
+) -> None:
+    queue(outbox, "security@contoso.com", "morgan@contoso.com")
+    with_note, plain = outbox.claim(100, 60)
+    outbox.mark_sent(with_note, "Sent without the attached message, which was refused for its size: 552.")
+    outbox.mark_sent(plain)
+
+    sent = runner.invoke(outbox_cli, ["list", "--state", "sent"])
+
+    assert sent.exit_code == 0, sent.output
+    assert sent.output.count("note: ") == 1
+    assert "note: Sent without the attached message, which was refused for its size: 552." in sent.output
+    assert "last error" not in sent.output
+
+
 def test_outbox_retry_queues_one_or_every_dead_notification(runner: CliRunner, outbox: Outbox) -> None:
     queue(outbox, "a@contoso.com", "b@contoso.com", "c@contoso.com")
     kill_all(outbox, "550")

@@ -195,6 +195,19 @@ def test_a_refused_recipient_is_permanent(sender: EwsSender, directory_server: E
     assert directory_server.sent_items() == []
 
 
+def test_a_message_over_the_send_size_is_refused_for_its_size(sender: EwsSender, directory_server: EwsServer) -> None:
+    directory_server.store.max_send_bytes = 20_000
+    copy = Attachment("reported-message.eml", "message/rfc822", b"From: x@example.net\r\n\r\n" + b"v" * 30_000)
+
+    with pytest.raises(DeliveryFailed) as caught:
+        sender.send(notification(copy))
+
+    assert caught.value.permanent and caught.value.too_large
+    assert directory_server.sent_items() == []
+    sender.send(notification())  # the same message without the copy goes
+    assert len(directory_server.sent_items()) == 1
+
+
 def test_throttling_is_retried_after_exchanges_back_off(sender: EwsSender, directory_server: EwsServer) -> None:
     directory_server.inject(ServerBusy(back_off_ms=7000), operation="CreateItem")
 

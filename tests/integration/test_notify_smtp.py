@@ -149,6 +149,46 @@ def test_a_5xx_reply_is_permanent(smtp: SmtpServer, stage: str) -> None:
     assert caught.value.permanent
 
 
+def test_the_message_size_is_declared(smtp: SmtpServer) -> None:
+    sender(smtp).send(notification())
+
+    [received] = smtp.wait_for(1)
+    assert f"SIZE={len(received.data)}" in received.mail_options
+
+
+def test_a_message_over_the_advertised_size_is_not_sent_and_refused_for_its_size() -> None:
+    copy = Attachment("reported-message.eml", "message/rfc822", b"From: x@example.net\r\n\r\n" + b"v" * 30_000)
+    with SmtpServer(data_size_limit=20_000) as small:
+        relay = sender(small)
+        with pytest.raises(DeliveryFailed) as caught:
+            relay.send(notification(copy))
+
+        assert caught.value.permanent and caught.value.too_large
+        relay.send(notification())  # the connection is still good, and a smaller message goes
+        assert len(small.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("stage", "reply", "too_large"),
+    [
+        ("DATA", "552 5.3.4 Message too big for system", True),
+        ("MAIL", "552 5.3.4 Message size exceeds fixed maximum message size", True),
+        ("DATA", "554 5.6.0 Message rejected", False),
+        ("RCPT", "552 5.2.2 Mailbox full", False),  # the recipient's storage, not this message's size
+    ],
+)
+def test_552_to_the_message_is_a_refusal_for_its_size(
+    smtp: SmtpServer, stage: str, reply: str, too_large: bool
+) -> None:
+    smtp.refuse(stage, reply)
+
+    with pytest.raises(DeliveryFailed) as caught:
+        sender(smtp).send(notification())
+
+    assert caught.value.permanent
+    assert caught.value.too_large is too_large
+
+
 def test_the_connection_survives_a_refused_message(smtp: SmtpServer) -> None:
     relay = sender(smtp)
     smtp.refuse("RCPT", "550 5.1.1 No such user")

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from sqlalchemy.orm import Session
@@ -19,10 +19,12 @@ from addin_service.notify.compose import NewNotification, dedupe_key
 from addin_service.notify.metrics import register_outbox_metrics
 from addin_service.notify.outbox import ClaimedNotification, Outbox
 from addin_service.notify.ports import DeliveryFailed, OutgoingMessage
+from addin_service.notify.smtp import SmtpSender
 from addin_service.notify.worker import RECORD_RETRY_DELAYS, OutboxWorker, WorkerConfig
 from addin_service.observability.metrics import Metrics
 from tests.fakes.db import make_case, make_report
 from tests.fakes.evidence import InMemoryEvidenceStore, file_report
+from tests.fakes.smtp import SmtpServer
 
 FROM = "report-harassment@contoso.com"
 
@@ -116,6 +118,92 @@ def test_the_security_copy_carries_the_stored_message(
     [attachment] = sender.sent[0].attachments
     assert attachment.content_type == "message/rfc822"
     assert attachment.data == b"From: x@example.net\r\n\r\nthe evidence\r\n"
+
+
+def test_a_copy_too_large_to_send_is_left_out_and_the_security_team_is_still_told(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    """A reported message over the mailbox's maximum send size made the security notification dead:
+    the security team was never told of the case."""
+    stored = b"From: x@example.net\r\n\r\n" + b"v" * 3_000_000
+    sealed = file_report(evidence, stored)
+    html_body = '<html><body style="margin:0"><p>h &amp; more</p></body></html>'
+    queue(outbox, replace(notification("security@contoso.com", "security", attach=True), html=html_body),
+          case_id=sealed.case_id, report_id=sealed.report_id)
+    sender.failures.append(DeliveryFailed("Exchange refused it (ErrorMessageSizeExceeded).", permanent=True,
+                                          too_large=True))
+
+    worker(outbox, sender, evidence).run_once()
+
+    [sent] = sender.sent
+    assert sent.attachments == ()
+    assert sent.to == ("security@contoso.com",)
+    where = f"case {sealed.case_id}, report {sealed.report_id}"
+    assert sent.text.startswith("The reported message (2.9 MB) is not attached") and where in sent.text
+    assert sent.text.endswith("\n\nt")
+    assert sent.html.startswith('<html><body style="margin:0"><p style="font-weight:bold">The reported message')
+    assert sent.html.endswith("<p>h &amp; more</p></body></html>") and where in sent.html
+    [row] = outbox.entries("sent")
+    assert row.last_error is not None and "refused for its size" in row.last_error
+    assert "ErrorMessageSizeExceeded" in row.last_error
+
+
+def test_over_smtp_the_security_team_is_told_when_the_relay_refuses_the_copy(
+    outbox: Outbox, evidence: InMemoryEvidenceStore
+) -> None:
+    """What the security team reads when the reported message is larger than the relay takes."""
+    sealed = file_report(evidence, b"From: x@example.net\r\n\r\n" + b"v" * 60_000)
+    queue(outbox, notification("security@contoso.com", "security", attach=True),
+          case_id=sealed.case_id, report_id=sealed.report_id)
+    with SmtpServer(data_size_limit=40_000) as relay:
+        smtp = SmtpSender(relay.url(), timeout=5)
+        try:
+            worker(outbox, smtp, evidence).run_once()  # type: ignore[arg-type]
+        finally:
+            smtp.close()
+        [received] = relay.wait_for(1)
+
+    message = received.message()
+    assert list(message.iter_attachments()) == []
+    text = message.get_body(("plain",))
+    assert text is not None and f"export {sealed.case_id}" in text.get_content()
+    assert outbox.counts()["sent"] == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        DeliveryFailed("550 no such user", permanent=True),  # refused, but not for its size
+        DeliveryFailed("Graph answered 503.", retry_after=1.0),
+    ],
+    ids=["permanent", "transient"],
+)
+def test_only_a_refusal_for_size_sends_the_security_notice_without_its_copy(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore, failure: DeliveryFailed
+) -> None:
+    sealed = file_report(evidence, b"From: x@example.net\r\n\r\nthe evidence\r\n")
+    queue(outbox, notification("security@contoso.com", "security", attach=True),
+          case_id=sealed.case_id, report_id=sealed.report_id)
+    sender.failures.append(failure)
+
+    worker(outbox, sender, evidence).run_once()
+
+    assert sender.sent == []
+    assert outbox.counts()["sent"] == 0
+
+
+def test_a_notice_without_a_copy_refused_for_size_fails_as_before(
+    outbox: Outbox, sender: RecordingSender, evidence: InMemoryEvidenceStore
+) -> None:
+    """Nothing to leave out: the refusal is the outcome."""
+    queue(outbox, notification("boss@contoso.com"))
+    sender.failures.append(DeliveryFailed("552 too big", permanent=True, too_large=True))
+
+    worker(outbox, sender, evidence).run_once()
+
+    assert sender.sent == []
+    [dead] = outbox.entries("dead")
+    assert dead.last_error == "552 too big"
 
 
 def test_a_missing_evidence_file_is_given_up_at_once(

@@ -233,6 +233,7 @@ def test_a_draft_whose_upload_was_refused_is_deleted(graph: responses.RequestsMo
         sender().send(message(Attachment("huge.bin", "application/octet-stream", b"\0" * (4 * 1024 * 1024))))
 
     assert raised.value.permanent
+    assert raised.value.too_large
     assert graph.calls[-1].request.method == "DELETE"
 
 
@@ -302,6 +303,63 @@ def test_an_attachment_graph_deems_too_small_for_an_upload_session_is_posted(gra
     posted = [c for c in graph.calls if (c.request.url or "").endswith("/attachments")]
     assert base64.b64decode(body_of(posted[0])["contentBytes"]) == data  # type: ignore[arg-type]
     assert calls_of(graph)[-1] == ("POST", f"/users/{SECURITY}/messages/{DRAFT_ID}/send")
+
+
+def test_a_file_refused_both_ways_for_its_size_is_a_refusal_for_size(graph: responses.RequestsMock) -> None:
+    """Just under 3 MiB: its base64 overflows Graph's 4 MB request, and Graph deems it too small for an
+    upload session. The worker then sends the notice without it (see the worker's tests)."""
+    data = b"w" * (3 * 1024 * 1024 - 50)
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession", status=400, json=UPLOAD_TOO_SMALL
+    )
+    graph.add(responses.POST, f"{DRAFTS}/{DRAFT_ID}/attachments", status=413, json=TOO_LARGE)
+    graph.add(responses.DELETE, f"{DRAFTS}/{DRAFT_ID}", status=204)
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message(Attachment("reported.eml", "message/rfc822", data)))
+
+    assert raised.value.permanent and raised.value.too_large
+    assert calls_of(graph)[-1] == ("DELETE", f"/users/{SECURITY}/messages/{DRAFT_ID}")
+
+
+def test_a_message_over_the_mailboxs_send_size_is_a_refusal_for_size(graph: responses.RequestsMock) -> None:
+    data = b"v" * (5 * 1024 * 1024)
+    graph.add(responses.POST, DRAFTS, status=201, json=fixture("draft_created.json"))
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/attachments/createUploadSession",
+        status=201,
+        json=fixture("upload_session.json"),
+    )
+    graph.add(responses.PUT, UPLOAD_URL, status=200, json={"nextExpectedRanges": [f"{3 * 1024 * 1024}-"]})
+    graph.add(responses.PUT, UPLOAD_URL, status=201)
+    graph.add(
+        responses.POST,
+        f"{DRAFTS}/{DRAFT_ID}/send",
+        status=400,
+        json={"error": {"code": "ErrorMessageSizeExceeded", "message": "The message exceeds the maximum size."}},
+    )
+    graph.add(responses.DELETE, f"{DRAFTS}/{DRAFT_ID}", status=204)
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message(Attachment("reported.eml", "message/rfc822", data)))
+
+    assert raised.value.permanent and raised.value.too_large
+
+
+def test_a_refusal_not_about_size_is_not_one_for_size(graph: responses.RequestsMock) -> None:
+    graph.add(
+        responses.POST,
+        SEND_MAIL,
+        status=400,
+        json={"error": {"code": "ErrorInvalidRecipients", "message": "At least one recipient is not valid."}},
+    )
+
+    with pytest.raises(DeliveryFailed) as raised:
+        sender().send(message())
+
+    assert raised.value.permanent and not raised.value.too_large
 
 
 def test_a_range_whose_answer_was_lost_is_retried_later_in_a_new_draft(graph: responses.RequestsMock) -> None:
