@@ -265,19 +265,25 @@ def test_selecting_another_message_after_a_failure_keeps_the_unsent_report(
     expect(pane.ui.locator("#item-changed")).to_be_visible()
 
 
-def test_report_the_selected_message_instead_starts_over_for_it(outlook: DemoOutlook, live: LiveService) -> None:
+def test_report_the_selected_message_instead_keeps_what_was_written(outlook: DemoOutlook, live: LiveService) -> None:
+    """The button cleared the note: three paragraphs written at a bad moment, gone with one click."""
     pane = _failed_report_then_select_another(outlook, live)
+    pane.feels_unsafe.check()
 
     pane.ui.get_by_role("button", name="Report the selected message instead").click()
 
     expect(pane.ui.locator("#msg-subject")).to_have_text("Saw you at the station")
-    expect(pane.note).to_have_value("")
+    expect(pane.note).to_have_value("Three paragraphs about the last month.")
+    expect(pane.category("Threat or violence")).to_be_checked()
+    expect(pane.feels_unsafe).to_be_checked()
     expect(pane.error_heading).to_be_hidden()
     expect(pane.ui.locator("#form-item-changed")).to_be_hidden()
     expect(pane.ui.locator("#message-heading")).to_be_focused()
     pane.fill("Stalking")
     assert pane.report()["status"] == 201
     assert live.reports.calls[-1].body["item_id"] == STALKING_ID
+    assert live.reports.calls[-1].body["note"] == "Three paragraphs about the last month."
+    assert live.reports.calls[-1].body["feels_unsafe"] is True
 
 
 def test_a_message_opened_where_it_was_moved_keeps_the_note_written_for_it(outlook: DemoOutlook) -> None:

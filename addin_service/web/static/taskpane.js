@@ -905,7 +905,12 @@
   $("unavailable-retry").addEventListener("click", function () { start(true); });
   $("reply-button").addEventListener("click", openReply);
   $("report-another").addEventListener("click", function () { showForm(true); });
-  $("report-selected").addEventListener("click", function () { showForm(true); });
+  // The reporter moves what they wrote to the selected message: it is theirs to keep or change.
+  $("report-selected").addEventListener("click", function () {
+    var kept = formValues();
+    showForm(true);
+    restoreFormValues(kept);
+  });
 
   start(false);
 })();
