@@ -10,9 +10,8 @@ or failed, with backoff, or dead. A message the mail system refuses for its size
 message over the mailbox's maximum send size, typically) goes again at once without the attached
 copy, saying where the evidence is: the security team being told matters more than the copy.
 
-A batch is claimed together; if working through it takes more
-than half the lease, the rest is handed back untried rather than risk another worker taking rows
-this one is about to send.
+A batch is claimed together; if working through it takes more than half the lease, the rest is
+handed back untried rather than risk another worker taking rows this one is about to send.
 """
 
 from __future__ import annotations
@@ -367,13 +366,15 @@ class OutboxWorker:
 
 
 def without_copy(message: OutgoingMessage, case_id: str, report_id: str | None) -> OutgoingMessage:
-    """``message`` without its attachments, opening with where the reported message is kept."""
+    """``message`` without its attachments, opening with where the reported message is kept. The body
+    was written for the message with its copy, so the note says that it overrides what follows."""
     size = sum(len(a.data) for a in message.attachments)
     where = f"case {case_id}" + (f", report {report_id}" if report_id else "")
     note = (
-        f"The reported message ({size / 1_048_576:.1f} MB) is not attached: the mail system refused it for "
-        f"its size. It is sealed in the evidence store as {where}; an administrator can export it with "
-        f"addin-service evidence export {case_id} -o {case_id}.zip"
+        f"The reported message ({size / 1_048_576:.1f} MB) is not attached after all: the mail system refused "
+        "this email with it for its size, so it was sent without it (where this email says that the message "
+        f"is attached, it is not). It is sealed in the evidence store as {where}; an administrator can export "
+        f"it with: addin-service evidence export {case_id} -o {case_id}.zip"
     )
     body_open = re.search(r"<body\b[^>]*>", message.html, re.IGNORECASE)
     at = body_open.end() if body_open else 0

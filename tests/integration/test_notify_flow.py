@@ -104,6 +104,24 @@ def test_the_security_team_receives_the_untouched_message(stack: Stack, smtp: Sm
     assert NOTE.encode() not in security.data
 
 
+def test_a_security_email_too_large_for_the_relay_arrives_without_the_copy(tmp_path: Path) -> None:
+    """The relay takes 20,000 bytes: every notification fits but the security team's, which carries
+    the reported message. It still arrives, saying the copy is not attached and how to get it."""
+    big = THREAT.replace(b"\r\n\r\n", b"\r\n\r\n" + b"Look at this.\r\n" * 2_000, 1)
+    with SmtpServer(data_size_limit=20_000) as relay, notifying_stack(tmp_path, relay) as stack:
+        people(stack)
+        response = stack.report(stack.add_message(big), note=NOTE)
+        assert response.status_code == 201
+        answer = response.get_json()
+        security = by_recipient(relay.wait_for(4))[SECURITY]
+
+    assert list(security.message().iter_attachments()) == []
+    text = text_of(security)
+    assert "is not attached after all" in text
+    assert f"addin-service evidence export {answer['case_id']}" in text
+    assert answer["case_id"] in str(security.message()["Subject"])
+
+
 def test_the_investigating_roles_hold_the_ledger_entry_that_verify_checks(stack: Stack, smtp: SmtpServer) -> None:
     answer = file_threat(stack)
     received = by_recipient(smtp.wait_for(4))
