@@ -123,26 +123,16 @@ class SmtpSender:
             data, eight_bit = build_message(message, eight_bit_ok=connection.has_extn("8bitmime"))
         except (HeaderInjection, ValueError) as exc:
             raise DeliveryFailed(f"The notification could not be written safely ({exc}).", permanent=True) from None
-        options = ["BODY=8BITMIME"] if eight_bit else []
-        if connection.has_extn("size"):
-            limit = decimal(connection.esmtp_features.get("size", ""))
-            if limit and len(data) > limit:
-                raise DeliveryFailed(
-                    f"The mail server accepts messages of at most {limit} bytes; this one has {len(data)}.",
-                    permanent=True,
-                    too_large=True,
-                )
-            options.append(f"SIZE={len(data)}")
         try:
             try:
-                code, _ = connection.mail(message.from_address, options)
+                code, _ = connection.mail(message.from_address, _mail_options(connection, data, eight_bit))
             except (smtplib.SMTPServerDisconnected, OSError):
                 if not reused:
                     raise
                 # The relay closed an idle connection. Nothing of this message was sent: reconnect once.
                 self._drop(connection)
                 connection, _ = self._connection()
-                code, _ = connection.mail(message.from_address, options)
+                code, _ = connection.mail(message.from_address, _mail_options(connection, data, eight_bit))
             if code != 250:
                 self._reset(connection)
                 raise _refused("the sender address was refused", [code], sized=True)
@@ -282,6 +272,25 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError):
             with contextlib.suppress(OSError):
                 connection.close()
+
+
+def _mail_options(connection: smtplib.SMTP, data: bytes, eight_bit: bool) -> list[str]:
+    """The ``MAIL FROM`` parameters for ``data`` on this connection: its size when the relay takes
+    ``SIZE`` (RFC 1870).
+
+    :raises DeliveryFailed: ``too_large``: over the size the relay says it accepts.
+    """
+    options = ["BODY=8BITMIME"] if eight_bit else []
+    if connection.has_extn("size"):
+        limit = decimal(connection.esmtp_features.get("size", ""))
+        if limit and len(data) > limit:
+            raise DeliveryFailed(
+                f"The mail server accepts messages of at most {limit} bytes; this one has {len(data)}.",
+                permanent=True,
+                too_large=True,
+            )
+        options.append(f"SIZE={len(data)}")
+    return options
 
 
 def _refused(what: str, codes: list[int], *, sized: bool = False) -> DeliveryFailed:
